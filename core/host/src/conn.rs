@@ -1,0 +1,424 @@
+//! One connection: the task that feeds its session and carries out the session's actions.
+//!
+//! The task owns the read half of the socket; the write half belongs to the connection's
+//! [`Outq`] writer. Slow work (authentication, app handlers) runs on blocking threads with a
+//! timeout and comes back as an event, so no other connection waits for it.
+
+use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+
+use abi_stable::std_types::{RResult, RSlice};
+use fstream_abi::{
+    names, AppCall, AppDecision, AuthOutcome, CloseMode, ConnInfo, Event, Outbox, PluginError,
+    PublishOutcome, SessionBox,
+};
+use tokio::{
+    io::AsyncReadExt,
+    net::TcpStream,
+    sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender},
+    time::Instant,
+};
+use tracing::Instrument;
+
+use crate::{
+    frontends::Frontend,
+    hub::{Peer, Stream},
+    outq::{self, Outq},
+    server::HostCtx,
+};
+
+/// Bytes read from a socket at a time.
+const READ_BUF: usize = 64 * 1024;
+
+pub async fn serve(
+    ctx: Arc<HostCtx>,
+    frontend: Arc<Frontend>,
+    sock: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+) {
+    let span = tracing::info_span!("conn", id, %peer, proto = %frontend.protocol);
+    run(ctx, frontend, sock, peer, id).instrument(span).await
+}
+
+async fn run(
+    ctx: Arc<HostCtx>,
+    frontend: Arc<Frontend>,
+    sock: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+) {
+    let _ = sock.set_nodelay(true);
+    let local = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let info = ConnInfo {
+        id,
+        peer: peer.to_string().into(),
+        local: local.into(),
+    };
+    let session = match frontend.factory.new_session(&info).into_result() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(plugin = %frontend.plugin, error = %e, "cannot create a session");
+            return;
+        }
+    };
+    let (mut rd, wr) = sock.into_split();
+    let hub_cfg = &ctx.hub.cfg;
+    let out = Outq::new(
+        Duration::from_millis(hub_cfg.gather_ms),
+        hub_cfg.gather_bytes as usize,
+    );
+    tokio::spawn(outq::run_writer(out.clone(), wr).in_current_span());
+    let (events, mut events_rx) = unbounded_channel();
+    let mut conn = Conn {
+        peer: Peer {
+            conn_id: id,
+            out: out.clone(),
+            events,
+            frontend: frontend.clone(),
+        },
+        peer_addr: peer.to_string(),
+        ctx: ctx.clone(),
+        session,
+        publications: HashMap::new(),
+        subscriptions: HashMap::new(),
+        timer: None,
+        reading: true,
+        done: false,
+        started: Instant::now(),
+    };
+    tracing::debug!("connected");
+    conn.call(|s, now, ob| s.start(now, ob));
+    conn.event_loop(&mut rd, &mut events_rx).await;
+    conn.cleanup();
+    tracing::debug!("disconnected");
+}
+
+struct Conn {
+    peer: Peer,
+    peer_addr: String,
+    ctx: Arc<HostCtx>,
+    session: SessionBox,
+    publications: HashMap<u32, Arc<Stream>>,
+    subscriptions: HashMap<u32, Arc<Stream>>,
+    timer: Option<Instant>,
+    reading: bool,
+    done: bool,
+    started: Instant,
+}
+
+impl Conn {
+    async fn event_loop(
+        &mut self,
+        rd: &mut tokio::net::tcp::OwnedReadHalf,
+        events: &mut UnboundedReceiver<Event>,
+    ) {
+        let mut buf = vec![0u8; READ_BUF];
+        let mut ended = self.peer.out.ended();
+        let mut shutdown = self.ctx.shutdown.subscribe();
+        let mut shutdown_sent = false;
+        while !self.done {
+            let timer = self.timer;
+            tokio::select! {
+                r = rd.read(&mut buf), if self.reading => match r {
+                    Ok(0) | Err(_) => {
+                        self.reading = false;
+                        self.call(|s, now, ob| s.closed(now, ob));
+                    }
+                    Ok(n) => {
+                        let data = &buf[..n];
+                        self.call(|s, now, ob| s.bytes(RSlice::from_slice(data), now, ob));
+                    }
+                },
+                Some(ev) = events.recv() => self.call(|s, now, ob| s.event(ev, now, ob)),
+                _ = sleep_until_opt(timer) => {
+                    self.timer = None;
+                    self.call(|s, now, ob| s.timer(now, ob));
+                }
+                _ = ended.changed() => break,
+                _ = shutdown.changed(), if !shutdown_sent => {
+                    shutdown_sent = true;
+                    self.call(|s, now, ob| s.event(Event::Shutdown, now, ob));
+                }
+            }
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Calls the session and carries out what it asked for. A failed or panicking call closes
+    /// the connection; nothing else is affected.
+    fn call(
+        &mut self,
+        f: impl FnOnce(&mut SessionBox, u64, &mut Outbox) -> RResult<(), PluginError>,
+    ) {
+        if self.done {
+            return;
+        }
+        let mut ob = Outbox::new();
+        let now = self.now_ms();
+        let r = f(&mut self.session, now, &mut ob);
+        self.apply(ob);
+        if let RResult::RErr(e) = r {
+            let plugin = &self.peer.frontend.plugin;
+            if e.panicked {
+                tracing::error!(plugin = %plugin, error = %e.message, "session panicked; closing this connection");
+            } else {
+                tracing::warn!(plugin = %plugin, error = %e.message, "session failed; closing this connection");
+            }
+            self.peer.out.abort();
+            self.done = true;
+        }
+    }
+
+    fn apply(&mut self, ob: Outbox) {
+        use fstream_abi::Action::*;
+        for action in ob.actions {
+            if self.done {
+                return;
+            }
+            match action {
+                Write(p) => self.peer.out.push_control(p),
+                Close(CloseMode::Now) => {
+                    self.peer.out.abort();
+                    self.done = true;
+                }
+                Close(CloseMode::AfterFlush) => {
+                    self.peer.out.close_after_flush();
+                    self.reading = false;
+                }
+                SetTimer(ms) => self.timer = Some(Instant::now() + Duration::from_millis(ms)),
+                Authenticate { request, mut auth } => {
+                    auth.peer = self.peer_addr.clone().into();
+                    auth.protocol = self.peer.frontend.protocol.clone().into();
+                    let services = self.ctx.services.clone();
+                    self.blocking(
+                        self.ctx.cfg.auth_timeout_ms,
+                        move || {
+                            let outcome = match services.auth.get() {
+                                Some(chain) => chain.check(&auth),
+                                None => AuthOutcome::Denied("authentication is not ready".into()),
+                            };
+                            Event::AuthResult { request, outcome }
+                        },
+                        move || Event::AuthResult {
+                            request,
+                            outcome: AuthOutcome::Denied(
+                                "authentication timed out or failed".into(),
+                            ),
+                        },
+                    );
+                }
+                IssueToken { request, mut auth } => {
+                    auth.peer = self.peer_addr.clone().into();
+                    auth.protocol = self.peer.frontend.protocol.clone().into();
+                    let services = self.ctx.services.clone();
+                    self.blocking(
+                        self.ctx.cfg.auth_timeout_ms,
+                        move || {
+                            let token = match services.auth.get() {
+                                Some(chain) => chain.issue_token(&auth),
+                                None => Err("authentication is not ready".into()),
+                            };
+                            Event::TokenResult {
+                                request,
+                                token: token.map(Into::into).map_err(Into::into).into(),
+                            }
+                        },
+                        move || Event::TokenResult {
+                            request,
+                            token: RResult::RErr("authentication timed out or failed".into()),
+                        },
+                    );
+                }
+                CallApp { request, call } => self.call_app(request, call),
+                Publish {
+                    publication,
+                    stream,
+                    options,
+                } => {
+                    let outcome = self.publish(publication, &stream, options);
+                    let _ = self.peer.events.send(Event::PublishResult {
+                        publication,
+                        outcome,
+                    });
+                }
+                Packet {
+                    publication,
+                    packet,
+                } => {
+                    if let Some(s) = self.publications.get(&publication) {
+                        self.ctx
+                            .hub
+                            .packet(s, self.peer.conn_id, publication, packet);
+                    }
+                }
+                Unpublish { publication } => {
+                    if let Some(s) = self.publications.remove(&publication) {
+                        self.ctx.hub.unpublish(&s, self.peer.conn_id, publication);
+                    }
+                }
+                Subscribe {
+                    subscription,
+                    stream,
+                    options,
+                } => {
+                    if let Some(old) = self.subscriptions.remove(&subscription) {
+                        self.ctx
+                            .hub
+                            .unsubscribe(&old, self.peer.conn_id, subscription);
+                    }
+                    if let Err(e) = names::split_stream(&stream) {
+                        tracing::warn!(stream = %stream, error = %e, "refused a subscription to a bad stream name");
+                        crate::hub::status(
+                            &self.peer.events,
+                            subscription,
+                            fstream_abi::SubscriptionStatus::NotFound,
+                        );
+                        continue;
+                    }
+                    if let Some(s) =
+                        self.ctx
+                            .hub
+                            .subscribe(&self.peer, subscription, &stream, options)
+                    {
+                        self.subscriptions.insert(subscription, s);
+                    }
+                }
+                Unsubscribe { subscription } => {
+                    if let Some(s) = self.subscriptions.remove(&subscription) {
+                        self.ctx
+                            .hub
+                            .unsubscribe(&s, self.peer.conn_id, subscription);
+                    }
+                }
+                Control {
+                    subscription,
+                    control,
+                } => {
+                    if let Some(s) = self.subscriptions.get(&subscription) {
+                        self.ctx
+                            .hub
+                            .control(s, self.peer.conn_id, subscription, control);
+                    }
+                }
+            }
+        }
+    }
+
+    fn publish(
+        &mut self,
+        publication: u32,
+        stream: &str,
+        options: fstream_abi::PublishOptions,
+    ) -> PublishOutcome {
+        if let Err(e) = names::split_stream(stream) {
+            return PublishOutcome::Refused(format!("bad stream name: {e}").into());
+        }
+        if let Some(old) = self.publications.remove(&publication) {
+            self.ctx.hub.unpublish(&old, self.peer.conn_id, publication);
+        }
+        let protocol = self.peer.frontend.protocol.clone();
+        let (outcome, s) =
+            self.ctx
+                .hub
+                .publish(&self.peer, publication, stream, &protocol, options);
+        if let Some(s) = s {
+            self.publications.insert(publication, s);
+        }
+        outcome
+    }
+
+    fn call_app(&mut self, request: u64, call: AppCall) {
+        let app = call.app().to_string();
+        let ctx = self.ctx.clone();
+        if ctx.apps.route(&app).is_none() {
+            let _ = self.peer.events.send(Event::AppResult {
+                request,
+                decision: AppDecision::reject(format!("Application not found: {app}")),
+            });
+            return;
+        }
+        self.blocking(
+            self.ctx.cfg.app_timeout_ms,
+            move || {
+                let decision = match ctx.apps.route(&app) {
+                    Some((plugin, handler)) => match handler.call(&call).into_result() {
+                        Ok(d) => d,
+                        Err(e) => {
+                            tracing::error!(plugin, error = %e, "app handler failed");
+                            AppDecision::reject("Internal error in the app handler")
+                        }
+                    },
+                    None => AppDecision::reject(format!("Application not found: {app}")),
+                };
+                Event::AppResult { request, decision }
+            },
+            move || Event::AppResult {
+                request,
+                decision: AppDecision::reject("The app handler timed out"),
+            },
+        );
+    }
+
+    /// Runs `work` on a blocking thread; its event (or `on_timeout`'s) comes back to the session.
+    fn blocking(
+        &self,
+        timeout_ms: u64,
+        work: impl FnOnce() -> Event + Send + 'static,
+        on_timeout: impl FnOnce() -> Event + Send + 'static,
+    ) {
+        let tx: UnboundedSender<Event> = self.peer.events.clone();
+        let span = tracing::Span::current();
+        tokio::spawn(async move {
+            let h = tokio::task::spawn_blocking(move || span.in_scope(work));
+            let ev = match tokio::time::timeout(Duration::from_millis(timeout_ms), h).await {
+                Ok(Ok(ev)) => ev,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "a blocking plugin call failed");
+                    on_timeout()
+                }
+                Err(_) => {
+                    tracing::warn!(timeout_ms, "a blocking plugin call timed out");
+                    on_timeout()
+                }
+            };
+            let _ = tx.send(ev);
+        });
+    }
+
+    fn cleanup(&mut self) {
+        for (publication, s) in std::mem::take(&mut self.publications) {
+            self.ctx.hub.unpublish(&s, self.peer.conn_id, publication);
+        }
+        for (subscription, s) in std::mem::take(&mut self.subscriptions) {
+            self.ctx
+                .hub
+                .unsubscribe(&s, self.peer.conn_id, subscription);
+        }
+        if self.reading {
+            // The connection ends for another reason than the peer's EOF: tell the session.
+            self.reading = false;
+            let mut ob = Outbox::new();
+            let now = self.now_ms();
+            let _ = self.session.closed(now, &mut ob);
+            // Only app calls still matter (e.g. an app handler's close hook).
+            for a in ob.actions {
+                if let fstream_abi::Action::CallApp { request, call } = a {
+                    self.call_app(request, call);
+                }
+            }
+        }
+        if !self.peer.out.is_ended() {
+            self.peer.out.close_after_flush();
+        }
+    }
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}

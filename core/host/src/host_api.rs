@@ -1,0 +1,91 @@
+//! The host's side of [`fstream_abi::HostApi`]: the log bridge and blocking authentication.
+
+use std::sync::{Arc, OnceLock};
+
+use abi_stable::{
+    sabi_trait::TD_Opaque,
+    std_types::{RArc, RStr},
+};
+use fstream_abi::{AuthOutcome, AuthRequest, HostApi, HostApiBox, HostApi_TO, LogLevel, LogRecord};
+use tracing_log::AsTrace;
+
+use crate::auth::AuthChain;
+
+/// Shared by every plugin. The auth chain is set once all plugins are loaded (plugins get the
+/// host API before the authenticators exist).
+#[derive(Clone)]
+pub struct HostServices {
+    pub auth: Arc<OnceLock<AuthChain>>,
+}
+
+impl HostServices {
+    pub fn new() -> Self {
+        Self {
+            auth: Arc::new(OnceLock::new()),
+        }
+    }
+
+    pub fn boxed(&self) -> HostApiBox {
+        HostApi_TO::from_ptr(RArc::new(self.clone()), TD_Opaque)
+    }
+}
+
+fn log_level(level: LogLevel) -> Option<log::Level> {
+    Some(match level {
+        LogLevel::Off => return None,
+        LogLevel::Error => log::Level::Error,
+        LogLevel::Warn => log::Level::Warn,
+        LogLevel::Info => log::Level::Info,
+        LogLevel::Debug => log::Level::Debug,
+        LogLevel::Trace => log::Level::Trace,
+    })
+}
+
+impl HostApi for HostServices {
+    fn max_level(&self) -> LogLevel {
+        match tracing::level_filters::LevelFilter::current().into_level() {
+            None => LogLevel::Off,
+            Some(tracing::Level::ERROR) => LogLevel::Error,
+            Some(tracing::Level::WARN) => LogLevel::Warn,
+            Some(tracing::Level::INFO) => LogLevel::Info,
+            Some(tracing::Level::DEBUG) => LogLevel::Debug,
+            Some(_) => LogLevel::Trace,
+        }
+    }
+
+    fn enabled(&self, level: LogLevel, target: RStr<'_>) -> bool {
+        let Some(level) = log_level(level) else {
+            return false;
+        };
+        let meta = log::Metadata::builder()
+            .level(level)
+            .target(target.as_str())
+            .build();
+        let trace_meta = meta.as_trace();
+        tracing::dispatcher::get_default(|d| d.enabled(&trace_meta))
+    }
+
+    fn log(&self, r: &LogRecord<'_>) {
+        let Some(level) = log_level(r.level) else {
+            return;
+        };
+        let file = (!r.file.is_empty()).then_some(r.file.as_str());
+        let _ = tracing_log::format_trace(
+            &log::Record::builder()
+                .level(level)
+                .target(r.target.as_str())
+                .args(format_args!("{}", r.message))
+                .file(file)
+                .line(Some(r.line))
+                .module_path(Some(r.target.as_str()))
+                .build(),
+        );
+    }
+
+    fn authenticate(&self, request: &AuthRequest) -> AuthOutcome {
+        match self.auth.get() {
+            Some(chain) => chain.check(request),
+            None => AuthOutcome::Denied("authentication is not ready yet".into()),
+        }
+    }
+}
