@@ -115,7 +115,7 @@ mod tests {
             })
         );
         assert_eq!(r.pos(), 4);
-        assert_eq!(r.bytes(usize::MAX).is_err(), true);
+        assert!(r.bytes(usize::MAX).is_err());
         assert_eq!(r.u8(), Ok(5));
         assert!(r.is_empty());
     }

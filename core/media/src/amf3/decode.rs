@@ -431,7 +431,7 @@ mod tests {
         ]);
         b.push(0x01);
         b.extend_from_slice(&[0x0C, 0x8F, 0x51]); // len 1000: (1000<<1)|1 = 2001
-        b.extend(std::iter::repeat(7u8).take(1000));
+        b.extend(std::iter::repeat_n(7u8, 1000));
         for _ in 0..10_000 {
             b.extend_from_slice(&[0x0C, 0x02]);
         }

@@ -18,11 +18,11 @@ pub struct ClientHandshake {
 impl ClientHandshake {
     /// A simple-handshake client (zero version in C1).
     pub fn new<R: RngCore + ?Sized>(client_time: u32, rng: &mut R) -> Self {
-        let mut c1 = Box::new([0u8; HANDSHAKE_SIZE]);
+        let mut c1 = [0u8; HANDSHAKE_SIZE];
         rng.fill_bytes(&mut c1[8..]);
         c1[..4].copy_from_slice(&client_time.to_be_bytes());
         ClientHandshake {
-            c1,
+            c1: Box::new(c1),
             buf: Vec::new(),
             done: false,
             leftover: Vec::new(),
@@ -33,9 +33,10 @@ impl ClientHandshake {
     /// scheme 0), to exercise a server's digest handshake.
     pub fn new_digest<R: RngCore + ?Sized>(client_time: u32, rng: &mut R) -> Self {
         let mut hs = Self::new(client_time, rng);
-        hs.c1[4..8].copy_from_slice(&[9, 0, 124, 2]);
+        let c1: &mut [u8; HANDSHAKE_SIZE] = &mut hs.c1;
+        c1[4..8].copy_from_slice(&[9, 0, 124, 2]);
         imprint_digest(
-            &mut hs.c1,
+            c1,
             DigestScheme::Scheme0,
             &GENUINE_FP_KEY[..GENUINE_FP_KEY_SHORT_LEN],
         );

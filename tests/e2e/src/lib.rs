@@ -1,0 +1,285 @@
+//! Test harness for end-to-end tests: start the real `fstream-host` with a temporary root, find
+//! the addresses it bound, run real clients, and clean up.
+//!
+//! The binaries and plugin libraries come from `cargo build --workspace` (the README's test
+//! command builds first); they are found next to the test executable's `deps/` directory.
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+/// `target/<profile>/`, where cargo puts binaries and `cdylib`s.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test-binary>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target directory")
+        .to_path_buf()
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let p = target_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is not built: run `cargo build --workspace` first",
+        p.display()
+    );
+    p
+}
+
+/// A fresh temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "fstream-e2e-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A server root: `mods/main.mods`, `mods/*.toml`, `users/*.ini`.
+pub struct Root {
+    pub dir: TempDir,
+}
+
+impl Root {
+    pub fn new(tag: &str, plugins: &[&str]) -> Self {
+        let dir = TempDir::new(tag);
+        std::fs::create_dir_all(dir.path().join("mods")).unwrap();
+        std::fs::create_dir_all(dir.path().join("users")).unwrap();
+        let r = Root { dir };
+        r.write("mods/main.mods", &(plugins.join("\n") + "\n"));
+        r
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.path().join(rel);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(p, text).unwrap();
+    }
+    pub fn user(&self, name: &str, password: &str) {
+        self.write(
+            &format!("users/{name}.ini"),
+            &format!("[DEFAULT]\npassword={password}\n"),
+        );
+    }
+}
+
+/// A running host. Killed on drop.
+pub struct Host {
+    pub child: Child,
+    /// Protocol -> bound address, from the "listening" log lines.
+    pub addrs: Vec<(String, SocketAddr)>,
+    log: Arc<Mutex<String>>,
+}
+
+impl Host {
+    /// Starts the host on `root` with every frontend on 127.0.0.1:0 (or as `extra_args` say),
+    /// and waits until it listens on `expect` protocols.
+    pub fn start(root: &Root, listen: &[&str], extra_args: &[&str]) -> Host {
+        let filter = std::env::var("E2E_LOG").unwrap_or_else(|_| "debug".into());
+        Self::start_with_log(root, listen, extra_args, Some(&filter))
+    }
+
+    /// Like [`Host::start`]; `rust_log: None` leaves the filter to `host.toml`.
+    pub fn start_with_log(
+        root: &Root,
+        listen: &[&str],
+        extra_args: &[&str],
+        rust_log: Option<&str>,
+    ) -> Host {
+        let mut cmd = Command::new(bin("fstream-host"));
+        cmd.arg("--root").arg(root.path());
+        for l in listen {
+            cmd.arg("--listen").arg(format!("{l}=127.0.0.1:0"));
+        }
+        match rust_log {
+            Some(f) => cmd.env("RUST_LOG", f),
+            None => cmd.env_remove("RUST_LOG"),
+        };
+        cmd.args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn fstream-host");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let log2 = log.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stderr);
+            let mut line = String::new();
+            while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                if std::env::var_os("E2E_ECHO").is_some() {
+                    eprint!("host| {line}");
+                }
+                if let Some(found) = parse_listening(&line) {
+                    let _ = tx.send(Some(found));
+                }
+                if line.contains("not starting") || line.contains("fstream-host:") {
+                    let _ = tx.send(None);
+                }
+                log2.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+            let _ = tx.send(None);
+        });
+        let mut addrs = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while addrs.len() < listen.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(Some(a)) => addrs.push(a),
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    std::thread::sleep(Duration::from_millis(100));
+                    panic!("host did not start; log:\n{}", log.lock().unwrap());
+                }
+            }
+        }
+        Host { child, addrs, log }
+    }
+
+    pub fn addr(&self, protocol: &str) -> SocketAddr {
+        self.addrs
+            .iter()
+            .find(|(p, _)| p == protocol)
+            .map(|(_, a)| *a)
+            .unwrap_or_else(|| panic!("no {protocol} listener"))
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// Waits for the process to exit, up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `... listening protocol=fstream plugin=fstream addr=127.0.0.1:4000`
+fn parse_listening(line: &str) -> Option<(String, SocketAddr)> {
+    if !line.contains("listening") {
+        return None;
+    }
+    let field = |k: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .map(|s| s.to_string())
+    };
+    let proto = field("protocol=")?;
+    let addr = field("addr=")?.parse().ok()?;
+    Some((proto, addr))
+}
+
+/// Runs a command to completion with a timeout; returns (status, stdout, stderr).
+pub fn run_with_timeout(
+    cmd: &mut Command,
+    timeout: Duration,
+) -> (Option<std::process::ExitStatus>, Vec<u8>, String) {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (
+        status,
+        t_out.join().unwrap_or_default(),
+        t_err.join().unwrap_or_default(),
+    )
+}
+
+/// Whether a program is installed (ffmpeg, ffprobe, rtmpdump).
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
