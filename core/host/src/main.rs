@@ -4,17 +4,6 @@
 //! `mods/main.mods`, loads each plugin through the stable ABI (`fstream-abi`), and runs the
 //! stream hub that connects publishers to subscribers. See ARCHITECTURE.md for the map.
 
-mod auth;
-mod config;
-mod conn;
-mod frontends;
-mod host_api;
-mod hub;
-mod loader;
-mod mods;
-mod outq;
-mod server;
-mod users;
 
 use std::{
     collections::BTreeMap,
@@ -28,13 +17,15 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::{
+use fstream_host::{
     auth::AuthChain,
     config::HostConfig,
-    frontends::{AppRoutes, Registry},
+    frontends::{self, AppRoutes, Registry},
     host_api::HostServices,
     hub::Hub,
-    server::HostCtx,
+    loader, mods,
+    server::{self, HostCtx},
+    users,
 };
 
 #[derive(Parser, Debug)]

@@ -3,6 +3,43 @@
 //! The pieces are sans-IO: a session task owns the socket, feeds received bytes to
 //! [`handshake::ServerHandshake`] and then to [`chunk::ChunkDecoder`], interprets the resulting
 //! [`RtmpMessage`]s with [`message`], and writes what [`chunk::ChunkEncoder`] produces.
+//!
+//! ```
+//! use fstream_media::rtmp::chunk::{ChunkDecoder, ChunkEncoder, ChunkLimits};
+//! use fstream_media::rtmp::handshake::{ClientHandshake, HandshakeStatus, ServerHandshake};
+//! use fstream_media::rtmp::message::{msg_type, Command, CommandEncoding, Status};
+//! use fstream_media::{amf0::Amf0Value, AmfLimits};
+//!
+//! let mut rng = rand::thread_rng();
+//! let mut client = ClientHandshake::new(0, &mut rng);
+//! let mut server = ServerHandshake::new(0, &mut rng);
+//!
+//! // Handshake: C0C1 -> S0S1S2 -> C2 (+ the client's first chunks).
+//! let mut to_client = Vec::new();
+//! server.feed(&client.c0c1(), &mut to_client).unwrap();
+//! let mut to_server = Vec::new();
+//! client.feed(&to_client, &mut to_server).unwrap();
+//! let connect = Command::new("connect", 1.0, Amf0Value::object([("app", "live".into())]), vec![]);
+//! let msg = connect.to_message(CommandEncoding::Amf0, 3, 0).unwrap();
+//! ChunkEncoder::default().encode_message_into(&mut to_server, 3, &msg).unwrap();
+//! assert_eq!(server.feed(&to_server, &mut Vec::new()), Ok(HandshakeStatus::Complete));
+//!
+//! // Chunks: the leftover bytes are the start of the chunk stream.
+//! let mut chunks = ChunkDecoder::new(ChunkLimits::default());
+//! chunks.push(&server.take_leftover());
+//! let m = chunks.next_message().unwrap().unwrap();
+//! assert_eq!(m.type_id, msg_type::COMMAND_AMF0);
+//! let cmd = Command::parse(m.type_id, &m.payload, &AmfLimits::default()).unwrap();
+//! assert_eq!(cmd.command_object.get_str("app"), Some("live"));
+//!
+//! // Reply, encoded once.
+//! let info = Status::status("NetConnection.Connect.Success", "Connection succeeded.");
+//! let reply = Command::result(cmd.transaction_id, Amf0Value::Null, vec![info.to_amf0()]);
+//! let bytes = ChunkEncoder::default()
+//!     .encode_message(3, &reply.to_message(CommandEncoding::Amf0, 3, 0).unwrap())
+//!     .unwrap();
+//! assert!(!bytes.is_empty());
+//! ```
 
 pub mod chunk;
 pub mod handshake;

@@ -1,0 +1,14 @@
+//! The host's library: everything but the command line, so benchmarks and tests can drive the
+//! hub and the loader directly. The binary is `src/main.rs`.
+
+pub mod auth;
+pub mod config;
+pub mod conn;
+pub mod frontends;
+pub mod host_api;
+pub mod hub;
+pub mod loader;
+pub mod mods;
+pub mod outq;
+pub mod server;
+pub mod users;
