@@ -166,7 +166,9 @@ fn fan_out(subscribers: usize, format: &str) -> f64 {
 fn main() {
     let (direct, abi) = boundary();
     println!("call: direct {direct:.1} ns, across the ABI (sabi_trait + panic guard) {abi:.1} ns, difference {:.1} ns", abi - direct);
-    println!("| subscribers | format | ns per packet | ns per packet per subscriber | boundary share |");
+    println!(
+        "| subscribers | format | ns per packet | ns per packet per subscriber | boundary share |"
+    );
     println!("|---|---|---|---|---|");
     for &n in &[1usize, 100, 1000] {
         for format in ["raw", "encoded"] {

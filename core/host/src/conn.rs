@@ -24,6 +24,7 @@ use crate::{
     hub::{Peer, Stream},
     outq::{self, Outq},
     server::HostCtx,
+    source_player::{self, SourcePlayer},
 };
 
 /// Bytes read from a socket at a time.
@@ -81,6 +82,7 @@ async fn run(
         session,
         publications: HashMap::new(),
         subscriptions: HashMap::new(),
+        players: HashMap::new(),
         timer: None,
         reading: true,
         done: false,
@@ -100,6 +102,8 @@ struct Conn {
     session: SessionBox,
     publications: HashMap<u32, Arc<Stream>>,
     subscriptions: HashMap<u32, Arc<Stream>>,
+    /// Subscriptions served by a source plugin (recorded streams), one thread each.
+    players: HashMap<u32, SourcePlayer>,
     timer: Option<Instant>,
     reading: bool,
     done: bool,
@@ -264,35 +268,10 @@ impl Conn {
                     stream,
                     options,
                 } => {
-                    if let Some(old) = self.subscriptions.remove(&subscription) {
-                        self.ctx
-                            .hub
-                            .unsubscribe(&old, self.peer.conn_id, subscription);
-                    }
-                    if let Err(e) = names::split_stream(&stream) {
-                        tracing::warn!(stream = %stream, error = %e, "refused a subscription to a bad stream name");
-                        crate::hub::status(
-                            &self.peer.events,
-                            subscription,
-                            fstream_abi::SubscriptionStatus::NotFound,
-                        );
-                        continue;
-                    }
-                    if let Some(s) =
-                        self.ctx
-                            .hub
-                            .subscribe(&self.peer, subscription, &stream, options)
-                    {
-                        self.subscriptions.insert(subscription, s);
-                    }
+                    self.unsubscribe(subscription);
+                    self.subscribe(subscription, &stream, options);
                 }
-                Unsubscribe { subscription } => {
-                    if let Some(s) = self.subscriptions.remove(&subscription) {
-                        self.ctx
-                            .hub
-                            .unsubscribe(&s, self.peer.conn_id, subscription);
-                    }
-                }
+                Unsubscribe { subscription } => self.unsubscribe(subscription),
                 Control {
                     subscription,
                     control,
@@ -301,10 +280,64 @@ impl Conn {
                         self.ctx
                             .hub
                             .control(s, self.peer.conn_id, subscription, control);
+                    } else if let Some(p) = self.players.get(&subscription) {
+                        p.control(control);
                     }
                 }
             }
         }
+    }
+
+    fn subscribe(
+        &mut self,
+        subscription: u32,
+        stream: &str,
+        options: fstream_abi::SubscribeOptions,
+    ) {
+        let (app, name) = match names::split_stream(stream) {
+            Ok(parts) => parts,
+            Err(e) => {
+                tracing::warn!(stream, error = %e, "refused a subscription to a bad stream name");
+                crate::hub::status(
+                    &self.peer.events,
+                    subscription,
+                    fstream_abi::SubscriptionStatus::NotFound,
+                );
+                return;
+            }
+        };
+        if let Some(source) = self.ctx.source_for(app) {
+            let open = fstream_abi::SourceOpen {
+                app: app.into(),
+                name: name.into(),
+                peer: self.peer_addr.clone().into(),
+            };
+            let limit = match options.max_queue_bytes {
+                0 => self.ctx.hub.cfg.queue_bytes as usize,
+                n => n as usize,
+            };
+            let player =
+                source_player::start(source, open, &self.peer, subscription, options, limit);
+            self.players.insert(subscription, player);
+            return;
+        }
+        if let Some(s) = self
+            .ctx
+            .hub
+            .subscribe(&self.peer, subscription, stream, options)
+        {
+            self.subscriptions.insert(subscription, s);
+        }
+    }
+
+    fn unsubscribe(&mut self, subscription: u32) {
+        if let Some(s) = self.subscriptions.remove(&subscription) {
+            self.ctx
+                .hub
+                .unsubscribe(&s, self.peer.conn_id, subscription);
+        }
+        // Dropping a player's handle stops its thread.
+        self.players.remove(&subscription);
     }
 
     fn publish(
@@ -313,8 +346,14 @@ impl Conn {
         stream: &str,
         options: fstream_abi::PublishOptions,
     ) -> PublishOutcome {
-        if let Err(e) = names::split_stream(stream) {
-            return PublishOutcome::Refused(format!("bad stream name: {e}").into());
+        let app = match names::split_stream(stream) {
+            Ok((app, _)) => app,
+            Err(e) => return PublishOutcome::Refused(format!("bad stream name: {e}").into()),
+        };
+        if self.ctx.source_for(app).is_some() {
+            return PublishOutcome::Refused(
+                format!("the app {app} serves recorded streams").into(),
+            );
         }
         if let Some(old) = self.publications.remove(&publication) {
             self.ctx.hub.unpublish(&old, self.peer.conn_id, publication);
@@ -397,6 +436,7 @@ impl Conn {
                 .hub
                 .unsubscribe(&s, self.peer.conn_id, subscription);
         }
+        self.players.clear();
         if self.reading {
             // The connection ends for another reason than the peer's EOF: tell the session.
             self.reading = false;

@@ -11,4 +11,5 @@ pub mod loader;
 pub mod mods;
 pub mod outq;
 pub mod server;
+pub mod source_player;
 pub mod users;

@@ -210,18 +210,19 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").trim().to_string()
 }
 
-/// The first `Error:` line of abi_stable's layout report, with its Expected/Found lines.
+/// The first `Error:` entry of abi_stable's layout report, with its Expected/Found lines
+/// (up to the blank line that ends the entry), on one line.
 fn first_difference(report: &str) -> String {
-    let lines: Vec<&str> = report.lines().collect();
-    match lines
-        .iter()
-        .position(|l| l.trim_start().starts_with("Error:"))
-    {
-        Some(i) => lines[i..lines.len().min(i + 3)]
-            .iter()
-            .map(|l| l.trim())
-            .collect::<Vec<_>>()
-            .join(" "),
-        None => first_line(report),
+    let mut lines = report.lines().skip_while(|l| !l.trim_start().starts_with("Error:"));
+    let entry: Vec<&str> = lines
+        .by_ref()
+        .take(8)
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    if entry.is_empty() {
+        first_line(report)
+    } else {
+        entry.join(" ")
     }
 }

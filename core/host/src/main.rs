@@ -4,7 +4,6 @@
 //! `mods/main.mods`, loads each plugin through the stable ABI (`fstream-abi`), and runs the
 //! stream hub that connects publishers to subscribers. See ARCHITECTURE.md for the map.
 
-
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
@@ -25,6 +24,7 @@ use fstream_host::{
     hub::Hub,
     loader, mods,
     server::{self, HostCtx},
+    source_player::SourceEntry,
     users,
 };
 
@@ -187,7 +187,17 @@ fn run(cli: Cli, root: PathBuf) -> anyhow::Result<()> {
     let hub = Hub::new(cfg.hub.clone(), std::mem::take(&mut registry.sinks));
     let apps = AppRoutes(std::mem::take(&mut registry.app_handlers));
     let grace = Duration::from_millis(cfg.shutdown_grace_ms);
-    let ctx = HostCtx::new(cfg, hub.clone(), services, apps);
+    let sources = std::mem::take(&mut registry.sources)
+        .into_iter()
+        .map(|(plugin, app, factory)| {
+            Arc::new(SourceEntry {
+                plugin,
+                app,
+                factory,
+            })
+        })
+        .collect();
+    let ctx = HostCtx::new(cfg, hub.clone(), services, apps, sources);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

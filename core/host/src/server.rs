@@ -17,6 +17,7 @@ use crate::{
     frontends::{AppRoutes, Frontend},
     host_api::HostServices,
     hub::Hub,
+    source_player::SourceEntry,
 };
 
 pub struct HostCtx {
@@ -24,6 +25,8 @@ pub struct HostCtx {
     pub hub: Arc<Hub>,
     pub services: HostServices,
     pub apps: AppRoutes,
+    /// Source plugins by the app they serve.
+    pub sources: Vec<Arc<SourceEntry>>,
     pub shutdown: watch::Sender<bool>,
     next_conn: AtomicU64,
 }
@@ -34,6 +37,7 @@ impl HostCtx {
         hub: Arc<Hub>,
         services: HostServices,
         apps: AppRoutes,
+        sources: Vec<Arc<SourceEntry>>,
     ) -> Arc<Self> {
         let (shutdown, _) = watch::channel(false);
         Arc::new(Self {
@@ -41,9 +45,17 @@ impl HostCtx {
             hub,
             services,
             apps,
+            sources,
             shutdown,
             next_conn: AtomicU64::new(1),
         })
+    }
+}
+
+impl HostCtx {
+    /// The source plugin serving `app`, if any.
+    pub fn source_for(&self, app: &str) -> Option<Arc<SourceEntry>> {
+        self.sources.iter().find(|s| s.app == app).cloned()
     }
 }
 

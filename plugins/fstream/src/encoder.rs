@@ -84,6 +84,8 @@ mod tests {
             assert_eq!(&t.data[..], &p.payload[..]);
         }
         assert!(d.next_tag().unwrap().is_none());
-        assert_eq!(d.buffered(), 4, "the last PreviousTagSize");
+        assert_eq!(d.buffered(), 0);
+        // The last PreviousTagSize: header and one data byte.
+        assert_eq!(&bytes[bytes.len() - 4..], &12u32.to_be_bytes());
     }
 }

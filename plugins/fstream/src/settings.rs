@@ -152,6 +152,27 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_file_lists_every_key_with_its_default() {
+        let text = include_str!("../../../mods/fstream.toml");
+        let s = Settings::parse(text).unwrap();
+        assert_eq!(format!("{s:?}"), format!("{:?}", Settings::default()));
+        for key in [
+            "listen",
+            "max_prelude_bytes",
+            "max_action_bytes",
+            "preamble_timeout_ms",
+            "watch_wait_ms",
+            "second_broadcaster",
+            "grace_ms",
+            "max_pending_bytes",
+            "watcher_queue_bytes",
+            "max_bufsize",
+        ] {
+            assert!(text.contains(&format!("\n{key} = ")), "{key} is not documented");
+        }
+    }
+
+    #[test]
     fn reads_values() {
         let s = Settings::parse(
             "listen = \"127.0.0.1:5000\"\nsecond_broadcaster = \"reject\"\ngrace_ms = 10\n",

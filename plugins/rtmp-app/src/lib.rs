@@ -1,0 +1,207 @@
+//! `rtmp-app`: the stock RTMP app handler, the policy rtmplite kept in its `App` class.
+//!
+//! It serves every app (`*`); a more specific handler listed in `main.mods` takes the apps it
+//! names. What it decides (`shared/spec/streams.md`):
+//!
+//! - **connect**: accepted, unless `allowed_apps` is set and does not name the app
+//!   ("Application not found: NAME", as rtmplite answers). The app is one name part
+//!   (`rtmp://host/alice`; a trailing `/` is ignored); paths such as `live/room1` are refused,
+//!   because a stream is always `APP/STREAM`.
+//! - **publish**: the user is the app; the credential comes from the stream name's query string
+//!   (`cam?user_password=...` or `cam?token=...`) and is checked by the host's authenticators.
+//!   Publishing to `vod_app` is refused: the VOD source serves that app.
+//! - **play**: accepted (a channel password is the hub's to check, not this handler's).
+//! - **close**: nothing to do.
+//!
+//! Settings: `mods/rtmp-app.toml` (see the shipped file).
+
+mod query;
+mod settings;
+
+use fstream_abi::{
+    kinds,
+    names::validate_part,
+    sdk::{app_handler_box, HandleApp},
+    AppCall, AppDecision, AuthAction, AuthOutcome, AuthRequest, ConnectCall, Credential,
+    HostApiBox, InitContext, PlayCall, PluginError, PluginInstance, PublishCall,
+};
+
+pub use query::{percent_decode, Query, QueryError};
+pub use settings::{Settings, SettingsError};
+
+fstream_abi::export_plugin! {
+    name: "rtmp-app",
+    kinds: kinds::APP_HANDLER,
+    init: init,
+}
+
+/// Longest piece of a client's name quoted back in a reason.
+const MAX_QUOTED: usize = 64;
+
+fn init(host: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginError> {
+    let settings = Settings::parse(&ctx.settings).map_err(|e| PluginError::new(e.to_string()))?;
+    if !settings.require_publish_auth {
+        tracing::warn!("require_publish_auth = false: anyone can publish to any app over RTMP");
+    }
+    if matches!(&settings.allowed_apps, Some(list) if list.is_empty()) {
+        tracing::warn!("allowed_apps is empty: only the VOD app can be used");
+    }
+    tracing::info!(
+        vod_app = %settings.vod_app,
+        allowed_apps = ?settings.allowed_apps,
+        require_publish_auth = settings.require_publish_auth,
+        "rtmp-app ready"
+    );
+    let mut instance = PluginInstance::empty();
+    instance.app_handler = Some(app_handler_box(RtmpApp::new(settings, host.clone()))).into();
+    Ok(instance)
+}
+
+/// The handler. Cheap to call from several blocking threads at once: it keeps no per-client
+/// state.
+pub struct RtmpApp {
+    settings: Settings,
+    host: HostApiBox,
+}
+
+impl RtmpApp {
+    pub fn new(settings: Settings, host: HostApiBox) -> Self {
+        Self { settings, host }
+    }
+
+    /// The app's name, or the reason to refuse it.
+    fn app_name<'a>(&self, app: &'a str) -> Result<&'a str, AppDecision> {
+        let name = app.strip_suffix('/').unwrap_or(app);
+        if name.is_empty() {
+            return Err(AppDecision::reject("Missing app path"));
+        }
+        if name.contains('/') {
+            return Err(AppDecision::reject(format!(
+                "Application paths are not supported: {} (use rtmp://HOST/APP with stream name STREAM)",
+                quote(name)
+            )));
+        }
+        if validate_part(name).is_err() {
+            return Err(AppDecision::reject(format!(
+                "Invalid application name: {}",
+                quote(name)
+            )));
+        }
+        if !self.settings.app_allowed(name) {
+            return Err(AppDecision::reject(format!(
+                "Application not found: {name}"
+            )));
+        }
+        Ok(name)
+    }
+
+    fn connect(&self, call: &ConnectCall) -> AppDecision {
+        match self.app_name(&call.app) {
+            Ok(app) => {
+                tracing::debug!(app, peer = %call.peer, "connect accepted");
+                AppDecision::accept()
+            }
+            Err(refusal) => {
+                tracing::info!(app = %quote(&call.app), peer = %call.peer, "connect refused");
+                refusal
+            }
+        }
+    }
+
+    fn publish(&self, call: &PublishCall) -> AppDecision {
+        let app = match self.app_name(&call.app) {
+            Ok(app) => app,
+            Err(refusal) => return refusal,
+        };
+        if self.settings.is_vod(app) {
+            tracing::info!(app, stream = %quote(&call.stream), peer = %call.peer,
+                "publish to the VOD app refused");
+            return AppDecision::reject(format!(
+                "Publishing to '{app}' is not allowed: that application serves recorded files"
+            ));
+        }
+        if validate_part(&call.stream).is_err() {
+            return AppDecision::reject(format!("Invalid stream name: {}", quote(&call.stream)));
+        }
+        let stream = format!("{app}/{}", call.stream);
+        if !self.settings.require_publish_auth {
+            tracing::debug!(stream = %stream, peer = %call.peer, "publish accepted without authentication");
+            return AppDecision::accept();
+        }
+        let credential = match Query::parse(&call.query) {
+            Ok(q) => q.credential(),
+            Err(e) => {
+                tracing::info!(stream = %stream, peer = %call.peer, error = %e, "bad query string");
+                return AppDecision::reject(format!("Invalid query string: {e}"));
+            }
+        };
+        let anonymous = credential == Credential::None;
+        let request = AuthRequest {
+            user: app.into(),
+            action: AuthAction::Publish,
+            credential,
+            stream: stream.as_str().into(),
+            peer: call.peer.clone(),
+            protocol: "rtmp".into(),
+        };
+        // Blocks on the authenticators; the host calls app handlers on blocking threads.
+        match self.host.authenticate(&request) {
+            AuthOutcome::Allowed => {
+                tracing::debug!(stream = %stream, peer = %call.peer, "publish authenticated");
+                AppDecision::accept()
+            }
+            AuthOutcome::Denied(why) => {
+                // The reason is for the log (the host logs it too); the client learns only
+                // that it failed, so it cannot tell unknown users from wrong passwords.
+                tracing::debug!(stream = %stream, peer = %call.peer, reason = %why, "publish denied");
+                if anonymous {
+                    AppDecision::reject(format!(
+                        "Publishing to {stream} needs credentials: add ?user_password=... or ?token=... to the stream name"
+                    ))
+                } else {
+                    AppDecision::reject(format!("Authentication failed for {stream}"))
+                }
+            }
+        }
+    }
+
+    fn play(&self, call: &PlayCall) -> AppDecision {
+        let app = match self.app_name(&call.app) {
+            Ok(app) => app,
+            Err(refusal) => return refusal,
+        };
+        if validate_part(&call.stream).is_err() {
+            return AppDecision::reject(format!("Invalid stream name: {}", quote(&call.stream)));
+        }
+        tracing::debug!(app, stream = %call.stream, peer = %call.peer, "play accepted");
+        AppDecision::accept()
+    }
+}
+
+impl HandleApp for RtmpApp {
+    fn apps(&self) -> Vec<String> {
+        vec!["*".into()]
+    }
+
+    fn call(&self, call: &AppCall) -> Result<AppDecision, PluginError> {
+        Ok(match call {
+            AppCall::Connect(c) => self.connect(c),
+            AppCall::Publish(p) => self.publish(p),
+            AppCall::Play(p) => self.play(p),
+            AppCall::Close(_) => AppDecision::accept(),
+        })
+    }
+}
+
+/// A client-supplied name, cut short and with control characters escaped, for a reason or a log.
+fn quote(s: &str) -> String {
+    let cut: String = s.chars().take(MAX_QUOTED).collect();
+    let mut out: String = cut.escape_debug().collect();
+    if s.chars().count() > MAX_QUOTED {
+        out.push_str("...");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,271 @@
+use std::sync::{Arc, Mutex};
+
+use abi_stable::{
+    sabi_trait::TD_Opaque,
+    std_types::{RArc, RStr, RString},
+};
+use fstream_abi::{
+    AppHandlerBox, AppVerdict, CloseCall, HostApi, HostApi_TO, LogLevel, LogRecord,
+};
+
+use super::*;
+
+/// A host whose authenticators know one user with a password and a token, and which records
+/// every request.
+#[derive(Clone, Default)]
+struct FakeHost {
+    seen: Arc<Mutex<Vec<AuthRequest>>>,
+}
+
+impl HostApi for FakeHost {
+    fn max_level(&self) -> LogLevel {
+        LogLevel::Off
+    }
+    fn enabled(&self, _: LogLevel, _: RStr<'_>) -> bool {
+        false
+    }
+    fn log(&self, _: &LogRecord<'_>) {}
+    fn authenticate(&self, request: &AuthRequest) -> AuthOutcome {
+        self.seen.lock().unwrap().push(request.clone());
+        let ok = request.user.as_str() == "alice"
+            && match &request.credential {
+                Credential::Password(p) => p.as_str() == "s3cret&more",
+                Credential::Token(t) => t.as_str() == "tok",
+                Credential::None => false,
+            };
+        if ok {
+            AuthOutcome::Allowed
+        } else {
+            AuthOutcome::Denied("auth-test: wrong password".into())
+        }
+    }
+}
+
+struct Fixture {
+    handler: AppHandlerBox,
+    seen: Arc<Mutex<Vec<AuthRequest>>>,
+}
+
+/// Builds the handler the way the host does: through `init` and the ABI box.
+fn fixture(settings: &str) -> Fixture {
+    let fake = FakeHost::default();
+    let seen = fake.seen.clone();
+    let host: HostApiBox = HostApi_TO::from_ptr(RArc::new(fake), TD_Opaque);
+    let ctx = InitContext {
+        name: "rtmp-app".into(),
+        settings: settings.into(),
+        settings_path: "mods/rtmp-app.toml".into(),
+        root: ".".into(),
+    };
+    let instance = init(&host, &ctx).unwrap();
+    assert_eq!(instance.kinds(), kinds::APP_HANDLER);
+    let handler = instance.app_handler.into_option().unwrap();
+    Fixture { handler, seen }
+}
+
+impl Fixture {
+    fn call(&self, call: AppCall) -> AppVerdict {
+        let decision = self.handler.call(&call).into_result().unwrap();
+        assert!(decision.commands.is_empty());
+        decision.verdict
+    }
+    fn connect(&self, app: &str) -> AppVerdict {
+        self.call(AppCall::Connect(ConnectCall {
+            app: app.into(),
+            tc_url: RString::from(format!("rtmp://localhost/{app}")),
+            args_json: "[{}]".into(),
+            peer: "127.0.0.1:5000".into(),
+        }))
+    }
+    fn publish(&self, app: &str, stream: &str, query: &str) -> AppVerdict {
+        self.call(AppCall::Publish(PublishCall {
+            app: app.into(),
+            stream: stream.into(),
+            kind: "live".into(),
+            query: query.into(),
+            peer: "127.0.0.1:5000".into(),
+        }))
+    }
+    fn play(&self, app: &str, stream: &str) -> AppVerdict {
+        self.call(AppCall::Play(PlayCall {
+            app: app.into(),
+            stream: stream.into(),
+            query: "".into(),
+            peer: "127.0.0.1:5000".into(),
+        }))
+    }
+    fn asked(&self) -> Vec<AuthRequest> {
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}
+
+fn reason(v: &AppVerdict) -> &str {
+    match v {
+        AppVerdict::Reject(r) => r.as_str(),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+#[test]
+fn serves_every_app() {
+    let f = fixture("");
+    let apps: Vec<String> = f.handler.apps().into_iter().map(String::from).collect();
+    assert_eq!(apps, ["*"]);
+}
+
+#[test]
+fn connect_accepts_any_valid_app_by_default() {
+    let f = fixture("");
+    assert_eq!(f.connect("alice"), AppVerdict::Accept);
+    assert_eq!(f.connect("alice/"), AppVerdict::Accept);
+    assert_eq!(f.connect("vod"), AppVerdict::Accept);
+    assert_eq!(reason(&f.connect("")), "Missing app path");
+    assert!(reason(&f.connect("live/room1")).starts_with("Application paths are not supported"));
+    assert!(reason(&f.connect("..")).starts_with("Invalid application name"));
+    assert!(f.asked().is_empty(), "connect asks no authenticator");
+}
+
+#[test]
+fn allow_list_rejects_other_apps_like_rtmplite() {
+    let f = fixture("allowed_apps = [\"alice\"]");
+    assert_eq!(f.connect("alice"), AppVerdict::Accept);
+    assert_eq!(f.connect("vod"), AppVerdict::Accept);
+    assert_eq!(reason(&f.connect("bob")), "Application not found: bob");
+    // Also enforced on publish and play, whatever the frontend did at connect.
+    assert_eq!(
+        reason(&f.publish("bob", "cam", "user_password=x")),
+        "Application not found: bob"
+    );
+    assert_eq!(reason(&f.play("bob", "cam")), "Application not found: bob");
+    assert!(f.asked().is_empty());
+}
+
+#[test]
+fn publish_checks_the_password_from_the_query_string() {
+    let f = fixture("");
+    assert_eq!(
+        f.publish("alice", "cam", "user_password=s3cret%26more"),
+        AppVerdict::Accept
+    );
+    let asked = f.asked();
+    assert_eq!(asked.len(), 1);
+    let r = &asked[0];
+    assert_eq!(r.user.as_str(), "alice");
+    assert_eq!(r.action, AuthAction::Publish);
+    assert_eq!(r.credential, Credential::Password("s3cret&more".into()));
+    assert_eq!(r.stream.as_str(), "alice/cam");
+    assert_eq!(r.peer.as_str(), "127.0.0.1:5000");
+    assert_eq!(r.protocol.as_str(), "rtmp");
+
+    // The key may be spelt with '-', and a trailing '/' on the app is ignored.
+    assert_eq!(
+        f.publish("alice/", "cam", "user-password=s3cret%26more"),
+        AppVerdict::Accept
+    );
+    assert_eq!(f.asked()[0].stream.as_str(), "alice/cam");
+}
+
+#[test]
+fn publish_with_a_token() {
+    let f = fixture("");
+    assert_eq!(f.publish("alice", "cam", "token=tok"), AppVerdict::Accept);
+    assert_eq!(f.asked()[0].credential, Credential::Token("tok".into()));
+}
+
+#[test]
+fn publish_denied_gives_a_reason_without_the_authenticators_details() {
+    let f = fixture("");
+    let v = f.publish("alice", "cam", "user_password=wrong");
+    assert_eq!(reason(&v), "Authentication failed for alice/cam");
+    assert!(!reason(&v).contains("wrong"));
+    // Another user's password does not open alice's app.
+    let v = f.publish("bob", "cam", "user_password=s3cret%26more");
+    assert_eq!(reason(&v), "Authentication failed for bob/cam");
+    assert_eq!(f.asked()[1].user.as_str(), "bob");
+}
+
+#[test]
+fn publish_without_credentials_still_asks_and_then_says_what_is_missing() {
+    let f = fixture("");
+    let v = f.publish("alice", "cam", "");
+    assert!(reason(&v).contains("needs credentials"), "{v:?}");
+    assert!(reason(&v).contains("?user_password="));
+    // Asked with no credential: an authenticator may allow that (say, by address).
+    assert_eq!(f.asked()[0].credential, Credential::None);
+}
+
+#[test]
+fn publish_to_the_vod_app_is_refused_before_authentication() {
+    let f = fixture("");
+    let v = f.publish("vod", "movie", "user_password=s3cret%26more");
+    assert!(reason(&v).contains("'vod' is not allowed"), "{v:?}");
+    assert!(f.asked().is_empty());
+    // ... and plays of it are open.
+    assert_eq!(f.play("vod", "movie"), AppVerdict::Accept);
+
+    let f = fixture("vod_app = \"films\"");
+    assert!(reason(&f.publish("films", "x", "")).contains("'films'"));
+    assert_eq!(
+        f.publish("alice", "vod", "token=tok"),
+        AppVerdict::Accept,
+        "only the configured VOD app is special"
+    );
+}
+
+#[test]
+fn bad_stream_names_and_queries_are_refused_before_authentication() {
+    let f = fixture("");
+    assert!(reason(&f.publish("alice", "../etc", "token=tok")).starts_with("Invalid stream name"));
+    assert!(reason(&f.publish("alice", "a/b", "token=tok")).starts_with("Invalid stream name"));
+    assert!(reason(&f.publish("alice", "", "token=tok")).starts_with("Invalid stream name"));
+    assert!(reason(&f.play("alice", ".hidden")).starts_with("Invalid stream name"));
+    let v = f.publish("alice", "cam", "user_password=%FF");
+    assert!(reason(&v).starts_with("Invalid query string"), "{v:?}");
+    assert!(f.asked().is_empty());
+}
+
+#[test]
+fn reasons_quote_client_names_short_and_escaped() {
+    let f = fixture("");
+    let long = format!("{}\n", "x".repeat(200));
+    let r = reason(&f.publish("alice", &long, "")).to_string();
+    assert!(r.len() < 120, "{r}");
+    assert!(!r.contains('\n'));
+    assert!(r.ends_with("..."));
+}
+
+#[test]
+fn publish_auth_can_be_turned_off() {
+    let f = fixture("require_publish_auth = false");
+    assert_eq!(f.publish("anyone", "cam", ""), AppVerdict::Accept);
+    assert!(f.asked().is_empty());
+    assert!(reason(&f.publish("vod", "cam", "")).contains("not allowed"));
+}
+
+#[test]
+fn play_and_close_are_accepted() {
+    let f = fixture("");
+    assert_eq!(f.play("alice", "cam"), AppVerdict::Accept);
+    assert_eq!(
+        f.call(AppCall::Close(CloseCall {
+            app: "alice".into(),
+            peer: "127.0.0.1:5000".into(),
+        })),
+        AppVerdict::Accept
+    );
+    assert!(f.asked().is_empty(), "playing asks no authenticator");
+}
+
+#[test]
+fn init_refuses_bad_settings() {
+    let host: HostApiBox = HostApi_TO::from_ptr(RArc::new(FakeHost::default()), TD_Opaque);
+    let ctx = |s: &str| InitContext {
+        name: "rtmp-app".into(),
+        settings: s.into(),
+        settings_path: "mods/rtmp-app.toml".into(),
+        root: ".".into(),
+    };
+    let e = init(&host, &ctx("allowed = [\"x\"]")).err().unwrap();
+    assert!(e.message.contains("allowed"), "{e}");
+    assert!(init(&host, &ctx("vod_app = \"a b\"")).is_err());
+}
