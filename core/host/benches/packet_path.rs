@@ -100,7 +100,7 @@ fn fan_out(subscribers: usize, format: &str) -> f64 {
         std::mem::forget(rx);
         Peer {
             conn_id: id,
-            out: Outq::new(Duration::from_millis(40), 1 << 30),
+            out: Outq::detached(Duration::from_millis(40), 1 << 30),
             events,
             frontend: frontend.clone(),
         }

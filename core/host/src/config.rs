@@ -61,7 +61,7 @@ impl Default for HubConfig {
             queue_bytes: 8 * 1024 * 1024,
             gop_cache: true,
             gop_cache_bytes: 16 * 1024 * 1024,
-            gather_ms: 40,
+            gather_ms: 50,
             gather_bytes: 32 * 1024,
             sink_queue_packets: 8192,
         }

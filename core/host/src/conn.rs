@@ -12,7 +12,6 @@ use fstream_abi::{
     PublishOutcome, SessionBox,
 };
 use tokio::{
-    io::AsyncReadExt,
     net::TcpStream,
     sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender},
     time::Instant,
@@ -29,6 +28,11 @@ use crate::{
 
 /// Bytes read from a socket at a time.
 const READ_BUF: usize = 64 * 1024;
+
+thread_local! {
+    /// The read buffer of the connections served by this thread.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; READ_BUF]);
+}
 
 pub async fn serve(
     ctx: Arc<HostCtx>,
@@ -65,10 +69,12 @@ async fn run(
     let (mut rd, wr) = sock.into_split();
     let hub_cfg = &ctx.hub.cfg;
     let out = Outq::new(
+        wr,
         Duration::from_millis(hub_cfg.gather_ms),
         hub_cfg.gather_bytes as usize,
+        ctx.flusher.clone(),
     );
-    tokio::spawn(outq::run_writer(out.clone(), wr).in_current_span());
+    tokio::spawn(outq::run_writer(out.clone()).in_current_span());
     let (events, mut events_rx) = unbounded_channel();
     let mut conn = Conn {
         peer: Peer {
@@ -116,21 +122,17 @@ impl Conn {
         rd: &mut tokio::net::tcp::OwnedReadHalf,
         events: &mut UnboundedReceiver<Event>,
     ) {
-        let mut buf = vec![0u8; READ_BUF];
         let mut ended = self.peer.out.ended();
         let mut shutdown = self.ctx.shutdown.subscribe();
         let mut shutdown_sent = false;
         while !self.done {
             let timer = self.timer;
             tokio::select! {
-                r = rd.read(&mut buf), if self.reading => match r {
-                    Ok(0) | Err(_) => {
+                r = rd.readable(), if self.reading => match r {
+                    Ok(()) => self.read_available(rd),
+                    Err(_) => {
                         self.reading = false;
                         self.call(|s, now, ob| s.closed(now, ob));
-                    }
-                    Ok(n) => {
-                        let data = &buf[..n];
-                        self.call(|s, now, ob| s.bytes(RSlice::from_slice(data), now, ob));
                     }
                 },
                 Some(ev) = events.recv() => self.call(|s, now, ob| s.event(ev, now, ob)),
@@ -145,6 +147,31 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// Reads what the socket has into this thread's scratch buffer and hands it to the session.
+    /// A buffer per thread, not per connection: most connections (viewers) send almost nothing,
+    /// and a 64 KiB buffer each would dominate their memory.
+    fn read_available(&mut self, rd: &tokio::net::tcp::OwnedReadHalf) {
+        SCRATCH.with(|scratch| {
+            let mut buf = scratch.borrow_mut();
+            match rd.try_read(&mut buf) {
+                Ok(0) => {
+                    self.reading = false;
+                    self.call(|s, now, ob| s.closed(now, ob));
+                }
+                Ok(n) => {
+                    let data = &buf[..n];
+                    self.call(|s, now, ob| s.bytes(RSlice::from_slice(data), now, ob));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.reading = false;
+                    self.call(|s, now, ob| s.closed(now, ob));
+                }
+            }
+        });
     }
 
     fn now_ms(&self) -> u64 {

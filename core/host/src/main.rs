@@ -204,6 +204,9 @@ fn run(cli: Cli, root: PathBuf) -> anyhow::Result<()> {
         .thread_name("fstream-io")
         .build()?;
     rt.block_on(async {
+        // Handlers first, so a signal that arrives as soon as we listen is not fatal.
+        let signals = Signals::install()?;
+        tokio::spawn(ctx.flusher.clone().run());
         let mut loops = Vec::new();
         for (frontend, addr) in &listen {
             let listener = server::bind(frontend, addr).await?;
@@ -216,7 +219,7 @@ fn run(cli: Cli, root: PathBuf) -> anyhow::Result<()> {
         if loops.is_empty() {
             tracing::warn!("no protocol frontend is loaded: nothing to listen on");
         }
-        wait_for_signal().await;
+        signals.wait().await;
         tracing::info!("shutting down");
         let _ = ctx.shutdown.send(true);
         for l in loops {
@@ -295,17 +298,25 @@ fn print_check(registry: &Registry, listen: &[(Arc<frontends::Frontend>, String)
     println!("ok: {} plugin(s)", registry.rows.len());
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// SIGINT and SIGTERM, both meaning "stop".
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }

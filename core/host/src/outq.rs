@@ -1,22 +1,29 @@
-//! A connection's output: one ordered queue of shared buffers and the task that writes it.
+//! A connection's output: one ordered queue of shared buffers, written without waking a task
+//! per viewer.
 //!
-//! Everything a peer receives goes through its `Outq`: its session's own writes (control
-//! messages, answers) and the media the hub fans out. The hub pushes shared payloads (no copy per
-//! viewer) and never waits; the writer task gathers what is queued and sends it with one
-//! vectored write when `gather_bytes` are pending, when the oldest byte has waited `gather`, or
-//! at once for a session's own writes. The queue is bounded by the pusher: media beyond a
-//! subscriber's limit is refused and the hub applies that subscriber's overflow policy.
+//! Everything a peer receives goes through its `Outq`: its session's own writes (answers,
+//! control messages) and the media the hub fans out. Media pushes never write: they queue a
+//! shared payload (a reference count) and, when the queue turns non-empty, register it with the
+//! [`Flusher`]. The flusher's single task ticks a few times per gathering window and writes every
+//! queue whose oldest byte has waited `gather` (or that holds `gather_bytes`) with one
+//! non-blocking vectored write, straight from that task: one syscall per viewer per window,
+//! no task wake-up per viewer (see `../shared/notes/fanout-floor.md`). A session's own writes
+//! go out at once from the connection's task. Only when the kernel's buffer is full does the
+//! connection's writer task take over: it waits for the socket to become writable, then flushes.
+//!
+//! Writes never happen under the queue's lock: a flush takes the queued buffers out, writes,
+//! and puts back what the socket did not take (one flusher at a time per queue).
 
 use std::{
     collections::VecDeque,
     io::IoSlice,
-    sync::{Arc, Mutex, MutexGuard},
+    os::fd::AsRawFd,
+    sync::{Arc, Mutex, MutexGuard, Weak},
     time::Duration,
 };
 
 use fstream_abi::Payload;
 use tokio::{
-    io::AsyncWriteExt,
     net::tcp::OwnedWriteHalf,
     sync::{watch, Notify},
     time::Instant,
@@ -28,7 +35,7 @@ const MAX_IOVECS: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Closing {
     Open,
-    /// Write what is queued, then shut down.
+    /// Write what is queued, then shut the write side down.
     AfterFlush,
     /// Stop now; drop what is queued.
     Aborted,
@@ -41,19 +48,31 @@ struct Item {
 
 struct State {
     items: VecDeque<Item>,
-    /// Bytes in `items` (not counting what the writer already took).
+    /// Bytes of `items[0]` already written.
+    head_written: usize,
+    /// Bytes in `items` not yet written.
     bytes: usize,
     oldest: Option<Instant>,
-    /// A session write is queued: flush without waiting for the window.
-    urgent: bool,
     closing: Closing,
+    /// A flush is writing (outside the lock); others keep off the socket.
+    writing: bool,
+    /// The socket said "would block": the writer task waits for it to drain.
+    blocked: bool,
+    /// Registered with the flusher.
+    pending: bool,
+    /// A session write is queued: write without waiting for the window.
+    urgent: bool,
 }
 
 pub struct Outq {
     state: Mutex<State>,
+    sock: Option<OwnedWriteHalf>,
+    /// Wakes the connection's writer task (blocked socket, close).
     wake: Notify,
     gather: Duration,
     gather_bytes: usize,
+    flusher: Option<Arc<Flusher>>,
+    me: Weak<Outq>,
     ended_tx: watch::Sender<bool>,
 }
 
@@ -62,19 +81,36 @@ pub struct Outq {
 pub struct Full;
 
 impl Outq {
-    pub fn new(gather: Duration, gather_bytes: usize) -> Arc<Self> {
+    /// A queue writing to `sock`; `flusher` times the gathered writes.
+    pub fn new(sock: OwnedWriteHalf, gather: Duration, gather_bytes: usize, flusher: Arc<Flusher>) -> Arc<Self> {
+        Self::build(Some(sock), gather, gather_bytes, Some(flusher))
+    }
+
+    /// A queue with no socket, for benchmarks and tests: it only queues.
+    pub fn detached(gather: Duration, gather_bytes: usize) -> Arc<Self> {
+        Self::build(None, gather, gather_bytes, None)
+    }
+
+    fn build(sock: Option<OwnedWriteHalf>, gather: Duration, gather_bytes: usize, flusher: Option<Arc<Flusher>>) -> Arc<Self> {
         let (ended_tx, _) = watch::channel(false);
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
             state: Mutex::new(State {
                 items: VecDeque::new(),
+                head_written: 0,
                 bytes: 0,
                 oldest: None,
-                urgent: false,
                 closing: Closing::Open,
+                writing: false,
+                blocked: false,
+                pending: false,
+                urgent: false,
             }),
+            sock,
             wake: Notify::new(),
             gather,
             gather_bytes,
+            flusher,
+            me: me.clone(),
             ended_tx,
         })
     }
@@ -83,7 +119,8 @@ impl Outq {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Resolves when the writer has stopped (peer gone, write error, abort or flushed close).
+    /// Resolves when the connection's output has ended (peer gone, write error, abort, or a
+    /// flushed close).
     pub fn ended(&self) -> watch::Receiver<bool> {
         self.ended_tx.subscribe()
     }
@@ -92,184 +129,338 @@ impl Outq {
         *self.ended_tx.borrow()
     }
 
-    /// Queues a session's own bytes; they go out without waiting for the gathering window.
-    pub fn push_control(&self, data: Payload) {
-        let mut st = self.lock();
-        if st.closing != Closing::Open {
-            return;
-        }
-        st.bytes += data.len();
-        st.items.push_back(Item { data, media: false });
-        if st.oldest.is_none() {
-            st.oldest = Some(Instant::now());
-        }
-        st.urgent = true;
-        drop(st);
+    fn end(&self) {
+        let _ = self.ended_tx.send(true);
         self.wake.notify_one();
     }
 
-    /// Queues media unless that would take the queue past `limit` bytes.
-    pub fn push_media(&self, data: Payload, limit: usize) -> Result<(), Full> {
-        let mut st = self.lock();
-        if st.closing != Closing::Open {
-            return Ok(());
+    /// Queues a session's own bytes and writes them at once (with whatever media is queued
+    /// before them, keeping the order).
+    pub fn push_control(&self, data: Payload) {
+        {
+            let mut st = self.lock();
+            if st.closing != Closing::Open {
+                return;
+            }
+            st.bytes += data.len();
+            st.items.push_back(Item { data, media: false });
+            if st.oldest.is_none() {
+                st.oldest = Some(Instant::now());
+            }
+            st.urgent = true;
         }
-        if st.bytes + data.len() > limit && !st.items.is_empty() {
-            return Err(Full);
-        }
-        let was_empty = st.items.is_empty();
-        st.bytes += data.len();
-        st.items.push_back(Item { data, media: true });
-        let flush_now = self.gather.is_zero() || st.bytes >= self.gather_bytes;
-        if was_empty {
-            st.oldest = Some(Instant::now());
-        }
-        drop(st);
-        // Wake the writer when there is something new to time (an empty queue got data) or
-        // something to send now; not for every packet.
-        if was_empty || flush_now {
-            self.wake.notify_one();
-        }
-        Ok(())
+        self.flush(true);
     }
 
-    /// Drops queued media that the writer has not started on (a subscriber skipping ahead).
-    /// Session writes stay.
+    /// Queues media unless that would take the queue past `limit` bytes. The flusher writes it
+    /// when due. `Ok(true)`: the caller should call [`Outq::flush`] once it holds no lock (the
+    /// gathering window is 0, or `now` asks for it, as for a joining viewer's first burst).
+    pub fn push_media(&self, data: Payload, limit: usize, now: bool) -> Result<bool, Full> {
+        let register = {
+            let mut st = self.lock();
+            if st.closing != Closing::Open {
+                return Ok(false);
+            }
+            if st.bytes + data.len() > limit && !st.items.is_empty() {
+                return Err(Full);
+            }
+            st.bytes += data.len();
+            st.items.push_back(Item { data, media: true });
+            if st.oldest.is_none() {
+                st.oldest = Some(Instant::now());
+            }
+            if now {
+                st.urgent = true;
+            }
+            let register = !st.pending && !st.blocked;
+            if register {
+                st.pending = true;
+            }
+            register
+        };
+        if now || self.gather.is_zero() {
+            return Ok(true);
+        }
+        if register {
+            self.register();
+        }
+        Ok(false)
+    }
+
+    fn register(&self) {
+        if let (Some(f), Some(me)) = (&self.flusher, self.me.upgrade()) {
+            f.register(me);
+        }
+    }
+
+    /// Drops queued media not yet started (a subscriber skipping ahead). Session writes stay,
+    /// and so does a buffer already partly written.
     pub fn drop_media(&self) -> usize {
         let mut st = self.lock();
         let before = st.bytes;
-        st.items.retain(|i| !i.media);
-        st.bytes = st.items.iter().map(|i| i.data.len()).sum();
+        let keep_head = st.head_written > 0;
+        let mut first = true;
+        st.items.retain(|i| {
+            let keep = !i.media || (first && keep_head);
+            first = false;
+            keep
+        });
+        let total: usize = st.items.iter().map(|i| i.data.len()).sum();
+        st.bytes = total - if keep_head { st.head_written } else { 0 };
         if st.items.is_empty() {
             st.oldest = None;
+            st.head_written = 0;
         }
-        before - st.bytes
+        before.saturating_sub(st.bytes)
     }
 
-    /// Sends what is queued, then closes.
+    /// Sends what is queued, then closes the write side.
     pub fn close_after_flush(&self) {
-        let mut st = self.lock();
-        if st.closing == Closing::Open {
+        {
+            let mut st = self.lock();
+            if st.closing != Closing::Open {
+                return;
+            }
             st.closing = Closing::AfterFlush;
-            st.urgent = true;
         }
-        drop(st);
+        self.flush(true);
         self.wake.notify_one();
     }
 
     /// Stops at once.
     pub fn abort(&self) {
-        let mut st = self.lock();
-        st.closing = Closing::Aborted;
-        st.items.clear();
-        st.bytes = 0;
-        drop(st);
-        self.wake.notify_one();
-        let _ = self.ended_tx.send(true);
+        {
+            let mut st = self.lock();
+            st.closing = Closing::Aborted;
+            st.items.clear();
+            st.bytes = 0;
+        }
+        self.end();
     }
 
     pub fn queued_bytes(&self) -> usize {
         self.lock().bytes
     }
-}
 
-enum Next {
-    /// Take these and write them.
-    Write(Vec<Payload>),
-    /// Wait for more, at most until the deadline.
-    WaitUntil(Instant),
-    /// Nothing queued.
-    Idle,
-    Shutdown,
-    Stop,
-}
-
-impl Outq {
-    fn next(&self) -> Next {
-        let mut st = self.lock();
-        match st.closing {
-            Closing::Aborted => return Next::Stop,
-            Closing::AfterFlush if st.items.is_empty() => return Next::Shutdown,
-            _ => {}
-        }
-        if st.items.is_empty() {
-            return Next::Idle;
-        }
-        let deadline = st.oldest.unwrap_or_else(Instant::now) + self.gather;
-        let ready = st.urgent
-            || st.closing != Closing::Open
-            || self.gather.is_zero()
-            || st.bytes >= self.gather_bytes
-            || deadline <= Instant::now();
-        if !ready {
-            return Next::WaitUntil(deadline);
-        }
-        let batch: Vec<Payload> = st.items.drain(..).map(|i| i.data).collect();
-        st.bytes = 0;
-        st.oldest = None;
-        st.urgent = false;
-        Next::Write(batch)
+    /// Whether the flusher should write this queue now; `false` also when it has nothing.
+    fn due(&self, st: &State, now: Instant) -> bool {
+        !st.items.is_empty()
+            && (st.urgent
+                || st.closing != Closing::Open
+                || st.bytes >= self.gather_bytes
+                || st.oldest.map(|o| o + self.gather <= now).unwrap_or(true))
     }
-}
 
-/// Writes `out` to the socket until the connection ends.
-pub async fn run_writer(out: Arc<Outq>, mut sock: OwnedWriteHalf) {
-    let result = writer_loop(&out, &mut sock).await;
-    if let Err(e) = result {
-        tracing::debug!(error = %e, "write failed");
-    }
-    let _ = out.ended_tx.send(true);
-}
-
-async fn writer_loop(out: &Outq, sock: &mut OwnedWriteHalf) -> std::io::Result<()> {
-    loop {
-        match out.next() {
-            Next::Write(batch) => write_all_vectored(sock, &batch).await?,
-            Next::WaitUntil(deadline) => {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(deadline) => {}
-                    _ = out.wake.notified() => {}
+    /// Writes what is queued without blocking, if due (or `force`). Returns whether the queue
+    /// still holds data the flusher must come back for (it was not due yet).
+    pub fn flush(&self, force: bool) -> bool {
+        let Some(sock) = &self.sock else {
+            return false;
+        };
+        loop {
+            let (batch, offset) = {
+                let mut st = self.lock();
+                if st.writing || st.blocked || st.closing == Closing::Aborted {
+                    // Whoever writes or waits will register again if data remains.
+                    st.pending = false;
+                    return false;
                 }
+                if st.items.is_empty() {
+                    st.pending = false;
+                    if st.closing == Closing::AfterFlush {
+                        drop(st);
+                        shutdown_write(sock);
+                        self.end();
+                    }
+                    return false;
+                }
+                if !force && !self.due(&st, Instant::now()) {
+                    return true;
+                }
+                st.writing = true;
+                st.pending = false;
+                st.urgent = false;
+                st.bytes = 0;
+                st.oldest = None;
+                let batch: Vec<Item> = st.items.drain(..).collect();
+                (batch, std::mem::take(&mut st.head_written))
+            };
+            // The write happens outside the lock.
+            let (written_to, offset, outcome) = write_batch(sock, &batch, offset);
+            let mut st = self.lock();
+            st.writing = false;
+            if outcome == WriteOutcome::Failed || st.closing == Closing::Aborted {
+                st.closing = Closing::Aborted;
+                st.items.clear();
+                st.bytes = 0;
+                drop(st);
+                self.end();
+                return false;
             }
-            Next::Idle => out.wake.notified().await,
-            Next::Shutdown => {
-                sock.shutdown().await?;
-                return Ok(());
+            if written_to < batch.len() {
+                // Put back what the socket did not take, ahead of anything queued meanwhile.
+                let rest: Vec<Item> = batch.into_iter().skip(written_to).collect();
+                let rest_bytes = rest.iter().map(|i| i.data.len()).sum::<usize>() - offset;
+                for it in rest.into_iter().rev() {
+                    st.items.push_front(it);
+                }
+                st.head_written = offset;
+                st.bytes += rest_bytes;
+                st.oldest = Some(Instant::now());
             }
-            Next::Stop => return Ok(()),
+            if outcome == WriteOutcome::WouldBlock {
+                st.blocked = true;
+                drop(st);
+                self.wake.notify_one();
+                return false;
+            }
+            if st.items.is_empty() {
+                let closing = st.closing == Closing::AfterFlush;
+                drop(st);
+                if closing {
+                    shutdown_write(sock);
+                    self.end();
+                }
+                return false;
+            }
+            // More arrived while writing: session writes go now, media waits for its window.
+            if st.urgent {
+                continue;
+            }
+            let register = !st.pending;
+            st.pending = true;
+            drop(st);
+            if register {
+                self.register();
+            }
+            return false;
         }
     }
 }
 
-async fn write_all_vectored(sock: &mut OwnedWriteHalf, batch: &[Payload]) -> std::io::Result<()> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteOutcome {
+    Done,
+    WouldBlock,
+    Failed,
+}
+
+/// Writes `batch` (its first buffer from `offset`) with non-blocking vectored writes until done
+/// or the socket is full. Returns the index of the first buffer not fully written, the offset
+/// into it, and how it ended.
+fn write_batch(sock: &OwnedWriteHalf, batch: &[Item], mut offset: usize) -> (usize, usize, WriteOutcome) {
     let mut idx = 0;
-    let mut offset = 0;
     while idx < batch.len() {
         let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(MAX_IOVECS.min(batch.len() - idx));
-        slices.push(IoSlice::new(&batch[idx][offset..]));
-        for p in batch[idx + 1..].iter().take(MAX_IOVECS - 1) {
-            slices.push(IoSlice::new(p));
+        slices.push(IoSlice::new(&batch[idx].data[offset..]));
+        for it in batch[idx + 1..].iter().take(MAX_IOVECS - 1) {
+            slices.push(IoSlice::new(&it.data));
         }
-        let mut n = sock.write_vectored(&slices).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        while n > 0 && idx < batch.len() {
-            let left = batch[idx].len() - offset;
-            if n >= left {
-                n -= left;
-                idx += 1;
-                offset = 0;
-            } else {
-                offset += n;
-                n = 0;
+        match sock.try_write_vectored(&slices) {
+            Ok(0) => return (idx, offset, WriteOutcome::Failed),
+            Ok(mut n) => {
+                while n > 0 && idx < batch.len() {
+                    let left = batch[idx].data.len() - offset;
+                    if n >= left {
+                        n -= left;
+                        idx += 1;
+                        offset = 0;
+                    } else {
+                        offset += n;
+                        n = 0;
+                    }
+                }
+                while idx < batch.len() && batch[idx].data.len() == offset {
+                    idx += 1;
+                    offset = 0;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                return (idx, offset, WriteOutcome::WouldBlock)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "write failed");
+                return (idx, offset, WriteOutcome::Failed);
             }
         }
-        // Skip empty payloads.
-        while idx < batch.len() && batch[idx].len() == offset {
-            idx += 1;
-            offset = 0;
+    }
+    (idx, 0, WriteOutcome::Done)
+}
+
+fn shutdown_write(sock: &OwnedWriteHalf) {
+    // SAFETY: `shutdown` on a socket we own; it only changes the socket's state.
+    unsafe {
+        libc::shutdown(sock.as_ref().as_raw_fd(), libc::SHUT_WR);
+    }
+}
+
+/// The connection's writer task: it only runs when the socket is full (it waits for room and
+/// flushes) and to notice the end.
+pub async fn run_writer(out: Arc<Outq>) {
+    let Some(sock) = &out.sock else {
+        return;
+    };
+    loop {
+        if out.is_ended() {
+            return;
+        }
+        let blocked = out.lock().blocked;
+        if blocked {
+            if let Err(e) = sock.as_ref().writable().await {
+                tracing::debug!(error = %e, "socket failed");
+                out.abort();
+                return;
+            }
+            out.lock().blocked = false;
+            out.flush(true);
+        } else {
+            out.wake.notified().await;
         }
     }
-    Ok(())
+}
+
+/// Times gathered writes for every queue with pending media: one task, a few ticks per window.
+pub struct Flusher {
+    pending: Mutex<Vec<Weak<Outq>>>,
+    period: Duration,
+}
+
+impl Flusher {
+    pub fn new(gather: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            pending: Mutex::new(Vec::new()),
+            // Four ticks per window bound the extra delay to a quarter window.
+            period: (gather / 4).max(Duration::from_millis(2)),
+        })
+    }
+
+    fn register(&self, q: Arc<Outq>) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::downgrade(&q));
+    }
+
+    /// Runs until the process ends.
+    pub async fn run(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut work = Vec::new();
+        loop {
+            tick.tick().await;
+            std::mem::swap(&mut work, &mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+            let mut keep = Vec::new();
+            for w in work.drain(..) {
+                if let Some(q) = w.upgrade() {
+                    if q.flush(false) {
+                        keep.push(w);
+                    }
+                }
+            }
+            if !keep.is_empty() {
+                self.pending.lock().unwrap_or_else(|p| p.into_inner()).extend(keep);
+            }
+        }
+    }
 }

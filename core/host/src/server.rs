@@ -17,6 +17,7 @@ use crate::{
     frontends::{AppRoutes, Frontend},
     host_api::HostServices,
     hub::Hub,
+    outq::Flusher,
     source_player::SourceEntry,
 };
 
@@ -28,6 +29,8 @@ pub struct HostCtx {
     /// Source plugins by the app they serve.
     pub sources: Vec<Arc<SourceEntry>>,
     pub shutdown: watch::Sender<bool>,
+    /// Times the gathered writes of every connection.
+    pub flusher: Arc<Flusher>,
     next_conn: AtomicU64,
 }
 
@@ -40,7 +43,9 @@ impl HostCtx {
         sources: Vec<Arc<SourceEntry>>,
     ) -> Arc<Self> {
         let (shutdown, _) = watch::channel(false);
+        let flusher = Flusher::new(std::time::Duration::from_millis(cfg.hub.gather_ms));
         Arc::new(Self {
+            flusher,
             cfg,
             hub,
             services,

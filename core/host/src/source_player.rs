@@ -191,7 +191,8 @@ impl Player {
         );
         if let Some(enc) = &mut self.encoder {
             if let Ok(ROption::RSome(p)) = enc.preamble(true).into_result() {
-                let _ = self.out.push_media(p, usize::MAX);
+                let _ = self.out.push_media(p, usize::MAX, true);
+                self.out.flush(true);
             }
         }
         let mut clock: Option<Clock> = None;
@@ -353,7 +354,9 @@ impl Player {
         };
         if let Some(b) = bytes {
             // The pacing above keeps the queue short; a full queue here means a stalled viewer.
-            let _ = self.out.push_media(b, usize::MAX);
+            if let Ok(true) = self.out.push_media(b, usize::MAX, false) {
+                self.out.flush(true);
+            }
         }
     }
 }

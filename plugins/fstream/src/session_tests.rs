@@ -351,7 +351,7 @@ fn bufsize_chunks_across_reads() {
     let mut got = concat(&p);
     for read in [&b"E"[..], b"FG", b"HIJKLMNOPQ", b"", b"RST"] {
         let p = packets(&h.bytes(read));
-        assert!(p.iter().all(|p| p.len() % 4 == 0 && p.len() > 0));
+        assert!(p.iter().all(|p| p.len() % 4 == 0 && !p.is_empty()));
         assert!(p
             .iter()
             .all(|p| p.kind == MediaKind::Raw && p.flags == flags::KEYFRAME));

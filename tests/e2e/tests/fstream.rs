@@ -11,7 +11,7 @@ use std::{
     path::Path,
     process::{Child, ChildStdin, Command, ExitStatus, Stdio},
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc, Mutex,
     },
     thread,
@@ -75,6 +75,8 @@ struct Client {
     stdin: Option<ChildStdin>,
     out: Arc<Mutex<Vec<u8>>>,
     err: Arc<Mutex<String>>,
+    /// How many of the two reader threads reached EOF.
+    readers_done: Arc<AtomicUsize>,
 }
 
 impl Client {
@@ -101,8 +103,9 @@ impl Client {
             .expect("spawn fstream");
         let out = Arc::new(Mutex::new(Vec::new()));
         let err = Arc::new(Mutex::new(String::new()));
+        let readers_done = Arc::new(AtomicUsize::new(0));
         let mut so = child.stdout.take().expect("stdout");
-        let o = out.clone();
+        let (o, done) = (out.clone(), readers_done.clone());
         thread::spawn(move || {
             let mut buf = vec![0u8; 64 * 1024];
             while let Ok(n) = so.read(&mut buf) {
@@ -111,13 +114,15 @@ impl Client {
                 }
                 o.lock().unwrap().extend_from_slice(&buf[..n]);
             }
+            done.fetch_add(1, Ordering::SeqCst);
         });
         let mut se = child.stderr.take().expect("stderr");
-        let e = err.clone();
+        let (e, done) = (err.clone(), readers_done.clone());
         thread::spawn(move || {
             let mut s = String::new();
             let _ = se.read_to_string(&mut s);
             e.lock().unwrap().push_str(&s);
+            done.fetch_add(1, Ordering::SeqCst);
         });
         let stdin = child.stdin.take();
         Client {
@@ -125,6 +130,7 @@ impl Client {
             stdin,
             out,
             err,
+            readers_done,
         }
     }
 
@@ -178,7 +184,10 @@ impl Client {
         loop {
             if let Ok(Some(s)) = self.child.try_wait() {
                 // Let the reader threads take the last bytes.
-                thread::sleep(Duration::from_millis(20));
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while self.readers_done.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+                    thread::sleep(Duration::from_millis(2));
+                }
                 return Some(s);
             }
             if Instant::now() >= deadline {
@@ -221,7 +230,7 @@ fn try_broadcast(host: &Host, addr: &str, action: &str, stream: &str) -> (bool, 
         if log_count(host, &needle) > before {
             return (true, c);
         }
-        if let Ok(Some(status)) = c.child.try_wait() {
+        if let Some(status) = c.try_exit(Duration::ZERO) {
             assert!(!status.success(), "a refused broadcaster exits non-zero");
             return (false, c);
         }
@@ -283,7 +292,11 @@ fn expect_silent_close(addr: &str, input: &[u8], what: &str) -> Duration {
     // The server may close while we still write (prelude over the limit): that is fine.
     let _ = s.write_all(input);
     let got = read_to_close(&mut s);
-    assert!(got.is_empty(), "{what}: the server sent {} bytes", got.len());
+    assert!(
+        got.is_empty(),
+        "{what}: the server sent {} bytes",
+        got.len()
+    );
     t.elapsed()
 }
 
@@ -291,7 +304,12 @@ fn ffprobe_frames(file: &Path) -> (u64, String) {
     let (status, out, err) = run_with_timeout(
         Command::new("ffprobe")
             .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
-            .args(["-show_entries", "stream=codec_name,nb_read_frames", "-of", "csv=p=0"])
+            .args([
+                "-show_entries",
+                "stream=codec_name,nb_read_frames",
+                "-of",
+                "csv=p=0",
+            ])
             .arg(file),
         Duration::from_secs(30),
     );
@@ -352,7 +370,10 @@ fn ffmpeg_h264_reaches_two_early_watchers() {
             let file = tmp.path().join(format!("w{i}.{ext}"));
             std::fs::write(&file, w.data()).unwrap();
             let (frames, line) = ffprobe_frames(&file);
-            eprintln!("{format}: watcher {i} got {} bytes, ffprobe: {line}", w.len());
+            eprintln!(
+                "{format}: watcher {i} got {} bytes, ffprobe: {line}",
+                w.len()
+            );
             assert!(line.starts_with("h264"), "{line}");
             assert!((95..=100).contains(&frames), "{format}: {frames} frames");
         }
@@ -373,6 +394,9 @@ fn random_broadcast_is_byte_identical_at_three_watchers() {
     wait_log_count(&host, &waiting("fier/default"), 3);
     let data = random_bytes(5 * 1024 * 1024);
     let mut b = Client::broadcast(&addr, "broadcast,user=fier,user_password=123");
+    // Bytes sent before the broadcast is authenticated wait in a bounded buffer
+    // (max_pending_bytes, 4 MiB): let it start before pouring 5 MiB in at loopback speed.
+    wait_log_count(&host, &started("fier/default"), 1);
     for chunk in data.chunks(64 * 1024) {
         assert!(b.send(chunk));
     }
@@ -429,7 +453,10 @@ fn mid_stream_joiner_of_mpegts_with_bufsize_188_is_aligned() {
     assert_eq!(got[0], 0x47, "the first byte is not a sync byte");
     assert_eq!(got.len() % 188, 0, "{} bytes", got.len());
     assert!(got.chunks(188).all(|p| p[0] == 0x47));
-    assert!(all.ends_with(&got), "the late watcher's bytes are not the stream's tail");
+    assert!(
+        all.ends_with(&got),
+        "the late watcher's bytes are not the stream's tail"
+    );
     let tmp = TempDir::new("ts188-out");
     let file = tmp.path().join("late.ts");
     std::fs::write(&file, &got).unwrap();
@@ -437,14 +464,22 @@ fn mid_stream_joiner_of_mpegts_with_bufsize_188_is_aligned() {
     // must read cleanly.
     let (status, out, err) = run_with_timeout(
         Command::new("ffprobe")
-            .args(["-v", "warning", "-show_entries", "format=format_name:stream=codec_name"])
+            .args([
+                "-v",
+                "warning",
+                "-show_entries",
+                "format=format_name:stream=codec_name",
+            ])
             .args(["-of", "compact"])
             .arg(&file),
         Duration::from_secs(30),
     );
     let out = String::from_utf8_lossy(&out);
     assert!(status.is_some_and(|s| s.success()), "{err}");
-    assert!(out.contains("format_name=mpegts") && out.contains("codec_name=h264"), "{out}");
+    assert!(
+        out.contains("format_name=mpegts") && out.contains("codec_name=h264"),
+        "{out}"
+    );
     assert!(!err.contains("[mpegts"), "the demuxer complained: {err}");
     let (frames, _) = ffprobe_frames(&file);
     eprintln!(
@@ -535,7 +570,7 @@ fn tokens_are_single_use_per_user_and_expire() {
     let t4 = get_token(&addr, "fier", "123");
     thread::sleep(Duration::from_millis(1700));
     assert!(!bcast(&t4, "fier", "t4").0);
-    assert!(host.log().contains("token expired"));
+    assert!(host.wait_log("token expired", WAIT));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -586,13 +621,22 @@ fn bad_inputs_close_silently_while_a_broadcast_runs() {
         ("item without '='", p("watch,user=fier,channel")),
         ("unknown action", p("play,user=fier")),
         ("unknown user", p("broadcast,user=nobody,user_password=123")),
-        ("wrong password", p("broadcast,user=fier,user_password=124,channel=x")),
-        ("token for an unknown user", p("token,user=nobody,user_password=1")),
+        (
+            "wrong password",
+            p("broadcast,user=fier,user_password=124,channel=x"),
+        ),
+        (
+            "token for an unknown user",
+            p("token,user=nobody,user_password=1"),
+        ),
         (
             "wrong channel password",
             p("watch,user=fier,channel=live,channel_password=cq"),
         ),
-        ("missing channel password", p("watch,user=fier,channel=live")),
+        (
+            "missing channel password",
+            p("watch,user=fier,channel=live"),
+        ),
         ("bad user name", p("watch,user=../fier")),
     ];
     // Broadcasters that send bytes right after the preamble are refused just the same.
@@ -628,7 +672,7 @@ fn bad_inputs_close_silently_while_a_broadcast_runs() {
         "did not arrive within 700 ms",
         "bad user name",
     ] {
-        assert!(host.log().contains(reason), "no log of {reason:?}");
+        assert!(host.wait_log(reason, WAIT), "no log of {reason:?}");
     }
 
     stop.store(true, Ordering::SeqCst);
@@ -697,7 +741,7 @@ fn old_key_spellings_http_prelude_and_a_raw_socket_client() {
     // The server closes the broadcaster after its EOF, without a byte.
     assert!(read_to_close(&mut caster).is_empty());
     assert_eq!(read_to_close(&mut watcher), b"first bytes|second bytes");
-    assert!(host.log().contains("ignored unknown keys keys=zzz"));
+    assert!(host.wait_log("ignored unknown keys keys=zzz", WAIT));
 
     // A bare "\n\n" prelude and a duplicate key (the last wins).
     let mut watcher = raw_connect(&addr);
@@ -707,10 +751,12 @@ fn old_key_spellings_http_prelude_and_a_raw_socket_client() {
             "watch,user=ann,channel=x,channel=dup",
         ))
         .unwrap();
-    wait_log_count(&host, &waiting("fier/raw"), 1);
     wait_log_count(&host, &waiting("ann/dup"), 1);
     let mut caster = raw_connect(&addr);
-    let mut first = spec_preamble(b"\r\n\r\n", "broadcast,user=ann,user_password=456,channel=dup");
+    let mut first = spec_preamble(
+        b"\r\n\r\n",
+        "broadcast,user=ann,user_password=456,channel=dup",
+    );
     first.extend_from_slice(b"dup");
     caster.write_all(&first).unwrap();
     caster.shutdown(std::net::Shutdown::Write).unwrap();
@@ -785,7 +831,11 @@ fn second_broadcaster_replace_and_grace_period() {
 
 #[test]
 fn second_broadcaster_rejected_by_setting() {
-    let root = root("reject", "grace_ms = 100\nsecond_broadcaster = \"reject\"\n", "");
+    let root = root(
+        "reject",
+        "grace_ms = 100\nsecond_broadcaster = \"reject\"\n",
+        "",
+    );
     let (host, addr) = start(&root);
     let mut w = Client::watch(&addr, "watch,user=fier,channel=rej");
     wait_log_count(&host, &waiting("fier/rej"), 1);
@@ -795,7 +845,7 @@ fn second_broadcaster_rejected_by_setting() {
     let (ok, b2) = try_broadcast(&host, &addr, action, "fier/rej");
     assert!(!ok, "the second broadcaster was accepted");
     assert!(b2.stderr().contains("rejects a second broadcaster"));
-    assert!(host.log().contains("rejects a second broadcaster"));
+    assert!(host.wait_log("rejects a second broadcaster", WAIT));
     // The first one is unaffected.
     assert!(b1.send(b"still here"));
     w.wait_len(11);
@@ -829,18 +879,28 @@ fn slow_watcher_is_dropped_and_does_not_slow_the_others() {
 
     let data = random_bytes(20 * 1024 * 1024);
     let mut b = Client::broadcast(&addr, "broadcast,user=fier,user_password=123,channel=slow");
+    wait_log_count(&host, &started("fier/slow"), 1);
     let t = Instant::now();
     for chunk in data.chunks(64 * 1024) {
-        assert!(b.send(chunk), "the broadcaster was blocked or cut: {}", b.stderr());
+        assert!(
+            b.send(chunk),
+            "the broadcaster was blocked or cut: {}",
+            b.stderr()
+        );
         thread::sleep(Duration::from_millis(3));
     }
     assert!(b.finish().success(), "{}", b.stderr());
     let took = t.elapsed();
     for w in fast.iter_mut() {
         assert!(w.exit().success(), "{}", w.stderr());
-        assert!(w.data() == data, "a fast watcher lost bytes ({} of {})", w.len(), data.len());
+        assert!(
+            w.data() == data,
+            "a fast watcher lost bytes ({} of {})",
+            w.len(),
+            data.len()
+        );
     }
-    assert!(host.log().contains("viewer too slow for its queue"));
+    assert!(host.wait_log("viewer too slow for its queue", WAIT));
     let mut slow = slow;
     let got = read_to_close(&mut slow);
     eprintln!(
@@ -849,7 +909,10 @@ fn slow_watcher_is_dropped_and_does_not_slow_the_others() {
         got.len()
     );
     assert!(got.len() < data.len());
-    assert!(data.starts_with(&got), "the slow watcher's bytes are not a prefix");
+    assert!(
+        data.starts_with(&got),
+        "the slow watcher's bytes are not a prefix"
+    );
 }
 
 fn set_rcvbuf(s: &TcpStream, bytes: i32) {

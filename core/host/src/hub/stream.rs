@@ -265,7 +265,14 @@ impl Stream {
                 return Err(SubscriptionStatus::TooSlow);
             }
         }
+        let out = sub.out.clone();
+        let joined = sub.joined;
         st.subscribers.push(sub);
+        drop(st);
+        if joined {
+            // The join burst goes out at once, not after a gathering window.
+            out.flush(true);
+        }
         Ok(waiting)
     }
 
@@ -366,11 +373,17 @@ impl Stream {
             }
         }
         // Join subscribers that have not joined this publication yet (before this packet).
+        // Queues to write once the stream's lock is released (no write under a lock).
+        let mut flush: Vec<Arc<Outq>> = Vec::new();
         let gop = hub.cfg.gop_cache;
         let mut dropped = Vec::new();
         for (i, sub) in st.subscribers.iter_mut().enumerate() {
-            if !sub.joined && join(sub, &mut st.formats, &st.cache, media, gop).is_err() {
-                dropped.push(i);
+            if !sub.joined {
+                if join(sub, &mut st.formats, &st.cache, media, gop).is_err() {
+                    dropped.push(i);
+                } else {
+                    flush.push(sub.out.clone());
+                }
             }
         }
         remove_dropped(st, dropped);
@@ -396,7 +409,7 @@ impl Stream {
             let Some(bytes) = &encoded[sub.format] else {
                 continue;
             };
-            if deliver(sub, bytes.clone(), &self.name).is_err() {
+            if deliver(sub, bytes.clone(), &self.name, &mut flush).is_err() {
                 dropped.push(i);
             }
         }
@@ -405,6 +418,10 @@ impl Stream {
             for s in st.sinks.iter_mut() {
                 s.packet(&pkt);
             }
+        }
+        drop(guard);
+        for q in flush {
+            q.flush(true);
         }
     }
 }
@@ -514,12 +531,21 @@ fn wants(sub: &mut Subscriber, pkt: &MediaPacket) -> bool {
 }
 
 /// Queues bytes for a subscriber, applying its overflow policy. `Err`: remove it.
-fn deliver(sub: &mut Subscriber, bytes: Payload, stream: &str) -> Result<(), ()> {
+fn deliver(
+    sub: &mut Subscriber,
+    bytes: Payload,
+    stream: &str,
+    flush: &mut Vec<Arc<Outq>>,
+) -> Result<(), ()> {
     if sub.out.is_ended() {
         return Err(());
     }
-    match sub.out.push_media(bytes, sub.limit) {
-        Ok(()) => Ok(()),
+    match sub.out.push_media(bytes, sub.limit, false) {
+        Ok(false) => Ok(()),
+        Ok(true) => {
+            flush.push(sub.out.clone());
+            Ok(())
+        }
         Err(_) => match sub.options.overflow {
             OverflowPolicy::Disconnect => {
                 tracing::warn!(
@@ -562,7 +588,7 @@ fn join(
         if let Some(enc) = &mut f.encoder {
             match enc.preamble(media).into_result() {
                 Ok(ROption::RSome(p)) => {
-                    if sub.out.push_media(p, usize::MAX).is_err() {
+                    if sub.out.push_media(p, usize::MAX, true).is_err() {
                         return Err(());
                     }
                 }
@@ -583,7 +609,7 @@ fn join(
             || pkt.kind == MediaKind::Video && !sub.options.video && !pkt.is_sequence_header())
         {
             if let Some(bytes) = encode(f, pkt) {
-                if sub.out.push_media(bytes, usize::MAX).is_err() {
+                if sub.out.push_media(bytes, usize::MAX, true).is_err() {
                     return Err(());
                 }
             }

@@ -1,0 +1,325 @@
+//! Publishing: the `publish` command, the app handler's and the hub's answers, and the
+//! publisher's audio, video and data messages as media packets.
+
+use fstream_abi::{
+    flags, payload_from, Action, AppCall, AppDecision, AppVerdict, CloseMode, MediaKind,
+    MediaPacket, Outbox, PublishCall, PublishOptions, PublishOutcome, RecordMode,
+};
+use fstream_media::{
+    amf0::Amf0Value,
+    flv::{classify_audio, classify_video, strip_set_data_frame, VideoPacket},
+    rtmp::{
+        chunk::RtmpMessage,
+        message::{msg_type, Command, UserControlEvent},
+    },
+};
+
+use crate::{
+    commands::{send_status, status},
+    error::Violation,
+    names::{join_queries, parse_name, query_param, redirect_target},
+    session::RtmpSession,
+    state::{Conn, Pending, Publishing, Role, Wait},
+};
+
+/// The AMF0 encoding of a short string, as a data message starts with its name.
+fn amf0_string(s: &str) -> Vec<u8> {
+    let mut v = vec![0x02];
+    v.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    v.extend_from_slice(s.as_bytes());
+    v
+}
+
+/// The media packet for an audio, video or data message; `None` for what players need not see
+/// (empty messages, `@clearDataFrame`).
+///
+/// Flags come from the payload: video keyframes, sequence headers (AVC/HEVC and Enhanced RTMP
+/// SequenceStart, AAC AudioSpecificConfig), disposable frames, and `onMetaData` (sent by
+/// publishers as `@setDataFrame`, which is stripped, leaving the body players expect). The
+/// payload is copied once; Enhanced RTMP (FourCC) payloads pass through untouched.
+pub fn media_packet(type_id: u8, timestamp: u32, payload: &[u8]) -> Option<MediaPacket> {
+    if payload.is_empty() {
+        return None;
+    }
+    let (kind, flags, body) = match type_id {
+        msg_type::VIDEO => {
+            let info = classify_video(payload)?;
+            let mut f = 0;
+            if info.is_keyframe() {
+                f |= flags::KEYFRAME;
+            }
+            if info.is_sequence_header() {
+                f |= flags::SEQUENCE_HEADER;
+            }
+            if info.frame_type == 3 && info.packet == VideoPacket::CodedFrame {
+                f |= flags::DISPOSABLE;
+            }
+            (MediaKind::Video, f, payload)
+        }
+        msg_type::AUDIO => {
+            let info = classify_audio(payload)?;
+            let f = if info.is_sequence_header() {
+                flags::SEQUENCE_HEADER
+            } else {
+                0
+            };
+            (MediaKind::Audio, f, payload)
+        }
+        msg_type::DATA_AMF0 | msg_type::DATA_AMF3 => {
+            let body = if type_id == msg_type::DATA_AMF3 {
+                payload.strip_prefix(&[0u8]).unwrap_or(payload)
+            } else {
+                payload
+            };
+            let body = strip_set_data_frame(body);
+            if body.is_empty() || body.starts_with(&amf0_string("@clearDataFrame")) {
+                return None;
+            }
+            let f = if body.starts_with(&amf0_string("onMetaData")) {
+                flags::METADATA
+            } else {
+                0
+            };
+            (MediaKind::Script, f, body)
+        }
+        _ => return None,
+    };
+    Some(MediaPacket::new(kind, flags, timestamp, payload_from(body)))
+}
+
+fn record_mode(kind: &str) -> RecordMode {
+    match kind {
+        "record" => RecordMode::Record,
+        "append" | "appendWithGap" => RecordMode::Append,
+        _ => RecordMode::Live,
+    }
+}
+
+impl RtmpSession {
+    /// `publish(name?query, type)` on a stream from `createStream`.
+    pub(crate) fn cmd_publish(
+        &mut self,
+        msid: u32,
+        cmd: &Command,
+        out: &mut Outbox,
+    ) -> Result<(), Violation> {
+        let arg = cmd.arg(0).and_then(Amf0Value::as_str).unwrap_or("");
+        let kind = cmd.arg(1).and_then(Amf0Value::as_str).unwrap_or("live");
+        let shown = arg.split('?').next().unwrap_or("");
+        match self.streams.get(&msid).map(|ns| &ns.role) {
+            None => {
+                return self.publish_refused(
+                    msid,
+                    shown,
+                    "Publish needs a stream from createStream.",
+                )
+            }
+            Some(Role::Idle) => {}
+            Some(_) => return self.publish_refused(msid, shown, "The stream is already in use."),
+        }
+        let name = match parse_name(arg) {
+            Ok(n) => n,
+            Err(e) => return self.publish_refused(msid, shown, &format!("Bad stream name: {e}.")),
+        };
+        let Conn::Connected(c) = &self.conn else {
+            return Ok(());
+        };
+        let query = join_queries(&name.query, &c.app_query);
+        let call = AppCall::Publish(PublishCall {
+            app: c.app.clone().into(),
+            stream: name.name.clone().into(),
+            kind: kind.into(),
+            query: query.clone().into(),
+            peer: self.peer.clone().into(),
+        });
+        tracing::debug!(app = %c.app, name = %name.name, kind, "publish");
+        let request = self.request_id();
+        self.wait = Some(Wait::App {
+            request,
+            call: Pending::Publish {
+                msid,
+                name: name.name,
+                query,
+                record: record_mode(kind),
+            },
+        });
+        self.act(out, Action::CallApp { request, call });
+        Ok(())
+    }
+
+    /// `onStatus` error NetStream.Publish.BadName.
+    fn publish_refused(&mut self, msid: u32, name: &str, why: &str) -> Result<(), Violation> {
+        tracing::info!(name, reason = why, "publish refused");
+        let st = status("error", "NetStream.Publish.BadName", why, name);
+        send_status(&mut self.output, msid, st)?;
+        Ok(())
+    }
+
+    pub(crate) fn publish_decided(
+        &mut self,
+        msid: u32,
+        name: String,
+        query: String,
+        record: RecordMode,
+        decision: AppDecision,
+        out: &mut Outbox,
+    ) -> Result<(), Violation> {
+        let Conn::Connected(c) = &self.conn else {
+            return Ok(());
+        };
+        let stream = match &decision.verdict {
+            AppVerdict::Accept => format!("{}/{name}", c.app),
+            AppVerdict::Redirect(to) => match redirect_target(&c.app, to) {
+                Ok(s) => s,
+                Err(e) => {
+                    let why = format!("Bad redirect {to:?}: {e}.");
+                    self.publish_refused(msid, &name, &why)?;
+                    return self.send_client_commands(&decision.commands);
+                }
+            },
+            AppVerdict::Reject(why) => {
+                self.publish_refused(msid, &name, why)?;
+                return self.send_client_commands(&decision.commands);
+            }
+        };
+        let publication = self.handle();
+        let Some(ns) = self.streams.get_mut(&msid) else {
+            return Ok(());
+        };
+        ns.role = Role::Publishing(Publishing {
+            publication,
+            stream: stream.clone(),
+            name,
+            started: false,
+        });
+        let options = PublishOptions {
+            channel_password: query_param(&query, "channel_password")
+                .map(Into::into)
+                .into(),
+            conflict: self.settings.second_publisher.conflict(),
+            grace_ms: self.settings.grace_ms,
+            record,
+            query: query.into(),
+        };
+        self.wait = Some(Wait::PublishResult {
+            publication,
+            msid,
+            commands: decision.commands,
+        });
+        self.act(
+            out,
+            Action::Publish {
+                publication,
+                stream: stream.into(),
+                options,
+            },
+        );
+        Ok(())
+    }
+
+    pub(crate) fn on_publish_result(
+        &mut self,
+        publication: u32,
+        outcome: PublishOutcome,
+    ) -> Result<(), Violation> {
+        let (msid, commands) = match self.wait.take() {
+            Some(Wait::PublishResult {
+                publication: p,
+                msid,
+                commands,
+            }) if p == publication => (msid, commands),
+            other => {
+                self.wait = other;
+                tracing::debug!(publication, "ignored a stale publish result");
+                return Ok(());
+            }
+        };
+        let Some(ns) = self.streams.get_mut(&msid) else {
+            return Ok(());
+        };
+        let Role::Publishing(p) = &mut ns.role else {
+            return Ok(());
+        };
+        let name = p.name.clone();
+        let stream = p.stream.clone();
+        match outcome {
+            PublishOutcome::Started => {
+                p.started = true;
+                tracing::info!(stream = %stream, "publishing");
+                self.output
+                    .user_control(UserControlEvent::StreamBegin(msid))?;
+                let st = status(
+                    "status",
+                    "NetStream.Publish.Start",
+                    format!("{name} is now published."),
+                    &name,
+                );
+                send_status(&mut self.output, msid, st)?;
+            }
+            PublishOutcome::Busy => {
+                ns.role = Role::Idle;
+                let why = format!("{stream} is already being published.");
+                self.publish_refused(msid, &name, &why)?;
+            }
+            PublishOutcome::Refused(why) => {
+                ns.role = Role::Idle;
+                self.publish_refused(msid, &name, &why)?;
+            }
+        }
+        self.send_client_commands(&commands)
+    }
+
+    /// Another publisher took the stream over: tell this one and disconnect it (it is usually a
+    /// stale connection of the encoder that just reconnected).
+    pub(crate) fn on_replaced(
+        &mut self,
+        publication: u32,
+        out: &mut Outbox,
+    ) -> Result<(), Violation> {
+        let found = self.streams.iter_mut().find_map(|(id, ns)| match &ns.role {
+            Role::Publishing(p) if p.publication == publication => {
+                let r = (*id, p.name.clone(), p.stream.clone());
+                ns.role = Role::Idle;
+                Some(r)
+            }
+            _ => None,
+        });
+        let Some((msid, name, stream)) = found else {
+            return Ok(());
+        };
+        tracing::info!(stream = %stream, "another publisher took over; disconnecting this one");
+        let st = status(
+            "status",
+            "NetStream.Unpublish.Success",
+            format!("Another publisher took over {name}."),
+            &name,
+        );
+        send_status(&mut self.output, msid, st)?;
+        self.finish(CloseMode::AfterFlush, out);
+        Ok(())
+    }
+
+    /// Audio, video and data messages of a publishing stream.
+    pub(crate) fn on_media(&mut self, msg: &RtmpMessage, out: &mut Outbox) {
+        let publication = match self.streams.get(&msg.stream_id).map(|ns| &ns.role) {
+            Some(Role::Publishing(p)) if p.started => p.publication,
+            _ => {
+                tracing::trace!(
+                    msid = msg.stream_id,
+                    type_id = msg.type_id,
+                    "ignored media on a stream that is not publishing"
+                );
+                return;
+            }
+        };
+        if let Some(packet) = media_packet(msg.type_id, msg.timestamp, &msg.payload) {
+            self.act(
+                out,
+                Action::Packet {
+                    publication,
+                    packet,
+                },
+            );
+        }
+    }
+}

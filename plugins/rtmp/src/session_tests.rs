@@ -1,0 +1,1168 @@
+//! Byte-level tests of a session: a scripted client's bytes in, the session's writes and host
+//! actions out.
+
+use std::sync::Arc;
+
+use abi_stable::std_types::{ROption, RVec};
+use fstream_abi::{
+    flags, sdk::SessionLogic, Action, AppCall, AppDecision, ClientCommand, CloseMode, ConnInfo,
+    Event, MediaKind, Outbox, OverflowPolicy, PublishConflict, PublishOutcome, RecordMode,
+    SubscriptionControl, SubscriptionStatus,
+};
+use fstream_media::{
+    amf0::{self, Amf0Value},
+    flv::write_tag,
+    rtmp::{
+        chunk::{ChunkDecoder, ChunkEncoder, ChunkLimits, RtmpMessage},
+        handshake::{ClientHandshake, HandshakeStatus},
+        message::{msg_type, Command, CommandEncoding, ControlMessage, UserControlEvent},
+    },
+    AmfLimits,
+};
+
+use crate::{session::RtmpSession, settings::Settings};
+
+/// A scripted client in front of one session, in virtual time.
+struct Client {
+    session: RtmpSession,
+    now: u64,
+    enc: ChunkEncoder,
+    dec: ChunkDecoder,
+    encoding: CommandEncoding,
+}
+
+/// What one session call produced: the messages it wrote (decoded) and its other actions.
+#[derive(Default)]
+struct Output {
+    messages: Vec<RtmpMessage>,
+    actions: Vec<Action>,
+    /// The position of each write among the actions (index into `actions` at the time).
+    raw: Vec<u8>,
+}
+
+impl Output {
+    fn commands(&self) -> Vec<Command> {
+        self.messages
+            .iter()
+            .filter(|m| matches!(m.type_id, msg_type::COMMAND_AMF0 | msg_type::COMMAND_AMF3))
+            .map(|m| Command::parse(m.type_id, &m.payload, &AmfLimits::default()).unwrap())
+            .collect()
+    }
+
+    /// `(name, code)` of each command; code is the info object's `code`, if any.
+    fn codes(&self) -> Vec<(String, String)> {
+        self.commands()
+            .into_iter()
+            .map(|c| {
+                let code = c
+                    .args
+                    .iter()
+                    .find_map(|a| a.get_str("code"))
+                    .unwrap_or("")
+                    .to_string();
+                (c.name, code)
+            })
+            .collect()
+    }
+
+    fn controls(&self) -> Vec<ControlMessage> {
+        self.messages
+            .iter()
+            .filter(|m| m.type_id <= 6)
+            .map(|m| ControlMessage::parse(m.type_id, &m.payload).unwrap())
+            .collect()
+    }
+
+    fn closed(&self) -> Option<CloseMode> {
+        self.actions.iter().find_map(|a| match a {
+            Action::Close(m) => Some(*m),
+            _ => None,
+        })
+    }
+
+    fn app_call(&self) -> (u64, AppCall) {
+        self.actions
+            .iter()
+            .find_map(|a| match a {
+                Action::CallApp { request, call } => Some((*request, call.clone())),
+                _ => None,
+            })
+            .expect("an app call")
+    }
+
+    fn packets(&self) -> Vec<fstream_abi::MediaPacket> {
+        self.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Packet { packet, .. } => Some(packet.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn kinds(&self) -> Vec<&'static str> {
+        self.actions
+            .iter()
+            .map(|a| match a {
+                Action::Write(_) => "write",
+                Action::Close(_) => "close",
+                Action::SetTimer(_) => "timer",
+                Action::Authenticate { .. } => "auth",
+                Action::IssueToken { .. } => "token",
+                Action::CallApp { .. } => "app",
+                Action::Publish { .. } => "publish",
+                Action::Packet { .. } => "packet",
+                Action::Unpublish { .. } => "unpublish",
+                Action::Subscribe { .. } => "subscribe",
+                Action::Unsubscribe { .. } => "unsubscribe",
+                Action::Control { .. } => "control",
+            })
+            .collect()
+    }
+}
+
+fn settings(edit: impl FnOnce(&mut Settings)) -> Arc<Settings> {
+    let mut s = Settings::default();
+    edit(&mut s);
+    Arc::new(s)
+}
+
+fn conn() -> ConnInfo {
+    ConnInfo {
+        id: 7,
+        peer: "127.0.0.1:5000".into(),
+        local: "127.0.0.1:1935".into(),
+    }
+}
+
+impl Client {
+    /// A started session, before the handshake.
+    fn new(settings: Arc<Settings>) -> (Self, Output) {
+        let mut c = Client {
+            session: RtmpSession::new(settings, &conn()),
+            now: 1000,
+            enc: ChunkEncoder::default(),
+            dec: ChunkDecoder::new(ChunkLimits::default()),
+            encoding: CommandEncoding::Amf0,
+        };
+        let mut out = Outbox::new();
+        c.session.start(c.now, &mut out).unwrap();
+        let o = c.collect(out, false);
+        (c, o)
+    }
+
+    /// A session after the handshake (simple or digest).
+    fn handshaken(settings: Arc<Settings>, digest: bool) -> Self {
+        let (mut c, _) = Client::new(settings);
+        let mut rng = rand::thread_rng();
+        let mut hs = if digest {
+            ClientHandshake::new_digest(0, &mut rng)
+        } else {
+            ClientHandshake::new(0, &mut rng)
+        };
+        let o = c.send_raw(&hs.c0c1(), false);
+        assert_eq!(o.raw.len(), 1 + 2 * 1536, "S0 S1 S2");
+        let mut c2 = Vec::new();
+        assert_eq!(hs.feed(&o.raw, &mut c2), Ok(HandshakeStatus::Complete));
+        let o = c.send_raw(&c2, true);
+        assert!(o.messages.is_empty());
+        assert_eq!(
+            o.kinds(),
+            ["timer"],
+            "the idle timer replaces the handshake's"
+        );
+        c
+    }
+
+    /// A connected session (app `fier`, accepted).
+    fn connected(settings: Arc<Settings>) -> Self {
+        let mut c = Client::handshaken(settings, false);
+        let o = c.command(0, "connect", 1.0, connect_object("fier", 0.0), vec![]);
+        let (request, _) = o.app_call();
+        let o = c.event(Event::AppResult {
+            request,
+            decision: AppDecision::accept(),
+        });
+        assert_eq!(
+            o.codes(),
+            [("_result".into(), "NetConnection.Connect.Success".into())]
+        );
+        c
+    }
+
+    /// A connected session with stream 1 created.
+    fn with_stream(settings: Arc<Settings>) -> Self {
+        let mut c = Client::connected(settings);
+        let o = c.command(0, "createStream", 2.0, Amf0Value::Null, vec![]);
+        assert_eq!(o.commands()[0].args, [Amf0Value::Number(1.0)]);
+        c
+    }
+
+    fn collect(&mut self, out: Outbox, decode: bool) -> Output {
+        let mut o = Output::default();
+        for a in out.actions {
+            if let Action::Write(p) = &a {
+                o.raw.extend_from_slice(p);
+                if decode {
+                    self.dec.push(p);
+                    while let Some(m) = self.dec.next_message().unwrap() {
+                        if let Ok(ControlMessage::SetChunkSize(n)) =
+                            ControlMessage::parse(m.type_id, &m.payload)
+                        {
+                            self.dec.set_chunk_size(n).unwrap();
+                        }
+                        o.messages.push(m);
+                    }
+                }
+            }
+            o.actions.push(a);
+        }
+        o
+    }
+
+    fn send_raw(&mut self, bytes: &[u8], decode: bool) -> Output {
+        let mut out = Outbox::new();
+        self.session.bytes(bytes, self.now, &mut out).unwrap();
+        self.collect(out, decode)
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> Output {
+        self.send_raw(bytes, true)
+    }
+
+    fn bytes_of(&self, m: &RtmpMessage) -> Vec<u8> {
+        self.enc.encode_message(m.csid, m).unwrap()
+    }
+
+    fn command_bytes(
+        &self,
+        msid: u32,
+        name: &str,
+        txn: f64,
+        obj: Amf0Value,
+        args: Vec<Amf0Value>,
+    ) -> Vec<u8> {
+        let m = Command::new(name, txn, obj, args)
+            .to_message(self.encoding, if msid == 0 { 3 } else { 8 }, msid)
+            .unwrap();
+        self.bytes_of(&m)
+    }
+
+    fn command(
+        &mut self,
+        msid: u32,
+        name: &str,
+        txn: f64,
+        obj: Amf0Value,
+        args: Vec<Amf0Value>,
+    ) -> Output {
+        let b = self.command_bytes(msid, name, txn, obj, args);
+        self.send(&b)
+    }
+
+    fn event(&mut self, ev: Event) -> Output {
+        let mut out = Outbox::new();
+        self.session.event(ev, self.now, &mut out).unwrap();
+        self.collect(out, true)
+    }
+
+    fn timer(&mut self, at: u64) -> Output {
+        self.now = at;
+        let mut out = Outbox::new();
+        self.session.timer(self.now, &mut out).unwrap();
+        self.collect(out, true)
+    }
+
+    fn close(&mut self) -> Output {
+        let mut out = Outbox::new();
+        self.session.closed(self.now, &mut out).unwrap();
+        self.collect(out, true)
+    }
+}
+
+fn connect_object(app: &str, object_encoding: f64) -> Amf0Value {
+    Amf0Value::object([
+        ("app", Amf0Value::from(app)),
+        ("type", Amf0Value::from("nonprivate")),
+        (
+            "flashVer",
+            Amf0Value::from("FMLE/3.0 (compatible; FMSc/1.0)"),
+        ),
+        (
+            "swfUrl",
+            Amf0Value::from(format!("rtmp://127.0.0.1/{app}").as_str()),
+        ),
+        (
+            "tcUrl",
+            Amf0Value::from(format!("rtmp://127.0.0.1/{app}").as_str()),
+        ),
+        ("objectEncoding", Amf0Value::Number(object_encoding)),
+    ])
+}
+
+fn s(v: &str) -> Amf0Value {
+    Amf0Value::from(v)
+}
+
+fn media(type_id: u8, ts: u32, payload: Vec<u8>) -> RtmpMessage {
+    RtmpMessage::new(if type_id == 8 { 4 } else { 6 }, ts, type_id, 1, payload)
+}
+
+fn metadata_message() -> RtmpMessage {
+    let mut p = Vec::new();
+    amf0::encode_all(
+        &[
+            s("@setDataFrame"),
+            s("onMetaData"),
+            Amf0Value::ecma_array([("width", Amf0Value::Number(320.0))]),
+        ],
+        &mut p,
+    )
+    .unwrap();
+    RtmpMessage::new(4, 0, msg_type::DATA_AMF0, 1, p)
+}
+
+#[test]
+fn obs_publish_sequence() {
+    let mut c = Client::handshaken(settings(|_| {}), false);
+
+    // connect goes to the app handler; nothing is answered before it decides.
+    let o = c.command(0, "connect", 1.0, connect_object("fier", 0.0), vec![]);
+    assert!(o.messages.is_empty());
+    let (request, call) = o.app_call();
+    let AppCall::Connect(cc) = call else {
+        panic!("{call:?}")
+    };
+    assert_eq!(cc.app.as_str(), "fier");
+    assert_eq!(cc.tc_url.as_str(), "rtmp://127.0.0.1/fier");
+    assert_eq!(cc.peer.as_str(), "127.0.0.1:5000");
+    assert!(
+        cc.args_json.starts_with(r#"[{"app":"fier""#),
+        "{}",
+        cc.args_json
+    );
+
+    let o = c.event(Event::AppResult {
+        request,
+        decision: AppDecision::accept(),
+    });
+    assert_eq!(
+        o.controls(),
+        [
+            ControlMessage::WindowAckSize(5_000_000),
+            ControlMessage::SetPeerBandwidth {
+                window: 5_000_000,
+                limit: fstream_media::rtmp::message::PeerBandwidthLimit::Dynamic
+            },
+            ControlMessage::SetChunkSize(4096),
+        ]
+    );
+    let result = &o.commands()[0];
+    assert_eq!(
+        (result.name.as_str(), result.transaction_id),
+        ("_result", 1.0)
+    );
+    assert_eq!(
+        result.command_object.get_str("fmsVer"),
+        Some("FMS/3,5,7,7009")
+    );
+    assert_eq!(
+        result.args[0].get_str("code"),
+        Some("NetConnection.Connect.Success")
+    );
+    assert_eq!(result.args[0].get_f64("objectEncoding"), Some(0.0));
+    assert!(o
+        .messages
+        .iter()
+        .all(|m| m.type_id != msg_type::COMMAND_AMF3));
+
+    // OBS sends its chunk size, then releaseStream, FCPublish and createStream in one go.
+    let key = "cam?user_password=123";
+    c.enc.set_chunk_size(4096).unwrap();
+    let mut b = c.bytes_of(&ControlMessage::SetChunkSize(4096).to_message());
+    b.extend(c.command_bytes(0, "releaseStream", 2.0, Amf0Value::Null, vec![s(key)]));
+    b.extend(c.command_bytes(0, "FCPublish", 3.0, Amf0Value::Null, vec![s(key)]));
+    b.extend(c.command_bytes(0, "createStream", 4.0, Amf0Value::Null, vec![]));
+    let o = c.send(&b);
+    let cmds = o.commands();
+    let names: Vec<_> = cmds
+        .iter()
+        .map(|c| (c.name.as_str(), c.transaction_id))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("_result", 2.0),
+            ("onFCPublish", 0.0),
+            ("_result", 3.0),
+            ("_result", 4.0)
+        ]
+    );
+    assert_eq!(
+        cmds[1].args[0].get_str("code"),
+        Some("NetStream.Publish.Start")
+    );
+    assert_eq!(
+        cmds[3].args,
+        [Amf0Value::Number(1.0)],
+        "stream ids start at 1"
+    );
+
+    // publish, with media right behind it (before the answer): the media waits.
+    let mut b = c.command_bytes(1, "publish", 5.0, Amf0Value::Null, vec![s(key), s("live")]);
+    b.extend(c.bytes_of(&metadata_message()));
+    b.extend(c.bytes_of(&media(9, 0, vec![0x17, 0, 0, 0, 0, 1, 0x64])));
+    let o = c.send(&b);
+    assert_eq!(o.kinds(), ["app"]);
+    let (request, call) = o.app_call();
+    let AppCall::Publish(pc) = call else {
+        panic!("{call:?}")
+    };
+    assert_eq!(
+        (
+            pc.app.as_str(),
+            pc.stream.as_str(),
+            pc.kind.as_str(),
+            pc.query.as_str()
+        ),
+        ("fier", "cam", "live", "user_password=123")
+    );
+    let o = c.event(Event::AppResult {
+        request,
+        decision: AppDecision::accept(),
+    });
+    let Some(Action::Publish {
+        publication,
+        stream,
+        options,
+    }) = o.actions.first().cloned()
+    else {
+        panic!("{:?}", o.kinds())
+    };
+    assert_eq!(stream.as_str(), "fier/cam");
+    assert_eq!(options.conflict, PublishConflict::Replace);
+    assert_eq!(options.record, RecordMode::Live);
+    assert_eq!(options.grace_ms, 5000);
+    assert_eq!(options.query.as_str(), "user_password=123");
+    assert!(options.channel_password.is_none());
+    assert!(o.packets().is_empty(), "media waits for the hub's answer");
+
+    let o = c.event(Event::PublishResult {
+        publication,
+        outcome: PublishOutcome::Started,
+    });
+    assert_eq!(
+        o.controls(),
+        [ControlMessage::UserControl(UserControlEvent::StreamBegin(
+            1
+        ))]
+    );
+    assert_eq!(
+        o.codes(),
+        [("onStatus".into(), "NetStream.Publish.Start".into())]
+    );
+    let status_msg = o.messages.iter().find(|m| m.type_id == 20).unwrap();
+    assert_eq!(status_msg.stream_id, 1);
+    // Then the buffered metadata and the sequence header, as packets.
+    let packets = o.packets();
+    assert_eq!(packets.len(), 2);
+    assert_eq!(packets[0].kind, MediaKind::Script);
+    assert_eq!(packets[0].flags, flags::METADATA);
+    assert!(packets[0]
+        .payload
+        .starts_with(b"\x02\x00\x0aonMetaData\x08"));
+    assert_eq!(packets[1].kind, MediaKind::Video);
+    assert_eq!(packets[1].flags, flags::SEQUENCE_HEADER);
+
+    // Media: AAC config, a keyframe, an inter frame, an aggregate of two.
+    let mut agg = Vec::new();
+    write_tag(
+        &mut agg,
+        fstream_media::flv::TagType::Audio,
+        500,
+        &[0xAF, 1, 9],
+    )
+    .unwrap();
+    write_tag(
+        &mut agg,
+        fstream_media::flv::TagType::Video,
+        520,
+        &[0x27, 1, 0, 0, 0, 7],
+    )
+    .unwrap();
+    let mut b = c.bytes_of(&media(8, 0, vec![0xAF, 0, 0x12, 0x10]));
+    b.extend(c.bytes_of(&media(9, 40, vec![0x17, 1, 0, 0, 0, 5])));
+    b.extend(c.bytes_of(&media(9, 80, vec![0x27, 1, 0, 0, 0, 6])));
+    b.extend(c.bytes_of(&RtmpMessage::new(4, 100, msg_type::AGGREGATE, 1, agg)));
+    let o = c.send(&b);
+    let got: Vec<_> = o
+        .packets()
+        .iter()
+        .map(|p| (p.kind, p.flags, p.timestamp))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (MediaKind::Audio, flags::SEQUENCE_HEADER, 0),
+            (MediaKind::Video, flags::KEYFRAME, 40),
+            (MediaKind::Video, 0, 80),
+            (MediaKind::Audio, 0, 100),
+            (MediaKind::Video, 0, 120),
+        ]
+    );
+    assert!(o.packets().iter().all(|_| true));
+    assert!(o.actions.iter().all(|a| match a {
+        Action::Packet { publication: p, .. } => *p == publication,
+        _ => true,
+    }));
+
+    // FCUnpublish and deleteStream end it; the app handler hears of the end.
+    let mut b = c.command_bytes(0, "FCUnpublish", 6.0, Amf0Value::Null, vec![s(key)]);
+    b.extend(c.command_bytes(
+        0,
+        "deleteStream",
+        7.0,
+        Amf0Value::Null,
+        vec![Amf0Value::Number(1.0)],
+    ));
+    let o = c.send(&b);
+    assert!(o.kinds().contains(&"unpublish"));
+    let codes = o.codes();
+    assert!(codes.contains(&("onStatus".into(), "NetStream.Unpublish.Success".into())));
+    assert!(codes.contains(&("onFCUnpublish".into(), "NetStream.Unpublish.Success".into())));
+    let o = c.close();
+    assert_eq!(o.kinds(), ["app", "close"]);
+    assert!(matches!(o.app_call().1, AppCall::Close(ref cc) if cc.app.as_str() == "fier"));
+    assert_eq!(o.closed(), Some(CloseMode::Now));
+}
+
+#[test]
+fn play_sequence_with_amf3_connect() {
+    let mut c = Client::handshaken(settings(|_| {}), true);
+    c.encoding = CommandEncoding::Amf3;
+    let o = c.command(0, "connect", 1.0, connect_object("fier", 3.0), vec![]);
+    let (request, _) = o.app_call();
+    let o = c.event(Event::AppResult {
+        request,
+        decision: AppDecision::accept(),
+    });
+    let reply = o.messages.iter().find(|m| m.type_id >= 17).unwrap();
+    assert_eq!(
+        reply.type_id,
+        msg_type::COMMAND_AMF3,
+        "AMF3 clients get type 17"
+    );
+    assert_eq!(o.commands()[0].args[0].get_f64("objectEncoding"), Some(3.0));
+    c.enc.set_chunk_size(4096).unwrap();
+    let mut b = c.bytes_of(&ControlMessage::SetChunkSize(4096).to_message());
+    b.extend(c.command_bytes(0, "createStream", 2.0, Amf0Value::Null, vec![]));
+    let buffer = ControlMessage::UserControl(UserControlEvent::SetBufferLength {
+        stream_id: 1,
+        buffer_ms: 3000,
+    });
+    b.extend(c.bytes_of(&buffer.to_message()));
+    b.extend(c.command_bytes(0, "getStreamLength", 3.0, Amf0Value::Null, vec![s("cam")]));
+    b.extend(c.command_bytes(
+        1,
+        "play",
+        4.0,
+        Amf0Value::Null,
+        vec![s("cam?channel_password=x%20y"), Amf0Value::Number(-2000.0)],
+    ));
+    let o = c.send(&b);
+    let (request, call) = o.app_call();
+    let AppCall::Play(pc) = call else {
+        panic!("{call:?}")
+    };
+    assert_eq!((pc.app.as_str(), pc.stream.as_str()), ("fier", "cam"));
+
+    let o = c.event(Event::AppResult {
+        request,
+        decision: AppDecision::accept(),
+    });
+    // The statuses go out before the subscription, so they precede the hub's media.
+    assert_eq!(o.kinds(), ["write", "subscribe", "control"]);
+    assert_eq!(
+        o.controls(),
+        [ControlMessage::UserControl(UserControlEvent::StreamBegin(
+            1
+        ))]
+    );
+    assert_eq!(
+        o.codes(),
+        [
+            ("onStatus".into(), "NetStream.Play.Reset".into()),
+            ("onStatus".into(), "NetStream.Play.Start".into()),
+        ]
+    );
+    let data = o
+        .messages
+        .iter()
+        .find(|m| m.type_id == msg_type::DATA_AMF0)
+        .unwrap();
+    assert_eq!(data.stream_id, 1);
+    assert!(data.payload.starts_with(b"\x02\x00\x11|RtmpSampleAccess"));
+    let Some(Action::Subscribe {
+        subscription,
+        stream,
+        options,
+    }) = o.actions.get(1).cloned()
+    else {
+        unreachable!()
+    };
+    assert_eq!(stream.as_str(), "fier/cam");
+    assert_eq!(options.format.as_str(), "rtmp/4096/1");
+    assert_eq!(options.wait_ms, u32::MAX);
+    assert_eq!(options.overflow, OverflowPolicy::SkipToKeyframe);
+    assert!(options.join_with_cache && options.audio && options.video);
+    assert_eq!(options.start_ms, 0);
+    assert_eq!(options.channel_password, ROption::RSome("x y".into()));
+    assert!(matches!(
+        o.actions[2],
+        Action::Control {
+            control: SubscriptionControl::BufferLength(3000),
+            ..
+        }
+    ));
+
+    // No publisher yet: the player waits, and hears when one starts, leaves and returns.
+    let ev = |status| Event::Subscription {
+        subscription,
+        status,
+    };
+    assert!(c.event(ev(SubscriptionStatus::Waiting)).messages.is_empty());
+    let o = c.event(ev(SubscriptionStatus::PublisherStarted { media: true }));
+    assert_eq!(
+        o.codes(),
+        [("onStatus".into(), "NetStream.Play.PublishNotify".into())]
+    );
+    // Another publisher takes over (replace policy): the player hears of it too.
+    let o = c.event(ev(SubscriptionStatus::PublisherStarted { media: true }));
+    assert_eq!(
+        o.codes(),
+        [("onStatus".into(), "NetStream.Play.PublishNotify".into())]
+    );
+    let o = c.event(ev(SubscriptionStatus::PublisherLeft));
+    assert_eq!(
+        o.controls(),
+        [ControlMessage::UserControl(UserControlEvent::StreamEof(1))]
+    );
+    assert_eq!(
+        o.codes(),
+        [("onStatus".into(), "NetStream.Play.UnpublishNotify".into())]
+    );
+    // The stream ended (grace period over): the player subscribes again and keeps waiting.
+    let o = c.event(ev(SubscriptionStatus::Ended));
+    let Some(Action::Subscribe {
+        subscription: again,
+        stream,
+        ..
+    }) = o.actions.first().cloned()
+    else {
+        panic!("{:?}", o.kinds())
+    };
+    assert_ne!(again, subscription);
+    assert_eq!(stream.as_str(), "fier/cam");
+    // A stale status of the old subscription is ignored.
+    assert!(c
+        .event(ev(SubscriptionStatus::PublisherLeft))
+        .actions
+        .is_empty());
+
+    // receiveVideo(false) and pause go to the hub.
+    let o = c.command(
+        1,
+        "receiveVideo",
+        0.0,
+        Amf0Value::Null,
+        vec![Amf0Value::Boolean(false)],
+    );
+    assert!(matches!(
+        o.actions[0],
+        Action::Control { subscription: s, control: SubscriptionControl::ReceiveVideo(false) } if s == again
+    ));
+    let o = c.command(
+        1,
+        "pause",
+        0.0,
+        Amf0Value::Null,
+        vec![Amf0Value::Boolean(true), Amf0Value::Number(0.0)],
+    );
+    assert_eq!(
+        o.codes(),
+        [("onStatus".into(), "NetStream.Pause.Notify".into())]
+    );
+
+    // A raw fstream broadcast has no RTMP form.
+    let o = c.event(Event::Subscription {
+        subscription: again,
+        status: SubscriptionStatus::PublisherStarted { media: false },
+    });
+    assert!(o.kinds().contains(&"unsubscribe"));
+    assert_eq!(
+        o.codes(),
+        [("onStatus".into(), "NetStream.Play.StreamNotFound".into())]
+    );
+    // Commands to the client are AMF3 too.
+    assert!(o
+        .messages
+        .iter()
+        .any(|m| m.type_id == msg_type::COMMAND_AMF3));
+}
+
+#[test]
+fn unknown_commands_get_an_error_and_the_connection_stays() {
+    let mut c = Client::connected(settings(|_| {}));
+    let o = c.command(0, "_checkbw", 2.0, Amf0Value::Null, vec![]);
+    let cmds = o.commands();
+    assert_eq!(cmds.len(), 1);
+    assert_eq!(
+        (cmds[0].name.as_str(), cmds[0].transaction_id),
+        ("_error", 2.0)
+    );
+    assert_eq!(
+        cmds[0].args[0].get_str("code"),
+        Some("NetConnection.Call.Failed")
+    );
+    assert_eq!(
+        cmds[0].args[0].get_str("description"),
+        Some("Method not found (_checkbw).")
+    );
+    assert_eq!(o.closed(), None);
+    // Still usable.
+    let o = c.command(0, "createStream", 3.0, Amf0Value::Null, vec![]);
+    assert_eq!(o.commands()[0].name, "_result");
+    // rtmpdump --live subscribes first.
+    let o = c.command(0, "FCSubscribe", 4.0, Amf0Value::Null, vec![s("cam")]);
+    assert_eq!(
+        o.codes(),
+        [
+            ("onFCSubscribe".into(), "NetStream.Play.Start".into()),
+            ("_result".into(), "".into())
+        ]
+    );
+    // Notifications (transaction 0) get no answer.
+    assert!(c
+        .command(0, "onBWCheck", 0.0, Amf0Value::Null, vec![])
+        .messages
+        .is_empty());
+}
+
+#[test]
+fn commands_before_connect_are_refused_without_closing() {
+    let mut c = Client::handshaken(settings(|_| {}), false);
+    let o = c.command(0, "createStream", 2.0, Amf0Value::Null, vec![]);
+    assert_eq!(
+        o.codes(),
+        [("_error".into(), "NetConnection.Call.Failed".into())]
+    );
+    assert_eq!(o.closed(), None);
+}
+
+#[test]
+fn a_rejected_connect_gets_connect_rejected_then_closes() {
+    let mut c = Client::handshaken(settings(|_| {}), false);
+    let o = c.command(0, "connect", 1.0, connect_object("nope", 0.0), vec![]);
+    let (request, _) = o.app_call();
+    let mut decision = AppDecision::reject("Application not found: nope");
+    decision.commands.push(ClientCommand {
+        name: "close".into(),
+        args_json: "[]".into(),
+    });
+    let o = c.event(Event::AppResult { request, decision });
+    let cmds = o.commands();
+    assert_eq!(cmds[0].name, "_error");
+    assert_eq!(
+        cmds[0].args[0].get_str("code"),
+        Some("NetConnection.Connect.Rejected")
+    );
+    assert_eq!(
+        cmds[0].args[0].get_str("description"),
+        Some("Application not found: nope")
+    );
+    assert_eq!(
+        cmds[1].name, "close",
+        "the app handler's commands follow the answer"
+    );
+    assert_eq!(o.closed(), Some(CloseMode::AfterFlush));
+    assert_eq!(o.kinds().last(), Some(&"close"), "nothing after the close");
+    // Not connected, so the app handler is not told of the end.
+    assert!(!c.close().kinds().contains(&"app"));
+
+    // Bad app names never reach the app handler.
+    let mut c = Client::handshaken(settings(|_| {}), false);
+    let o = c.command(0, "connect", 1.0, connect_object("a/b", 0.0), vec![]);
+    assert!(!o.kinds().contains(&"app"));
+    assert_eq!(
+        o.codes(),
+        [("_error".into(), "NetConnection.Connect.Rejected".into())]
+    );
+    assert_eq!(o.closed(), Some(CloseMode::AfterFlush));
+}
+
+#[test]
+fn accepted_connect_sends_the_app_handlers_commands_after_the_result() {
+    let mut c = Client::handshaken(settings(|_| {}), false);
+    let o = c.command(0, "connect", 1.0, connect_object("fier", 0.0), vec![]);
+    let (request, _) = o.app_call();
+    let mut decision = AppDecision::accept();
+    decision.commands = RVec::from(vec![
+        ClientCommand {
+            name: "onBWDone".into(),
+            args_json: r#"[null, 8192]"#.into(),
+        },
+        ClientCommand {
+            name: "broken".into(),
+            args_json: "[".into(),
+        },
+    ]);
+    let o = c.event(Event::AppResult { request, decision });
+    let cmds = o.commands();
+    assert_eq!(cmds.len(), 2, "bad JSON is not sent");
+    assert_eq!(cmds[1].name, "onBWDone");
+    assert_eq!(cmds[1].args, [Amf0Value::Null, Amf0Value::Number(8192.0)]);
+}
+
+#[test]
+fn refused_publishes_get_bad_name() {
+    let mut c = Client::with_stream(settings(|s| {
+        s.second_publisher = crate::settings::SecondPublisher::Reject
+    }));
+    // The app handler refuses (wrong password).
+    let o = c.command(
+        1,
+        "publish",
+        3.0,
+        Amf0Value::Null,
+        vec![s("cam?user_password=bad")],
+    );
+    let (request, _) = o.app_call();
+    let o = c.event(Event::AppResult {
+        request,
+        decision: AppDecision::reject("Publishing refused: wrong password"),
+    });
+    let cmds = o.commands();
+    assert_eq!(
+        cmds[0].args[0].get_str("code"),
+        Some("NetStream.Publish.BadName")
+    );
+    assert_eq!(cmds[0].args[0].get_str("level"), Some("error"));
+    assert_eq!(
+        cmds[0].args[0].get_str("description"),
+        Some("Publishing refused: wrong password")
+    );
+    assert_eq!(o.closed(), None);
+
+    // Accepted, but another publisher holds the stream (reject policy).
+    let o = c.command(
+        1,
+        "publish",
+        4.0,
+        Amf0Value::Null,
+        vec![s("cam?user_password=123")],
+    );
+    let (request, _) = o.app_call();
+    let o = c.event(Event::AppResult {
+        request,
+        decision: AppDecision::accept(),
+    });
+    let Some(Action::Publish {
+        publication,
+        options,
+        ..
+    }) = o.actions.first().cloned()
+    else {
+        panic!()
+    };
+    assert_eq!(options.conflict, PublishConflict::Reject);
+    let o = c.event(Event::PublishResult {
+        publication,
+        outcome: PublishOutcome::Busy,
+    });
+    assert_eq!(
+        o.codes(),
+        [("onStatus".into(), "NetStream.Publish.BadName".into())]
+    );
+    // Media on a stream that does not publish is ignored.
+    let b = c.bytes_of(&media(9, 0, vec![0x17, 1, 0, 0, 0]));
+    assert!(c.send(&b).packets().is_empty());
+
+    // Bad names never reach the app handler.
+    for bad in ["../x", "a/b", "", "x y"] {
+        let o = c.command(1, "publish", 5.0, Amf0Value::Null, vec![s(bad)]);
+        assert!(!o.kinds().contains(&"app"), "{bad}");
+        assert_eq!(
+            o.codes(),
+            [("onStatus".into(), "NetStream.Publish.BadName".into())]
+        );
+    }
+}
+
+#[test]
+fn a_replaced_publisher_is_told_and_disconnected() {
+    let mut c = Client::with_stream(settings(|_| {}));
+    let o = c.command(1, "publish", 3.0, Amf0Value::Null, vec![s("cam")]);
+    let (request, _) = o.app_call();
+    let o = c.event(Event::AppResult {
+        request,
+        decision: AppDecision::redirect("cam2"),
+    });
+    let Some(Action::Publish {
+        publication,
+        stream,
+        ..
+    }) = o.actions.first().cloned()
+    else {
+        panic!()
+    };
+    assert_eq!(stream.as_str(), "fier/cam2", "a redirect names the stream");
+    c.event(Event::PublishResult {
+        publication,
+        outcome: PublishOutcome::Started,
+    });
+    let o = c.event(Event::PublicationReplaced { publication });
+    assert_eq!(
+        o.codes(),
+        [("onStatus".into(), "NetStream.Unpublish.Success".into())]
+    );
+    assert_eq!(o.closed(), Some(CloseMode::AfterFlush));
+}
+
+#[test]
+fn bad_input_closes_the_connection() {
+    // A bad version byte (RTMPE, or not RTMP at all).
+    for c0 in [6u8, b'<', b'G'] {
+        let (mut c, _) = Client::new(settings(|_| {}));
+        let o = c.send_raw(&[c0; 1537], false);
+        assert_eq!(o.closed(), Some(CloseMode::Now), "{c0}");
+        assert!(o.raw.is_empty());
+        // Nothing more happens after a close.
+        assert!(c.send_raw(&[3; 10], false).actions.is_empty());
+    }
+
+    // A message over max_message_size (the header is enough).
+    let mut c = Client::connected(settings(|s| s.max_message_size = 1000));
+    let o = c.send(&[0x04, 0, 0, 0, 0x00, 0x03, 0xE9, 9, 1, 0, 0, 0]);
+    assert_eq!(o.closed(), Some(CloseMode::Now));
+    assert_eq!(
+        o.kinds(),
+        ["app", "close"],
+        "the app handler hears of the end"
+    );
+
+    // A chunk size over max_chunk_size.
+    let mut c = Client::connected(settings(|s| s.max_chunk_size = 65536));
+    let b = c.bytes_of(&ControlMessage::SetChunkSize(65537).to_message());
+    assert_eq!(c.send(&b).closed(), Some(CloseMode::Now));
+
+    // Too many chunk streams.
+    let mut c = Client::connected(settings(|s| s.max_chunk_streams = 3));
+    let mut b = Vec::new();
+    for csid in [4, 5, 6] {
+        b.extend(c.bytes_of(&RtmpMessage::new(csid, 0, 9, 1, vec![0x17, 1])));
+    }
+    assert_eq!(c.send(&b).closed(), Some(CloseMode::Now));
+
+    // A command that is not AMF.
+    let mut c = Client::connected(settings(|_| {}));
+    let b = c.bytes_of(&RtmpMessage::new(3, 0, 20, 0, vec![0x02, 0, 9, b'x']));
+    assert_eq!(c.send(&b).closed(), Some(CloseMode::Now));
+
+    // A truncated protocol control message.
+    let mut c = Client::connected(settings(|_| {}));
+    let b = c.bytes_of(&RtmpMessage::new(2, 0, 1, 0, vec![0, 0]));
+    assert_eq!(c.send(&b).closed(), Some(CloseMode::Now));
+
+    // Too much sent while the app handler decides.
+    let mut c = Client::handshaken(settings(|s| s.max_pending_bytes = 10_000), false);
+    let o = c.command(0, "connect", 1.0, connect_object("fier", 0.0), vec![]);
+    assert!(o.kinds().contains(&"app"));
+    let b = c.bytes_of(&media(9, 0, vec![0x27; 4000]));
+    assert_eq!(c.send(&b).closed(), None);
+    let mut b2 = b.clone();
+    b2.extend(&b);
+    assert_eq!(c.send(&b2).closed(), Some(CloseMode::Now));
+}
+
+#[test]
+fn handshake_and_idle_timeouts_close() {
+    let (mut c, o) = Client::new(settings(|s| s.handshake_timeout_ms = 5000));
+    assert!(matches!(o.actions[..], [Action::SetTimer(5000)]));
+    // Half a handshake, then the timer: not yet.
+    c.send_raw(&[3; 100], false);
+    let o = c.timer(3000);
+    assert!(matches!(o.actions[..], [Action::SetTimer(3000)]));
+    let o = c.timer(6000);
+    assert_eq!(o.closed(), Some(CloseMode::Now));
+
+    // After the handshake: a ping at half the idle timeout, closed at the full one.
+    let mut c = Client::handshaken(settings(|s| s.idle_timeout_ms = 10_000), false);
+    let start = c.now;
+    let o = c.timer(start + 5000);
+    assert_eq!(
+        o.controls(),
+        [ControlMessage::UserControl(UserControlEvent::PingRequest(
+            (start + 5000) as u32
+        ))]
+    );
+    assert!(matches!(o.actions.last(), Some(Action::SetTimer(5000))));
+    // An answer keeps it alive.
+    c.now = start + 6000;
+    let b =
+        c.bytes_of(&ControlMessage::UserControl(UserControlEvent::PingResponse(1)).to_message());
+    c.send(&b);
+    let o = c.timer(start + 10_000);
+    assert_eq!(o.closed(), None);
+    assert!(matches!(o.actions.last(), Some(Action::SetTimer(1000))));
+    let o = c.timer(start + 11_000);
+    assert!(o.controls().iter().any(|m| matches!(
+        m,
+        ControlMessage::UserControl(UserControlEvent::PingRequest(_))
+    )));
+    let o = c.timer(start + 16_000);
+    assert_eq!(o.closed(), Some(CloseMode::Now));
+}
+
+#[test]
+fn pings_are_answered_and_acknowledgements_follow_the_window() {
+    let mut c = Client::connected(settings(|_| {}));
+    let b =
+        c.bytes_of(&ControlMessage::UserControl(UserControlEvent::PingRequest(42)).to_message());
+    let o = c.send(&b);
+    assert_eq!(
+        o.controls(),
+        [ControlMessage::UserControl(UserControlEvent::PingResponse(
+            42
+        ))]
+    );
+    let b = c.bytes_of(&ControlMessage::WindowAckSize(3000).to_message());
+    assert!(
+        c.send(&b)
+            .controls()
+            .iter()
+            .any(|m| matches!(m, ControlMessage::Acknowledgement(_))),
+        "the handshake alone is more than the window"
+    );
+    let b = c.bytes_of(&media(9, 0, vec![0x27; 2000]));
+    assert!(c.send(&b).controls().is_empty());
+    let o = c.send(&b);
+    let acks: Vec<_> = o.controls();
+    assert_eq!(acks.len(), 1);
+    let ControlMessage::Acknowledgement(seq) = acks[0] else {
+        panic!()
+    };
+    assert!(seq > 3073 + 4000, "{seq}");
+}
+
+#[test]
+fn play_refusals_and_missing_streams() {
+    let mut c = Client::with_stream(settings(|_| {}));
+    // Play on a stream id that was never created.
+    let o = c.command(5, "play", 0.0, Amf0Value::Null, vec![s("cam")]);
+    assert_eq!(
+        o.codes(),
+        [("onStatus".into(), "NetStream.Play.Failed".into())]
+    );
+    // The app handler refuses.
+    let o = c.command(1, "play", 0.0, Amf0Value::Null, vec![s("cam")]);
+    let (request, _) = o.app_call();
+    let o = c.event(Event::AppResult {
+        request,
+        decision: AppDecision::reject("No playing here"),
+    });
+    assert_eq!(
+        o.codes(),
+        [("onStatus".into(), "NetStream.Play.Failed".into())]
+    );
+    // The hub finds nothing (a finite wait ran out) or the channel password is wrong.
+    for (status, code) in [
+        (
+            SubscriptionStatus::NotFound,
+            "NetStream.Play.StreamNotFound",
+        ),
+        (SubscriptionStatus::Forbidden, "NetStream.Play.Failed"),
+    ] {
+        let o = c.command(
+            1,
+            "play",
+            0.0,
+            Amf0Value::Null,
+            vec![s("cam"), Amf0Value::Number(-1000.0)],
+        );
+        let (request, _) = o.app_call();
+        let o = c.event(Event::AppResult {
+            request,
+            decision: AppDecision::accept(),
+        });
+        let Some(Action::Subscribe { subscription, .. }) = o
+            .actions
+            .iter()
+            .find(|a| matches!(a, Action::Subscribe { .. }))
+            .cloned()
+        else {
+            panic!()
+        };
+        let o = c.event(Event::Subscription {
+            subscription,
+            status,
+        });
+        assert_eq!(o.codes(), [("onStatus".into(), code.into())]);
+    }
+    // Stream ids: deleteStream frees one, createStream counts on.
+    let o = c.command(
+        0,
+        "deleteStream",
+        0.0,
+        Amf0Value::Null,
+        vec![Amf0Value::Number(1.0)],
+    );
+    assert!(o.messages.is_empty());
+    let o = c.command(0, "createStream", 9.0, Amf0Value::Null, vec![]);
+    assert_eq!(o.commands()[0].args, [Amf0Value::Number(2.0)]);
+}
+
+#[test]
+fn on_stream_end_stop_ends_play() {
+    let mut c = Client::with_stream(settings(|s| {
+        s.on_stream_end = crate::settings::StreamEnd::Stop
+    }));
+    let o = c.command(1, "play", 0.0, Amf0Value::Null, vec![s("cam")]);
+    let (request, _) = o.app_call();
+    let o = c.event(Event::AppResult {
+        request,
+        decision: AppDecision::accept(),
+    });
+    let Some(Action::Subscribe { subscription, .. }) = o.actions.get(1).cloned() else {
+        panic!()
+    };
+    let o = c.event(Event::Subscription {
+        subscription,
+        status: SubscriptionStatus::Ended,
+    });
+    assert_eq!(
+        o.codes(),
+        [("onStatus".into(), "NetStream.Play.Stop".into())]
+    );
+    assert!(!o.kinds().contains(&"subscribe"));
+}
+
+#[test]
+fn shutdown_unpublishes_and_closes_after_flush() {
+    let mut c = Client::with_stream(settings(|_| {}));
+    let o = c.command(1, "publish", 3.0, Amf0Value::Null, vec![s("cam")]);
+    let (request, _) = o.app_call();
+    let o = c.event(Event::AppResult {
+        request,
+        decision: AppDecision::accept(),
+    });
+    let Some(Action::Publish { publication, .. }) = o.actions.first().cloned() else {
+        panic!()
+    };
+    c.event(Event::PublishResult {
+        publication,
+        outcome: PublishOutcome::Started,
+    });
+    let o = c.event(Event::Shutdown);
+    assert_eq!(o.kinds(), ["unpublish", "app", "close"]);
+    assert_eq!(o.closed(), Some(CloseMode::AfterFlush));
+}

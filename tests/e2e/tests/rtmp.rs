@@ -1,0 +1,745 @@
+//! The RTMP frontend end to end: the real host with `auth-ini`, `rtmp` and the `test-app` app
+//! handler, real clients (ffmpeg, ffprobe, rtmpdump, the `fstream` client) and a byte-level
+//! RTMP client written here with `fstream-media`'s codecs.
+//!
+//! Build first (`cargo build --workspace`). Every test uses 127.0.0.1 and ephemeral ports, stops
+//! by itself, and skips (with a message) when a tool it needs is not installed.
+
+use std::{
+    collections::VecDeque,
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    path::Path,
+    process::{Command, ExitStatus},
+    thread::{self, JoinHandle},
+    time::{Duration, Instant},
+};
+
+use fstream_e2e::{bin, have, run_with_timeout, Host, Root};
+use fstream_media::{
+    amf0::{self, Amf0Value},
+    flv::{classify_video, FlvDemuxer, VideoPacket},
+    rtmp::{
+        chunk::{ChunkDecoder, ChunkEncoder, ChunkLimits, RtmpMessage},
+        handshake::{ClientHandshake, HandshakeStatus},
+        message::{msg_type, Command as RtmpCommand, CommandEncoding, ControlMessage},
+    },
+    AmfLimits,
+};
+
+const WAIT: Duration = Duration::from_secs(20);
+/// The generated test stream: 25 frames per second, a keyframe every second.
+const FPS: usize = 25;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// A root with users `fier` (123) and `ann` (456), `auth-ini`, `rtmp` and `test-app`.
+fn root(tag: &str, with_fstream: bool) -> Root {
+    let plugins: &[&str] = if with_fstream {
+        &["auth-ini", "fstream", "rtmp", "test-app"]
+    } else {
+        &["auth-ini", "rtmp", "test-app"]
+    };
+    let root = Root::new(tag, plugins);
+    root.user("fier", "123");
+    root.user("ann", "456");
+    root
+}
+
+fn tools(names: &[&str]) -> bool {
+    let missing: Vec<_> = names.iter().filter(|n| !have(n)).collect();
+    if !missing.is_empty() {
+        eprintln!("skipped: {missing:?} not installed");
+    }
+    missing.is_empty()
+}
+
+type Outcome = (Option<ExitStatus>, Vec<u8>, String);
+
+/// Runs a command on a thread (with a timeout).
+fn background(mut cmd: Command, timeout: Duration) -> JoinHandle<Outcome> {
+    thread::spawn(move || run_with_timeout(&mut cmd, timeout))
+}
+
+/// ffmpeg publishing a generated H.264 + AAC stream for `secs` seconds at real time.
+fn ffmpeg_publish(url: &str, secs: u32) -> Command {
+    let mut c = Command::new("ffmpeg");
+    c.args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440"])
+        .args(["-t", &secs.to_string()])
+        .args(["-c:v", "libx264", "-g", "25", "-preset", "ultrafast"])
+        .args(["-c:a", "aac", "-f", "flv", url]);
+    c
+}
+
+/// ffmpeg playing `url` and printing one line per decoded video frame (framemd5).
+fn ffmpeg_play(url: &str) -> Command {
+    let mut c = Command::new("ffmpeg");
+    c.args(["-hide_banner", "-loglevel", "error", "-i", url])
+        .args(["-map", "0:v:0", "-f", "framemd5", "-"]);
+    c
+}
+
+fn decoded_frames(stdout: &[u8]) -> usize {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .count()
+}
+
+/// Video frames ffprobe decodes in a file.
+fn ffprobe_frames(path: &Path) -> usize {
+    let mut c = Command::new("ffprobe");
+    c.args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(path);
+    let (_, out, err) = run_with_timeout(&mut c, WAIT);
+    String::from_utf8_lossy(&out)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("ffprobe of {}: {err}", path.display()))
+}
+
+/// The flags of the first video packet in a file (`K_` for a keyframe).
+fn ffprobe_first_video_flags(path: &Path) -> String {
+    let mut c = Command::new("ffprobe");
+    c.args(["-v", "error", "-select_streams", "v:0", "-show_packets"])
+        .args(["-show_entries", "packet=flags", "-of", "csv=p=0"])
+        .arg(path);
+    let (_, out, _) = run_with_timeout(&mut c, WAIT);
+    String::from_utf8_lossy(&out)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+fn log_count(host: &Host, needle: &str) -> usize {
+    host.log().matches(needle).count()
+}
+
+fn wait_log_count(host: &Host, needle: &str, n: usize) {
+    let deadline = Instant::now() + WAIT;
+    while log_count(host, needle) < n {
+        assert!(
+            Instant::now() < deadline,
+            "waited for {n}x {needle:?}; log:\n{}",
+            host.log()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A generated FLV file (H.264 + AAC) of `secs` seconds.
+fn make_flv(dir: &Path, secs: u32) -> Vec<u8> {
+    let path = dir.join("source.flv");
+    let mut c = Command::new("ffmpeg");
+    c.args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440"])
+        .args(["-t", &secs.to_string()])
+        .args(["-c:v", "libx264", "-g", "25", "-preset", "ultrafast"])
+        .args(["-c:a", "aac", "-f", "flv"])
+        .arg(&path);
+    let (status, _, err) = run_with_timeout(&mut c, WAIT);
+    assert!(status.map(|s| s.success()).unwrap_or(false), "{err}");
+    std::fs::read(&path).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// A byte-level RTMP client
+
+struct RtmpClient {
+    sock: TcpStream,
+    enc: ChunkEncoder,
+    dec: ChunkDecoder,
+    got: VecDeque<RtmpMessage>,
+    eof: bool,
+}
+
+/// An onStatus / _error info object: (level, code, description).
+type Info = (String, String, String);
+
+fn info_of(cmd: &RtmpCommand) -> Info {
+    let a = cmd.args.first().cloned().unwrap_or(Amf0Value::Null);
+    let f = |k| a.get_str(k).unwrap_or("").to_string();
+    (f("level"), f("code"), f("description"))
+}
+
+impl RtmpClient {
+    /// Connects and completes a simple handshake (as OBS does).
+    fn new(addr: SocketAddr) -> Self {
+        let mut sock = TcpStream::connect(addr).expect("connect");
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        sock.set_nodelay(true).unwrap();
+        let mut hs = ClientHandshake::new(0, &mut rand::thread_rng());
+        sock.write_all(&hs.c0c1()).unwrap();
+        let mut c2 = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = sock.read(&mut buf).expect("handshake reply");
+            assert!(n > 0, "closed during the handshake");
+            if hs.feed(&buf[..n], &mut c2).unwrap() == HandshakeStatus::Complete {
+                break;
+            }
+        }
+        sock.write_all(&c2).unwrap();
+        let mut dec = ChunkDecoder::new(ChunkLimits::default());
+        dec.push(&hs.take_leftover());
+        RtmpClient {
+            sock,
+            enc: ChunkEncoder::default(),
+            dec,
+            got: VecDeque::new(),
+            eof: false,
+        }
+    }
+
+    fn send(&mut self, m: &RtmpMessage) {
+        let b = self.enc.encode_message(m.csid, m).unwrap();
+        self.sock.write_all(&b).unwrap();
+    }
+
+    fn set_chunk_size(&mut self, n: u32) {
+        self.send(&ControlMessage::SetChunkSize(n).to_message());
+        self.enc.set_chunk_size(n).unwrap();
+    }
+
+    fn command(&mut self, msid: u32, name: &str, txn: f64, obj: Amf0Value, args: Vec<Amf0Value>) {
+        let csid = if msid == 0 { 3 } else { 8 };
+        let m = RtmpCommand::new(name, txn, obj, args)
+            .to_message(CommandEncoding::Amf0, csid, msid)
+            .unwrap();
+        self.send(&m);
+    }
+
+    /// The next message from the server; `None` at EOF.
+    fn next(&mut self) -> Option<RtmpMessage> {
+        let mut buf = [0u8; 65536];
+        loop {
+            if let Some(m) = self.got.pop_front() {
+                return Some(m);
+            }
+            while let Some(m) = self.dec.next_message().expect("server chunks") {
+                if let Ok(ControlMessage::SetChunkSize(n)) =
+                    ControlMessage::parse(m.type_id, &m.payload)
+                {
+                    self.dec.set_chunk_size(n).unwrap();
+                }
+                self.got.push_back(m);
+            }
+            if !self.got.is_empty() {
+                continue;
+            }
+            if self.eof {
+                return None;
+            }
+            match self.sock.read(&mut buf) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.dec.push(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => self.eof = true,
+                Err(e) => panic!("reading from the server: {e}"),
+            }
+        }
+    }
+
+    /// The next command message, skipping everything else.
+    fn next_command(&mut self) -> RtmpCommand {
+        loop {
+            let m = self.next().expect("a command before EOF");
+            if matches!(m.type_id, msg_type::COMMAND_AMF0 | msg_type::COMMAND_AMF3) {
+                return RtmpCommand::parse(m.type_id, &m.payload, &AmfLimits::default()).unwrap();
+            }
+        }
+    }
+
+    /// The next command named `name`.
+    fn expect(&mut self, name: &str) -> RtmpCommand {
+        loop {
+            let c = self.next_command();
+            if c.name == name {
+                return c;
+            }
+        }
+    }
+
+    /// connect to `app`; returns the `_result`/`_error` answer.
+    fn connect(&mut self, app: &str) -> RtmpCommand {
+        let url = format!("rtmp://{}/{app}", self.sock.peer_addr().unwrap());
+        let obj = Amf0Value::object([
+            ("app", Amf0Value::from(app)),
+            ("type", Amf0Value::from("nonprivate")),
+            (
+                "flashVer",
+                Amf0Value::from("FMLE/3.0 (compatible; FMSc/1.0)"),
+            ),
+            ("swfUrl", Amf0Value::from(url.as_str())),
+            ("tcUrl", Amf0Value::from(url.as_str())),
+        ]);
+        self.command(0, "connect", 1.0, obj, vec![]);
+        loop {
+            let c = self.next_command();
+            if c.transaction_id == 1.0 && (c.name == "_result" || c.name == "_error") {
+                return c;
+            }
+        }
+    }
+
+    /// createStream; returns the stream id.
+    fn create_stream(&mut self, txn: f64) -> u32 {
+        self.command(0, "createStream", txn, Amf0Value::Null, vec![]);
+        loop {
+            let c = self.expect("_result");
+            if c.transaction_id == txn {
+                return c.args[0].as_f64().unwrap() as u32;
+            }
+        }
+    }
+
+    /// publish `key` on `msid`; returns the first onStatus.
+    fn publish(&mut self, msid: u32, key: &str) -> Info {
+        let args = vec![Amf0Value::from(key), Amf0Value::from("live")];
+        self.command(msid, "publish", 5.0, Amf0Value::Null, args);
+        info_of(&self.expect("onStatus"))
+    }
+}
+
+/// Sends the tags of an FLV file as an RTMP publisher would (metadata as `@setDataFrame`);
+/// returns the number of video frames sent.
+fn send_flv_tags(client: &mut RtmpClient, msid: u32, flv: &[u8]) -> usize {
+    let mut d = FlvDemuxer::new(16 << 20);
+    d.push(flv);
+    let mut video = 0;
+    while let Some(t) = d.next_tag().unwrap() {
+        let tag = t.tag;
+        let (csid, payload) = match tag.tag_type as u8 {
+            msg_type::DATA_AMF0 => {
+                let mut p = amf0::to_vec(&Amf0Value::from("@setDataFrame")).unwrap();
+                p.extend_from_slice(&tag.data);
+                (4, p)
+            }
+            msg_type::AUDIO => (4, tag.data.to_vec()),
+            _ => {
+                if classify_video(&tag.data).is_some_and(|i| i.packet == VideoPacket::CodedFrame) {
+                    video += 1;
+                }
+                (6, tag.data.to_vec())
+            }
+        };
+        let m = RtmpMessage::new(csid, tag.timestamp, tag.tag_type as u8, msid, payload);
+        client.send(&m);
+    }
+    video
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. ffmpeg publishes; two players at once and a late joiner
+
+#[test]
+fn ffmpeg_publish_plays_to_two_players_and_a_late_joiner_starts_on_a_keyframe() {
+    if !tools(&["ffmpeg", "ffprobe"]) {
+        return;
+    }
+    let root = root("rtmp-ffmpeg", false);
+    let host = Host::start(&root, &["rtmp"], &[]);
+    let addr = host.addr("rtmp");
+    let url = format!("rtmp://{addr}/fier/cam");
+
+    // Two players wait for the publisher.
+    let players: Vec<_> = (0..2)
+        .map(|_| background(ffmpeg_play(&url), Duration::from_secs(40)))
+        .collect();
+    wait_log_count(&host, "playing stream=fier/cam", 2);
+
+    let secs = 6;
+    let publisher = background(
+        ffmpeg_publish(&format!("{url}?user_password=123"), secs),
+        Duration::from_secs(40),
+    );
+    host.wait_log("publishing stream=fier/cam", WAIT);
+    thread::sleep(Duration::from_millis(2500));
+    let late_file = root.path().join("late.flv");
+    let mut late = Command::new("ffmpeg");
+    late.args(["-hide_banner", "-loglevel", "error", "-i", &url])
+        .args(["-c", "copy", "-f", "flv"])
+        .arg(&late_file);
+    let late = background(late, Duration::from_secs(40));
+
+    let (status, _, err) = publisher.join().unwrap();
+    assert!(
+        status.map(|s| s.success()).unwrap_or(false),
+        "publisher: {err}"
+    );
+    let expected = secs as usize * FPS;
+    for (i, p) in players.into_iter().enumerate() {
+        let (status, out, err) = p.join().unwrap();
+        let frames = decoded_frames(&out);
+        eprintln!("player {i}: {frames} of {expected} frames decoded");
+        assert!(status.is_some(), "player {i} did not stop: {err}");
+        assert!(
+            frames * 10 >= expected * 9,
+            "player {i}: {frames} frames; {err}"
+        );
+    }
+    let (status, _, err) = late.join().unwrap();
+    assert!(status.is_some(), "late player did not stop: {err}");
+    let late_frames = ffprobe_frames(&late_file);
+    let flags = ffprobe_first_video_flags(&late_file);
+    eprintln!("late player: {late_frames} frames, first video packet flags {flags:?}");
+    assert!(
+        late_frames >= 2 * FPS,
+        "late player: {late_frames} frames; {err}"
+    );
+    assert!(
+        late_frames < expected,
+        "the late player did not get everything"
+    );
+    assert!(
+        flags.starts_with('K'),
+        "first video packet of the late joiner: {flags:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. rtmpdump plays a live stream
+
+#[test]
+fn rtmpdump_plays_a_live_stream() {
+    if !tools(&["ffmpeg", "ffprobe", "rtmpdump"]) {
+        return;
+    }
+    let root = root("rtmp-rtmpdump", false);
+    let host = Host::start(&root, &["rtmp"], &[]);
+    let url = format!("rtmp://{}/fier/cam", host.addr("rtmp"));
+    let publisher = background(
+        ffmpeg_publish(&format!("{url}?user_password=123"), 5),
+        Duration::from_secs(40),
+    );
+    assert!(host.wait_log("publishing stream=fier/cam", WAIT));
+    thread::sleep(Duration::from_millis(500));
+    let out = root.path().join("dump.flv");
+    let mut c = Command::new("rtmpdump");
+    c.args(["-r", &url, "--live", "-q", "-o"]).arg(&out);
+    let (status, _, err) = run_with_timeout(&mut c, Duration::from_secs(30));
+    let _ = publisher.join();
+    assert!(status.is_some(), "rtmpdump did not stop: {err}");
+    assert!(!err.contains("server sent error"), "{err}");
+    let frames = ffprobe_frames(&out);
+    eprintln!("rtmpdump: {frames} video frames in its file");
+    assert!(frames >= 3 * FPS, "{frames} frames; rtmpdump: {err}");
+    assert!(ffprobe_first_video_flags(&out).starts_with('K'));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. An OBS-style publisher written byte by byte
+
+#[test]
+fn obs_style_byte_level_publish_is_played_by_ffmpeg() {
+    if !tools(&["ffmpeg", "ffprobe"]) {
+        return;
+    }
+    let root = root("rtmp-obs", false);
+    root.write("mods/test-app.toml", "greet = true\n");
+    let host = Host::start(&root, &["rtmp"], &[]);
+    let addr = host.addr("rtmp");
+    let flv = make_flv(root.path(), 3);
+    let player = background(
+        ffmpeg_play(&format!("rtmp://{addr}/fier/obs")),
+        Duration::from_secs(30),
+    );
+    wait_log_count(&host, "playing stream=fier/obs", 1);
+
+    let mut c = RtmpClient::new(addr);
+    c.set_chunk_size(4096);
+    let answer = c.connect("fier");
+    assert_eq!(answer.name, "_result");
+    let (_, code, _) = info_of(&answer);
+    assert_eq!(code, "NetConnection.Connect.Success");
+    assert_eq!(
+        answer.command_object.get_str("fmsVer"),
+        Some("FMS/3,5,7,7009")
+    );
+    // The app handler's command follows the answer.
+    let greeting = c.next_command();
+    assert_eq!(greeting.name, "onTestGreeting");
+    assert_eq!(greeting.args[0].as_str(), Some("hello"));
+    assert_eq!(greeting.args[1].get_str("app"), Some("fier"));
+
+    let key = "obs?user_password=123";
+    c.command(
+        0,
+        "releaseStream",
+        2.0,
+        Amf0Value::Null,
+        vec![Amf0Value::from(key)],
+    );
+    c.command(
+        0,
+        "FCPublish",
+        3.0,
+        Amf0Value::Null,
+        vec![Amf0Value::from(key)],
+    );
+    let msid = c.create_stream(4.0);
+    assert_eq!(msid, 1);
+    let (level, code, _) = c.publish(msid, key);
+    assert_eq!(
+        (level.as_str(), code.as_str()),
+        ("status", "NetStream.Publish.Start")
+    );
+
+    let sent = send_flv_tags(&mut c, msid, &flv);
+    c.command(
+        0,
+        "FCUnpublish",
+        6.0,
+        Amf0Value::Null,
+        vec![Amf0Value::from(key)],
+    );
+    c.command(
+        0,
+        "deleteStream",
+        7.0,
+        Amf0Value::Null,
+        vec![Amf0Value::Number(1.0)],
+    );
+    let (_, code, _) = info_of(&c.expect("onStatus"));
+    assert_eq!(code, "NetStream.Unpublish.Success");
+    drop(c);
+
+    let (status, out, err) = player.join().unwrap();
+    let frames = decoded_frames(&out);
+    eprintln!("byte-level publisher sent {sent} video frames; the player decoded {frames}");
+    assert!(sent >= 3 * FPS, "{sent}");
+    assert!(status.is_some(), "player did not stop: {err}");
+    assert!(frames * 10 >= sent * 9, "{frames} of {sent}; {err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Refusals, while another stream keeps flowing
+
+#[test]
+fn refusals_get_their_status_codes_while_another_stream_flows() {
+    if !tools(&["ffmpeg"]) {
+        return;
+    }
+    let root = root("rtmp-refusals", false);
+    root.write("mods/rtmp.toml", "second_publisher = \"reject\"\n");
+    // No app handler serves "nope".
+    root.write("mods/test-app.toml", "apps = [\"fier\", \"ann\"]\n");
+    let host = Host::start(&root, &["rtmp"], &[]);
+    let addr = host.addr("rtmp");
+    let url = format!("rtmp://{addr}/fier/cam");
+
+    let player = background(ffmpeg_play(&url), Duration::from_secs(40));
+    wait_log_count(&host, "playing stream=fier/cam", 1);
+    let secs = 7;
+    let publisher = background(
+        ffmpeg_publish(&format!("{url}?user_password=123"), secs),
+        Duration::from_secs(40),
+    );
+    assert!(host.wait_log("publishing stream=fier/cam", WAIT));
+    thread::sleep(Duration::from_millis(500));
+
+    let mut c = RtmpClient::new(addr);
+    assert_eq!(c.connect("fier").name, "_result");
+    let msid = c.create_stream(2.0);
+
+    // Wrong password.
+    let (level, code, description) = c.publish(msid, "cam2?user_password=124");
+    assert_eq!(
+        (level.as_str(), code.as_str()),
+        ("error", "NetStream.Publish.BadName")
+    );
+    assert!(description.contains("wrong password"), "{description}");
+    // No credentials.
+    let (level, code, description) = c.publish(msid, "cam2");
+    assert_eq!(
+        (level.as_str(), code.as_str()),
+        ("error", "NetStream.Publish.BadName")
+    );
+    assert!(description.contains("refused"), "{description}");
+    // Another user's password.
+    let (_, code, _) = c.publish(msid, "cam2?user_password=456");
+    assert_eq!(code, "NetStream.Publish.BadName");
+    // A second publisher of the live stream, with the right password (reject policy).
+    let (level, code, description) = c.publish(msid, "cam?user_password=123");
+    assert_eq!(
+        (level.as_str(), code.as_str()),
+        ("error", "NetStream.Publish.BadName")
+    );
+    assert!(
+        description.contains("already being published"),
+        "{description}"
+    );
+    // A bad stream name.
+    let (_, code, _) = c.publish(msid, "..?user_password=123");
+    assert_eq!(code, "NetStream.Publish.BadName");
+    // An unknown command is answered, the connection stays.
+    c.command(0, "_checkbw", 9.0, Amf0Value::Null, vec![]);
+    let e = c.expect("_error");
+    assert_eq!(info_of(&e).1, "NetConnection.Call.Failed");
+    assert_eq!(c.create_stream(10.0), 2);
+    drop(c);
+
+    // An app no handler serves: the host's answer, then the connection closes.
+    let mut c = RtmpClient::new(addr);
+    let answer = c.connect("nope");
+    assert_eq!(answer.name, "_error");
+    let (level, code, description) = info_of(&answer);
+    assert_eq!(
+        (level.as_str(), code.as_str()),
+        ("error", "NetConnection.Connect.Rejected")
+    );
+    assert_eq!(description, "Application not found: nope");
+    while c.next().is_some() {}
+
+    // A player with a bad name.
+    let mut c = RtmpClient::new(addr);
+    c.connect("fier");
+    let msid = c.create_stream(2.0);
+    c.command(
+        msid,
+        "play",
+        3.0,
+        Amf0Value::Null,
+        vec![Amf0Value::from("a b")],
+    );
+    let (_, code, _) = info_of(&c.expect("onStatus"));
+    assert_eq!(code, "NetStream.Play.StreamNotFound");
+    drop(c);
+
+    // Bad input closes only that connection.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(s.read(&mut buf).unwrap_or(0), 0, "closed without an answer");
+
+    let (status, _, err) = publisher.join().unwrap();
+    assert!(
+        status.map(|s| s.success()).unwrap_or(false),
+        "publisher: {err}"
+    );
+    let (_, out, err) = player.join().unwrap();
+    let frames = decoded_frames(&out);
+    let expected = secs as usize * FPS;
+    eprintln!("the other stream: {frames} of {expected} frames decoded meanwhile");
+    assert!(frames * 10 >= expected * 9, "{frames}; {err}");
+    assert!(
+        host.log().contains("kind=handshake"),
+        "the bad client is logged"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Across protocols (needs the fstream plugin and client)
+
+fn fstream_ready() -> bool {
+    let ok = fstream_e2e::target_dir().join("libfstream.so").exists()
+        && fstream_e2e::target_dir().join("fstream").exists();
+    if !ok {
+        eprintln!("skipped: the fstream plugin or client is not built");
+    }
+    ok
+}
+
+#[test]
+fn rtmp_publish_is_watched_over_fstream_as_flv() {
+    if !tools(&["ffmpeg", "ffprobe"]) || !fstream_ready() {
+        return;
+    }
+    let root = root("rtmp-to-fstream", true);
+    let host = Host::start(&root, &["rtmp", "fstream"], &[]);
+    let faddr = host.addr("fstream").to_string();
+    let out = root.path().join("watched.flv");
+    let watch_file = std::fs::File::create(&out).unwrap();
+    let mut w = Command::new(bin("fstream"));
+    w.arg(&faddr)
+        .arg("watch,user=fier,channel=cam")
+        .stdout(watch_file);
+    let mut watcher = w.spawn().unwrap();
+    thread::sleep(Duration::from_millis(500));
+    let secs = 4;
+    let url = format!("rtmp://{}/fier/cam?user_password=123", host.addr("rtmp"));
+    let (status, _, err) =
+        run_with_timeout(&mut ffmpeg_publish(&url, secs), Duration::from_secs(30));
+    assert!(
+        status.map(|s| s.success()).unwrap_or(false),
+        "publisher: {err}"
+    );
+    // The watcher ends when the grace period is over; don't wait for it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && watcher.try_wait().ok().flatten().is_none() {
+        thread::sleep(Duration::from_millis(100));
+    }
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    let frames = ffprobe_frames(&out);
+    eprintln!("fstream watcher of an RTMP publish: {frames} frames");
+    assert!(frames * 10 >= secs as usize * FPS * 9, "{frames}");
+}
+
+#[test]
+fn fstream_flv_broadcast_plays_over_rtmp_and_raw_bytes_are_not_found() {
+    if !tools(&["ffmpeg"]) || !fstream_ready() {
+        return;
+    }
+    let root = root("fstream-to-rtmp", true);
+    let host = Host::start(&root, &["rtmp", "fstream"], &[]);
+    let faddr = host.addr("fstream").to_string();
+    let raddr = host.addr("rtmp");
+    let player = background(
+        ffmpeg_play(&format!("rtmp://{raddr}/fier/x")),
+        Duration::from_secs(40),
+    );
+    wait_log_count(&host, "playing stream=fier/x", 1);
+    let secs = 4;
+    let mut sh = Command::new("sh");
+    sh.arg("-c").arg(format!(
+        "ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=320x240:rate=25 \
+         -f lavfi -i sine=frequency=440 -t {secs} -c:v libx264 -g 25 -preset ultrafast \
+         -c:a aac -f flv - | '{}' {faddr} broadcast,user=fier,user_password=123,channel=x",
+        bin("fstream").display()
+    ));
+    let (status, _, err) = run_with_timeout(&mut sh, Duration::from_secs(30));
+    assert!(
+        status.map(|s| s.success()).unwrap_or(false),
+        "broadcast: {err}"
+    );
+    let (_, out, err) = player.join().unwrap();
+    let frames = decoded_frames(&out);
+    eprintln!("RTMP player of an fstream FLV broadcast: {frames} frames");
+    assert!(frames * 10 >= secs as usize * FPS * 9, "{frames}; {err}");
+
+    // Raw bytes (not FLV) have no RTMP form: the player is told StreamNotFound.
+    let mut c = RtmpClient::new(raddr);
+    c.connect("fier");
+    let msid = c.create_stream(2.0);
+    c.command(
+        msid,
+        "play",
+        3.0,
+        Amf0Value::Null,
+        vec![Amf0Value::from("raw")],
+    );
+    let (_, code, _) = info_of(&c.expect("onStatus"));
+    assert_eq!(code, "NetStream.Play.Reset");
+    let mut b = Command::new("sh");
+    b.arg("-c").arg(format!(
+        "head -c 100000 /dev/zero | '{}' {faddr} broadcast,user=fier,user_password=123,channel=raw",
+        bin("fstream").display()
+    ));
+    let raw = background(b, Duration::from_secs(20));
+    let code = loop {
+        let (_, code, _) = info_of(&c.expect("onStatus"));
+        if code != "NetStream.Play.Start" {
+            break code;
+        }
+    };
+    assert_eq!(code, "NetStream.Play.StreamNotFound");
+    let _ = raw.join();
+}

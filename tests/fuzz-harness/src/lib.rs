@@ -1,0 +1,41 @@
+//! The bodies of the fuzz targets in `fuzz/fuzz_targets/`, one public function per target.
+//!
+//! Each function takes the fuzzer's bytes and panics only when a decoder panics or breaks a
+//! property that must hold for every input:
+//!
+//! - feeding a stream in pieces gives the same result as feeding it at once (all our decoders
+//!   are incremental, and the network splits reads anywhere);
+//! - what was decoded re-encodes, and the encoding decodes to the same thing;
+//! - offsets and lengths a decoder reports point inside its input.
+//!
+//! The fuzz crate (`fuzz/`, its own workspace, run with `fuzz/run.sh`) calls these functions;
+//! `tests/replay.rs` runs the same functions over `fuzz/seeds/TARGET/*` and every crash input
+//! kept in `fuzz/regressions/TARGET/*`, so CI replays them with a plain `cargo test`.
+
+pub mod flv;
+#[cfg(feature = "host")]
+pub mod host;
+pub mod media;
+pub mod wire;
+
+/// Every target, by the name of its fuzz binary and regression directory.
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("fstream_preamble", wire::fstream_preamble),
+    ("rtmp_handshake", media::rtmp_handshake),
+    ("rtmp_chunk", media::rtmp_chunk),
+    ("amf0", media::amf0),
+    ("amf3", media::amf3),
+    ("flv_tag", flv::flv_tag),
+    #[cfg(feature = "host")]
+    ("mods_file", host::mods_file),
+    #[cfg(feature = "host")]
+    ("host_toml", host::host_toml),
+];
+
+/// Splits off a leading control byte the targets use to vary piece sizes and limits.
+pub(crate) fn control(data: &[u8]) -> (u8, &[u8]) {
+    match data.split_first() {
+        Some((&c, rest)) => (c, rest),
+        None => (0, data),
+    }
+}

@@ -1,0 +1,123 @@
+//! `test-app`: a minimal app handler for tests (`mods/test-app.toml`).
+//!
+//! It serves the apps in `apps` (default `["*"]`). A publish is allowed when the host's
+//! authenticators allow the user named like the app with the `user_password=` or `token=` of
+//! the stream name's query; everything else is accepted. With `greet = true` an accepted connect
+//! is followed by the command `onTestGreeting("hello", {"app": APP})`.
+
+use fstream_abi::{
+    kinds,
+    sdk::{app_handler_box, HandleApp},
+    AppCall, AppDecision, AuthAction, AuthRequest, ClientCommand, Credential, HostApiBox,
+    InitContext, PluginError, PluginInstance,
+};
+use serde::Deserialize;
+
+fstream_abi::export_plugin! { name: "test-app", kinds: kinds::APP_HANDLER, init: init }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Settings {
+    apps: Vec<String>,
+    greet: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            apps: vec!["*".into()],
+            greet: false,
+        }
+    }
+}
+
+fn init(host: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginError> {
+    let settings: Settings =
+        toml::from_str(&ctx.settings).map_err(|e| PluginError::new(e.message()))?;
+    let mut inst = PluginInstance::empty();
+    inst.app_handler = Some(app_handler_box(TestApp {
+        host: host.clone(),
+        settings,
+    }))
+    .into();
+    Ok(inst)
+}
+
+struct TestApp {
+    host: HostApiBox,
+    settings: Settings,
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |j: usize| b.get(j).and_then(|c| (*c as char).to_digit(16));
+        match (b[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn param(query: &str, key: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| percent_decode(v))
+    })
+}
+
+impl HandleApp for TestApp {
+    fn apps(&self) -> Vec<String> {
+        self.settings.apps.clone()
+    }
+
+    fn call(&self, call: &AppCall) -> Result<AppDecision, PluginError> {
+        match call {
+            AppCall::Connect(c) => {
+                tracing::info!(app = %c.app, args = %c.args_json, "test-app: connect");
+                let mut d = AppDecision::accept();
+                if self.settings.greet {
+                    d.commands.push(ClientCommand {
+                        name: "onTestGreeting".into(),
+                        args_json: format!(r#"["hello", {{"app": "{}"}}]"#, c.app).into(),
+                    });
+                }
+                Ok(d)
+            }
+            AppCall::Publish(p) => {
+                let credential = if let Some(pw) = param(&p.query, "user_password") {
+                    Credential::Password(pw.into())
+                } else if let Some(t) = param(&p.query, "token") {
+                    Credential::Token(t.into())
+                } else {
+                    Credential::None
+                };
+                let outcome = self.host.authenticate(&AuthRequest {
+                    user: p.app.clone(),
+                    action: AuthAction::Publish,
+                    credential,
+                    stream: format!("{}/{}", p.app, p.stream).into(),
+                    peer: p.peer.clone(),
+                    protocol: "rtmp".into(),
+                });
+                tracing::info!(app = %p.app, stream = %p.stream, outcome = ?outcome, "test-app: publish");
+                Ok(match outcome {
+                    fstream_abi::AuthOutcome::Allowed => AppDecision::accept(),
+                    fstream_abi::AuthOutcome::Denied(why) => {
+                        AppDecision::reject(format!("Publishing refused: {why}"))
+                    }
+                })
+            }
+            AppCall::Play(_) | AppCall::Close(_) => Ok(AppDecision::accept()),
+        }
+    }
+}
