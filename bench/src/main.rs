@@ -164,7 +164,9 @@ async fn run(a: &Args) -> anyhow::Result<Report> {
             a.app, a.password, a.stream
         )
     };
+    let sent = publisher::Sent::new(epoch);
     let publisher = {
+        let sent = sent.clone();
         let (rtmp, fstream, app, stream, password) = (
             a.rtmp.clone(),
             a.fstream.clone(),
@@ -179,13 +181,14 @@ async fn run(a: &Args) -> anyhow::Result<Report> {
             let r = match (kind, media) {
                 (Publish::Rtmp, Some(m)) => {
                     let name = format!("{stream}?user_password={password}");
-                    publisher::rtmp(&rtmp, &app, &name, &m, until).await
+                    publisher::rtmp(&rtmp, &app, &name, &m, until, &sent).await
                 }
                 (Publish::Fstream, Some(m)) => {
-                    publisher::fstream_flv(&fstream, &action_flv, &m, until).await
+                    publisher::fstream_flv(&fstream, &action_flv, &m, until, &sent).await
                 }
                 (Publish::Raw, _) => {
-                    publisher::fstream_raw(&fstream, &action_raw, stream_bps, epoch, until).await
+                    publisher::fstream_raw(&fstream, &action_raw, stream_bps, epoch, until, &sent)
+                        .await
                 }
                 _ => Ok(()),
             };
@@ -256,8 +259,26 @@ async fn run(a: &Args) -> anyhow::Result<Report> {
     let b0 = ((measure_from - epoch).as_nanos() / viewer::BUCKET.as_nanos()) as usize;
     let b1 = ((measure_to - epoch).as_nanos() / viewer::BUCKET.as_nanos()) as usize;
     let secs = (measure_to - measure_from).as_secs_f64();
+    // A viewer stalls when, over any 2 s window, it got under 90% of what the publisher sent
+    // in that window (or in the window one bucket earlier, whichever is less: the server may
+    // hold bytes up to its gathering window, moving a large keyframe across the edge), or of
+    // the nominal bitrate with an external publisher.
     let per_2s = (2.0 / viewer::BUCKET.as_secs_f64()) as usize;
-    let stall_bytes = stream_bps / 8.0 * 2.0 * 0.9;
+    let published = sent.buckets();
+    let pub_window = |from: usize| -> f64 {
+        (from..from + per_2s)
+            .map(|i| published.get(i).copied().unwrap_or(0) as f64)
+            .sum()
+    };
+    let expected: Vec<f64> = (b0..b1.saturating_sub(per_2s - 1))
+        .map(|start| {
+            if a.publish == Publish::None {
+                stream_bps / 8.0 * 2.0
+            } else {
+                pub_window(start).min(pub_window(start - 1))
+            }
+        })
+        .collect();
     let mut rates = Vec::new();
     let mut total = 0u64;
     let mut stalled = 0;
@@ -273,7 +294,8 @@ async fn run(a: &Args) -> anyhow::Result<Report> {
         rates.push(bytes as f64 * 8.0 / secs / 1e6);
         if window
             .windows(per_2s)
-            .any(|w| (w.iter().sum::<u64>() as f64) < stall_bytes)
+            .zip(&expected)
+            .any(|(w, e)| (w.iter().sum::<u64>() as f64) < 0.9 * e)
         {
             stalled += 1;
         }

@@ -12,6 +12,39 @@ use tokio::{io::AsyncWriteExt, net::TcpStream};
 
 use crate::rtmp_client::RtmpConn;
 
+/// Bytes the publisher sent per bucket since the run's epoch, so viewers can be compared with
+/// what was actually published in the same window (the file's bitrate is not constant).
+#[derive(Clone)]
+pub struct Sent {
+    epoch: Instant,
+    buckets: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+}
+
+impl Sent {
+    pub fn new(epoch: Instant) -> Self {
+        Self {
+            epoch,
+            buckets: Default::default(),
+        }
+    }
+
+    fn add(&self, n: usize) {
+        let i = (self.epoch.elapsed().as_nanos() / crate::viewer::BUCKET.as_nanos()) as usize;
+        let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if b.len() <= i {
+            b.resize(i + 1, 0);
+        }
+        b[i] += n as u64;
+    }
+
+    pub fn buckets(&self) -> Vec<u64> {
+        self.buckets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
 /// One tag of the input file.
 #[derive(Clone)]
 pub struct Tag {
@@ -87,6 +120,7 @@ pub async fn rtmp(
     name: &str,
     media: &Media,
     until: Instant,
+    sent: &Sent,
 ) -> anyhow::Result<()> {
     let mut c = RtmpConn::connect(addr, app).await?;
     c.control(ControlMessage::SetChunkSize(4096)).await?;
@@ -109,6 +143,7 @@ pub async fn rtmp(
                 (5, 18, bytes::Bytes::from(p))
             }
         };
+        sent.add(payload.len());
         c.send(&RtmpMessage::new(csid, t.timestamp, type_id, id, payload))
             .await?;
     }
@@ -120,6 +155,7 @@ pub async fn fstream_flv(
     action: &str,
     media: &Media,
     until: Instant,
+    sent: &Sent,
 ) -> anyhow::Result<()> {
     let mut s = TcpStream::connect(addr).await?;
     s.set_nodelay(true)?;
@@ -140,6 +176,7 @@ pub async fn fstream_flv(
         pace(start, t.timestamp).await;
         out.clear();
         flv::write_tag(&mut out, t.kind, t.timestamp, &t.data)?;
+        sent.add(out.len());
         s.write_all(&out).await?;
     }
     Ok(())
@@ -157,6 +194,7 @@ pub async fn fstream_raw(
     bitrate_bps: f64,
     epoch: Instant,
     until: Instant,
+    sent_bytes: &Sent,
 ) -> anyhow::Result<()> {
     let mut s = TcpStream::connect(addr).await?;
     s.set_nodelay(true)?;
@@ -181,6 +219,7 @@ pub async fn fstream_raw(
             buf.resize(buf.len() + BLOCK - 16, 0);
             sent += 1;
         }
+        sent_bytes.add(buf.len());
         s.write_all(&buf).await?;
     }
     Ok(())

@@ -213,7 +213,9 @@ fn first_line(s: &str) -> String {
 /// The first `Error:` entry of abi_stable's layout report, with its Expected/Found lines
 /// (up to the blank line that ends the entry), on one line.
 fn first_difference(report: &str) -> String {
-    let mut lines = report.lines().skip_while(|l| !l.trim_start().starts_with("Error:"));
+    let mut lines = report
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("Error:"));
     let entry: Vec<&str> = lines
         .by_ref()
         .take(8)

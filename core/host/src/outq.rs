@@ -82,7 +82,12 @@ pub struct Full;
 
 impl Outq {
     /// A queue writing to `sock`; `flusher` times the gathered writes.
-    pub fn new(sock: OwnedWriteHalf, gather: Duration, gather_bytes: usize, flusher: Arc<Flusher>) -> Arc<Self> {
+    pub fn new(
+        sock: OwnedWriteHalf,
+        gather: Duration,
+        gather_bytes: usize,
+        flusher: Arc<Flusher>,
+    ) -> Arc<Self> {
         Self::build(Some(sock), gather, gather_bytes, Some(flusher))
     }
 
@@ -91,7 +96,12 @@ impl Outq {
         Self::build(None, gather, gather_bytes, None)
     }
 
-    fn build(sock: Option<OwnedWriteHalf>, gather: Duration, gather_bytes: usize, flusher: Option<Arc<Flusher>>) -> Arc<Self> {
+    fn build(
+        sock: Option<OwnedWriteHalf>,
+        gather: Duration,
+        gather_bytes: usize,
+        flusher: Option<Arc<Flusher>>,
+    ) -> Arc<Self> {
         let (ended_tx, _) = watch::channel(false);
         Arc::new_cyclic(|me| Self {
             state: Mutex::new(State {
@@ -348,7 +358,11 @@ enum WriteOutcome {
 /// Writes `batch` (its first buffer from `offset`) with non-blocking vectored writes until done
 /// or the socket is full. Returns the index of the first buffer not fully written, the offset
 /// into it, and how it ended.
-fn write_batch(sock: &OwnedWriteHalf, batch: &[Item], mut offset: usize) -> (usize, usize, WriteOutcome) {
+fn write_batch(
+    sock: &OwnedWriteHalf,
+    batch: &[Item],
+    mut offset: usize,
+) -> (usize, usize, WriteOutcome) {
     let mut idx = 0;
     while idx < batch.len() {
         let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(MAX_IOVECS.min(batch.len() - idx));
@@ -449,7 +463,10 @@ impl Flusher {
         let mut work = Vec::new();
         loop {
             tick.tick().await;
-            std::mem::swap(&mut work, &mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+            std::mem::swap(
+                &mut work,
+                &mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()),
+            );
             let mut keep = Vec::new();
             for w in work.drain(..) {
                 if let Some(q) = w.upgrade() {
@@ -459,7 +476,10 @@ impl Flusher {
                 }
             }
             if !keep.is_empty() {
-                self.pending.lock().unwrap_or_else(|p| p.into_inner()).extend(keep);
+                self.pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(keep);
             }
         }
     }

@@ -53,8 +53,20 @@ mod tests {
             let cur = civil_from_days(day);
             let (y, m, d) = prev;
             let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-            let len = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-                [(m - 1) as usize];
+            let len = [
+                31,
+                if leap { 29 } else { 28 },
+                31,
+                30,
+                31,
+                30,
+                31,
+                31,
+                30,
+                31,
+                30,
+                31,
+            ][(m - 1) as usize];
             let expected = if d < len {
                 (y, m, d + 1)
             } else if m < 12 {

@@ -523,8 +523,7 @@ impl Recorder {
                     source,
                 })?;
         }
-        file.seek(SeekFrom::Start(existing.end))
-            .map_err(read_err)?;
+        file.seek(SeekFrom::Start(existing.end)).map_err(read_err)?;
         let offset = existing
             .last_ts
             .map(|t| t.saturating_add(APPEND_GAP_MS))
@@ -599,7 +598,10 @@ impl Recorder {
                 {
                     p.push(("audiocodecid".into(), Amf0Value::Number(f64::from(id))));
                 }
-                p.push(("encoder".into(), Amf0Value::from("fstream-host flv-recorder")));
+                p.push((
+                    "encoder".into(),
+                    Amf0Value::from("fstream-host flv-recorder"),
+                ));
                 p
             }
         };

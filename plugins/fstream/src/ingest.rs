@@ -15,7 +15,10 @@ const FLV_MAGIC: &[u8; 4] = b"FLV\x01";
 
 pub enum Ingest {
     /// Fewer bytes than needed to tell FLV from raw; they are kept.
-    Detect { seen: Vec<u8>, bufsize: usize },
+    Detect {
+        seen: Vec<u8>,
+        bufsize: usize,
+    },
     Raw(RawChunker),
     Flv(FlvIngest),
 }
@@ -39,11 +42,7 @@ impl Ingest {
             let have = seen.len() + data.len();
             if have < FLV_MAGIC.len() {
                 // Still possibly FLV: wait for more unless it already cannot be.
-                let prefix_ok = seen
-                    .iter()
-                    .chain(data)
-                    .zip(FLV_MAGIC)
-                    .all(|(a, b)| a == b);
+                let prefix_ok = seen.iter().chain(data).zip(FLV_MAGIC).all(|(a, b)| a == b);
                 if prefix_ok {
                     seen.extend_from_slice(data);
                     return Ok(());
@@ -238,7 +237,9 @@ mod tests {
         assert_eq!(p.len(), 2);
         assert_eq!(&p[0].payload[..], b"hello");
         assert_eq!(&p[1].payload[..], b"world!");
-        assert!(p.iter().all(|p| p.kind == MediaKind::Raw && p.is_keyframe()));
+        assert!(p
+            .iter()
+            .all(|p| p.kind == MediaKind::Raw && p.is_keyframe()));
     }
 
     #[test]

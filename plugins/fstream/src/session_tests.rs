@@ -64,7 +64,10 @@ impl Harness {
         let mut input = frame(b"\n\n", action);
         input.extend_from_slice(early);
         let a = self.bytes(&input);
-        assert!(matches!(a.as_slice(), [Action::Authenticate { .. }]), "{a:?}");
+        assert!(
+            matches!(a.as_slice(), [Action::Authenticate { .. }]),
+            "{a:?}"
+        );
         let a = self.event(Event::AuthResult {
             request: 1,
             outcome: AuthOutcome::Allowed,
@@ -145,7 +148,10 @@ fn bufsize_limit_comes_from_the_settings() {
     };
     let mut h = Harness::new(settings).0;
     let a = h.bytes(&frame(b"\n\n", "broadcast,user=a,token=t,bufsize=1001"));
-    assert!(matches!(a.as_slice(), [Action::Close(CloseMode::Now)]), "{a:?}");
+    assert!(
+        matches!(a.as_slice(), [Action::Close(CloseMode::Now)]),
+        "{a:?}"
+    );
 }
 
 #[test]
@@ -182,7 +188,10 @@ fn preamble_timeout_closes_and_is_ignored_later() {
     // An early tick re-arms for the rest.
     assert!(matches!(h.timer(1200).as_slice(), [Action::SetTimer(300)]));
     let a = h.timer(1500);
-    assert!(matches!(a.as_slice(), [Action::Close(CloseMode::Now)]), "{a:?}");
+    assert!(
+        matches!(a.as_slice(), [Action::Close(CloseMode::Now)]),
+        "{a:?}"
+    );
 
     // Once the preamble is complete, the timer does nothing.
     let (mut h, _) = Harness::new(Settings {
@@ -198,7 +207,10 @@ fn eof_during_the_preamble_closes() {
     let mut h = Harness::default();
     h.bytes(b"\n\n\0");
     let a = h.closed();
-    assert!(matches!(a.as_slice(), [Action::Close(CloseMode::Now)]), "{a:?}");
+    assert!(
+        matches!(a.as_slice(), [Action::Close(CloseMode::Now)]),
+        "{a:?}"
+    );
 }
 
 #[test]
@@ -283,7 +295,10 @@ fn broadcast_with_token_and_denials() {
         request: 1,
         outcome: AuthOutcome::Denied("wrong token".into()),
     });
-    assert!(matches!(a.as_slice(), [Action::Close(CloseMode::Now)]), "{a:?}");
+    assert!(
+        matches!(a.as_slice(), [Action::Close(CloseMode::Now)]),
+        "{a:?}"
+    );
 
     for outcome in [PublishOutcome::Busy, PublishOutcome::Refused("vod".into())] {
         let mut h = Harness::default();
@@ -296,7 +311,10 @@ fn broadcast_with_token_and_denials() {
             publication: 1,
             outcome,
         });
-        assert!(matches!(a.as_slice(), [Action::Close(CloseMode::Now)]), "{a:?}");
+        assert!(
+            matches!(a.as_slice(), [Action::Close(CloseMode::Now)]),
+            "{a:?}"
+        );
     }
 }
 
@@ -311,7 +329,10 @@ fn pending_bytes_are_bounded() {
     input.extend_from_slice(b"0123456789");
     assert_eq!(h.bytes(&input).len(), 1);
     let a = h.bytes(b"x");
-    assert!(matches!(a.as_slice(), [Action::Close(CloseMode::Now)]), "{a:?}");
+    assert!(
+        matches!(a.as_slice(), [Action::Close(CloseMode::Now)]),
+        "{a:?}"
+    );
 }
 
 #[test]
@@ -390,7 +411,10 @@ fn flv_broadcast_becomes_media_packets() {
     write_tag(&mut file, TagType::Video, 80, b"\x91hvc1\0\0\0\x02").unwrap();
     let mut h = Harness::default();
     // The header arrives with the preamble; the rest in odd pieces.
-    let mut all = h.live_broadcast("broadcast,user=fier,user_password=1,bufsize=188", &file[..5]);
+    let mut all = h.live_broadcast(
+        "broadcast,user=fier,user_password=1,bufsize=188",
+        &file[..5],
+    );
     for piece in file[5..].chunks(7) {
         all.extend(h.bytes(piece));
     }
@@ -439,7 +463,10 @@ fn replaced_broadcaster_closes() {
     let mut h = Harness::default();
     h.live_broadcast("broadcast,user=fier,user_password=1", b"");
     let a = h.event(Event::PublicationReplaced { publication: 1 });
-    assert!(matches!(a.as_slice(), [Action::Close(CloseMode::Now)]), "{a:?}");
+    assert!(
+        matches!(a.as_slice(), [Action::Close(CloseMode::Now)]),
+        "{a:?}"
+    );
 }
 
 #[test]
@@ -492,7 +519,8 @@ fn watch_statuses() {
         let a = h.event(status(s.clone()));
         match close {
             Some(mode) => assert!(
-                a.iter().any(|x| matches!(x, Action::Close(m) if *m == mode)),
+                a.iter()
+                    .any(|x| matches!(x, Action::Close(m) if *m == mode)),
                 "{s:?}: {a:?}"
             ),
             None => assert!(a.is_empty(), "{s:?}: {a:?}"),
@@ -539,5 +567,8 @@ fn token_flow() {
         request: 2,
         token: RResult::RErr("wrong password".into()),
     });
-    assert!(matches!(a.as_slice(), [Action::Close(CloseMode::Now)]), "{a:?}");
+    assert!(
+        matches!(a.as_slice(), [Action::Close(CloseMode::Now)]),
+        "{a:?}"
+    );
 }

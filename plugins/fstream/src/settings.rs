@@ -168,7 +168,10 @@ mod tests {
             "watcher_queue_bytes",
             "max_bufsize",
         ] {
-            assert!(text.contains(&format!("\n{key} = ")), "{key} is not documented");
+            assert!(
+                text.contains(&format!("\n{key} = ")),
+                "{key} is not documented"
+            );
         }
     }
 

@@ -41,11 +41,10 @@ impl Query {
         let mut args = BTreeMap::new();
         for item in text.split('&').filter(|i| !i.is_empty()) {
             let (raw_key, raw_value) = item.split_once('=').unwrap_or((item, ""));
-            let key = String::from_utf8(percent_decode(raw_key)).map_err(|_| {
-                QueryError::NotUtf8 {
+            let key =
+                String::from_utf8(percent_decode(raw_key)).map_err(|_| QueryError::NotUtf8 {
                     key: raw_key.chars().take(MAX_KEY_IN_ERROR).collect(),
-                }
-            })?;
+                })?;
             let key = normalise_key(&key);
             let value =
                 String::from_utf8(percent_decode(raw_value)).map_err(|_| QueryError::NotUtf8 {
@@ -137,7 +136,10 @@ mod tests {
     #[test]
     fn password_wins_over_token_like_fstream() {
         let c = |s: &str| Query::parse(s).unwrap().credential();
-        assert_eq!(c("token=t&user_password=p"), Credential::Password("p".into()));
+        assert_eq!(
+            c("token=t&user_password=p"),
+            Credential::Password("p".into())
+        );
         assert_eq!(c("token=t%2Bu"), Credential::Token("t+u".into()));
         assert_eq!(c(""), Credential::None);
         assert_eq!(c("channel_password=x"), Credential::None);

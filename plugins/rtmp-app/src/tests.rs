@@ -4,9 +4,7 @@ use abi_stable::{
     sabi_trait::TD_Opaque,
     std_types::{RArc, RStr, RString},
 };
-use fstream_abi::{
-    AppHandlerBox, AppVerdict, CloseCall, HostApi, HostApi_TO, LogLevel, LogRecord,
-};
+use fstream_abi::{AppHandlerBox, AppVerdict, CloseCall, HostApi, HostApi_TO, LogLevel, LogRecord};
 
 use super::*;
 

@@ -38,6 +38,8 @@ impl RtmpSession {
         out: &mut Outbox,
     ) -> Result<(), Violation> {
         let arg = cmd.arg(0).and_then(Amf0Value::as_str).unwrap_or("");
+        // Flash Media Server's explicit FLV prefix names the same stream.
+        let arg = arg.strip_prefix("flv:").unwrap_or(arg);
         // -2: live or recorded, -1: live only, >= 0: recorded from there (ms). ffmpeg sends
         // -2000 and rtmpdump -1000 or 0 for live streams: all play the live stream if there is
         // one; only an app that serves recordings looks at the position.
@@ -395,8 +397,9 @@ impl RtmpSession {
         let Some(p) = self.subscription_on(msid) else {
             return Ok(());
         };
-        let (subscription, name, live) = (p.subscription, p.name.clone(), p.live);
-        if live {
+        let (subscription, name) = (p.subscription, p.name.clone());
+        // A recorded source also reports a (virtual) publisher; only a live one cannot seek.
+        if p.live && !p.recorded {
             let st = status(
                 "error",
                 "NetStream.Seek.Failed",

@@ -323,3 +323,95 @@ impl RtmpSession {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags_of(type_id: u8, payload: &[u8]) -> Option<(MediaKind, u8)> {
+        media_packet(type_id, 0, payload).map(|p| (p.kind, p.flags))
+    }
+
+    #[test]
+    fn classifies_legacy_and_enhanced_media() {
+        use flags::*;
+        let v = msg_type::VIDEO;
+        let a = msg_type::AUDIO;
+        // AVC: sequence header, keyframe, inter frame, disposable H.263 frame.
+        assert_eq!(
+            flags_of(v, &[0x17, 0, 0, 0, 0]),
+            Some((MediaKind::Video, SEQUENCE_HEADER))
+        );
+        assert_eq!(
+            flags_of(v, &[0x17, 1, 0, 0, 0]),
+            Some((MediaKind::Video, KEYFRAME))
+        );
+        assert_eq!(
+            flags_of(v, &[0x27, 1, 0, 0, 0]),
+            Some((MediaKind::Video, 0))
+        );
+        assert_eq!(
+            flags_of(v, &[0x32, 9]),
+            Some((MediaKind::Video, DISPOSABLE))
+        );
+        // Enhanced RTMP (HEVC FourCC): SequenceStart, CodedFrames key; payload untouched.
+        let hevc_start = [0x90, b'h', b'v', b'c', b'1', 1, 2];
+        assert_eq!(
+            flags_of(v, &hevc_start),
+            Some((MediaKind::Video, SEQUENCE_HEADER))
+        );
+        let p = media_packet(v, 5, &[0x91, b'h', b'v', b'c', b'1', 0, 0, 0, 7]).unwrap();
+        assert_eq!((p.flags, p.timestamp), (KEYFRAME, 5));
+        assert_eq!(&p.payload[..], &[0x91, b'h', b'v', b'c', b'1', 0, 0, 0, 7]);
+        // AAC config and frames; Enhanced audio (Opus) SequenceStart.
+        assert_eq!(
+            flags_of(a, &[0xAF, 0, 0x12]),
+            Some((MediaKind::Audio, SEQUENCE_HEADER))
+        );
+        assert_eq!(flags_of(a, &[0xAF, 1, 0x21]), Some((MediaKind::Audio, 0)));
+        assert_eq!(
+            flags_of(a, &[0x90, b'O', b'p', b'u', b's', 1]),
+            Some((MediaKind::Audio, SEQUENCE_HEADER))
+        );
+        assert_eq!(flags_of(a, &[0x2F, 1]), Some((MediaKind::Audio, 0)), "MP3");
+        // Nothing to classify.
+        assert_eq!(flags_of(v, &[]), None);
+        assert_eq!(flags_of(msg_type::COMMAND_AMF0, &[2, 0, 1, b'x']), None);
+    }
+
+    #[test]
+    fn data_messages_lose_set_data_frame() {
+        let body = |values: &[Amf0Value]| {
+            let mut v = Vec::new();
+            fstream_media::amf0::encode_all(values, &mut v).unwrap();
+            v
+        };
+        let meta = body(&[
+            Amf0Value::from("onMetaData"),
+            Amf0Value::ecma_array([("width", Amf0Value::Number(1.0))]),
+        ]);
+        let mut wrapped = body(&[Amf0Value::from("@setDataFrame")]);
+        wrapped.extend_from_slice(&meta);
+        let p = media_packet(msg_type::DATA_AMF0, 0, &wrapped).unwrap();
+        assert_eq!((p.kind, p.flags), (MediaKind::Script, flags::METADATA));
+        assert_eq!(&p.payload[..], &meta[..]);
+        // Type 15: the format byte goes too.
+        let mut amf3 = vec![0u8];
+        amf3.extend_from_slice(&wrapped);
+        let p = media_packet(msg_type::DATA_AMF3, 0, &amf3).unwrap();
+        assert_eq!(&p.payload[..], &meta[..]);
+        // Other data passes as script data without the metadata flag.
+        let cue = body(&[Amf0Value::from("onCuePoint"), Amf0Value::Null]);
+        assert_eq!(media_packet(msg_type::DATA_AMF0, 0, &cue).unwrap().flags, 0);
+        assert!(media_packet(
+            msg_type::DATA_AMF0,
+            0,
+            &body(&[Amf0Value::from("@clearDataFrame")])
+        )
+        .is_none());
+        assert_eq!(record_mode("record"), RecordMode::Record);
+        assert_eq!(record_mode("append"), RecordMode::Append);
+        assert_eq!(record_mode("live"), RecordMode::Live);
+        assert_eq!(record_mode("whatever"), RecordMode::Live);
+    }
+}

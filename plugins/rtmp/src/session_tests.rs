@@ -1166,3 +1166,114 @@ fn shutdown_unpublishes_and_closes_after_flush() {
     assert_eq!(o.kinds(), ["unpublish", "app", "close"]);
     assert_eq!(o.closed(), Some(CloseMode::AfterFlush));
 }
+
+#[test]
+fn seeks_go_to_recorded_sources_and_fail_on_live_streams() {
+    let mut c = Client::with_stream(settings(|_| {}));
+    let o = c.command(
+        1,
+        "play",
+        0.0,
+        Amf0Value::Null,
+        vec![s("film"), Amf0Value::Number(0.0)],
+    );
+    let (request, _) = o.app_call();
+    let o = c.event(Event::AppResult {
+        request,
+        decision: AppDecision::accept(),
+    });
+    let Some(Action::Subscribe { subscription, .. }) = o.actions.get(1).cloned() else {
+        panic!()
+    };
+    let ev = |status| Event::Subscription {
+        subscription,
+        status,
+    };
+    c.event(ev(SubscriptionStatus::SourceOpened { duration_ms: 8000 }));
+    c.event(ev(SubscriptionStatus::PublisherStarted { media: true }));
+    // A recorded source reports a publisher too; seeking is still allowed.
+    let o = c.command(
+        1,
+        "seek",
+        0.0,
+        Amf0Value::Null,
+        vec![Amf0Value::Number(3000.0)],
+    );
+    assert!(
+        matches!(
+            o.actions[..],
+            [Action::Control {
+                control: SubscriptionControl::Seek(3000),
+                ..
+            }]
+        ),
+        "{:?}",
+        o.kinds()
+    );
+    let o = c.event(ev(SubscriptionStatus::Seeked { position_ms: 2960 }));
+    assert_eq!(
+        o.codes(),
+        [
+            ("onStatus".into(), "NetStream.Seek.Notify".into()),
+            ("onStatus".into(), "NetStream.Play.Start".into()),
+        ]
+    );
+    // The end of a recording stops the player, whatever on_stream_end says.
+    let o = c.event(ev(SubscriptionStatus::Ended));
+    assert_eq!(
+        o.codes(),
+        [("onStatus".into(), "NetStream.Play.Stop".into())]
+    );
+    assert!(!o.kinds().contains(&"subscribe"));
+
+    // A live stream cannot seek.
+    let o = c.command(1, "play", 0.0, Amf0Value::Null, vec![s("cam")]);
+    let (request, _) = o.app_call();
+    let o = c.event(Event::AppResult {
+        request,
+        decision: AppDecision::accept(),
+    });
+    let Some(Action::Subscribe { subscription, .. }) = o.actions.get(1).cloned() else {
+        panic!()
+    };
+    c.event(Event::Subscription {
+        subscription,
+        status: SubscriptionStatus::PublisherStarted { media: true },
+    });
+    let o = c.command(
+        1,
+        "seek",
+        0.0,
+        Amf0Value::Null,
+        vec![Amf0Value::Number(3000.0)],
+    );
+    assert_eq!(
+        o.codes(),
+        [("onStatus".into(), "NetStream.Seek.Failed".into())]
+    );
+    assert!(!o.kinds().contains(&"control"));
+}
+
+#[test]
+fn garbage_after_the_handshake_never_panics() {
+    use rand::{Rng, RngCore, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1935);
+    for round in 0..300 {
+        let mut c = Client::connected(settings(|s| s.max_message_size = 1 << 16));
+        // Sometimes a valid prefix (a stream and a publish), then noise.
+        if round % 2 == 0 {
+            c.command(0, "createStream", 2.0, Amf0Value::Null, vec![]);
+        }
+        let mut noise = vec![0u8; rng.gen_range(1..4000)];
+        rng.fill_bytes(&mut noise);
+        // Keep basic headers plausible half the time so parsing goes deeper.
+        if round % 2 == 1 {
+            noise[0] = 0x03;
+        }
+        let mut out = Outbox::new();
+        let _ = c.session.bytes(&noise, c.now, &mut out);
+        let mut out = Outbox::new();
+        c.session.timer(c.now + 1_000_000, &mut out).unwrap();
+        c.session.closed(c.now, &mut out).unwrap();
+    }
+}

@@ -109,7 +109,7 @@ class Player:
 
     def sample(self, now):
         if self.first is not None and self.last_ts is not None and not self.done:
-            self.leads.append(self.last_ts / 1000.0 - (now - self.first))
+            self.leads.append((now - self.first, self.last_ts / 1000.0 - (now - self.first)))
 
 
 def start_host(root, profile):
@@ -241,9 +241,11 @@ def main():
         finished = [p for p in players if p.done and p.first is not None]
         spans = sorted(p.last - p.first for p in finished)
         got = sorted(p.bytes for p in players)
-        leads = [l for p in players for l in p.leads]
-        final_lead = sorted(p.leads[-1] for p in players if p.leads)
-        steady = [l for p in players for l in p.leads[10:]]  # after the first second
+        leads = [l for p in players for _, l in p.leads]
+        final_lead = sorted(p.leads[-1][1] for p in players if p.leads)
+        # After the first second (the start burst).
+        steady = sorted(l for p in players for t, l in p.leads if t >= 1.0)
+        worst = min(((l, t) for p in players for t, l in p.leads), default=(0, 0))
         res = {
             "mode": args.mode,
             "players": args.players,
@@ -263,6 +265,9 @@ def main():
             "lead_max": max(leads) if leads else 0,
             "steady_lead_min": min(steady) if steady else 0,
             "steady_lead_max": max(steady) if steady else 0,
+            "steady_lead_p01": steady[len(steady) // 100] if steady else 0,
+            "steady_lead_p50": steady[len(steady) // 2] if steady else 0,
+            "worst_lead_at_s": worst[1],
             "final_lead_med": statistics.median(final_lead) if final_lead else 0,
             "delivered_mbps": sum(got) * 8 / wall / 1e6,
             "wall_s": wall,
@@ -276,7 +281,7 @@ def main():
                 f"| {res['mode']} | {res['players']} | {res['finished']} | {res['server_cpu_s']:.2f} "
                 f"({res['server_cpu_pct']:.1f}% of a core) | {res['rss_before_mb']:.1f} → {res['peak_rss_mb']:.1f} "
                 f"| {res['span_min']:.2f} / {res['span_med']:.2f} / {res['span_max']:.2f} "
-                f"| {res['steady_lead_min']:.2f} … {res['steady_lead_max']:.2f} "
+                f"| {res['steady_lead_min']:.2f} / {res['steady_lead_p01']:.2f} / {res['steady_lead_p50']:.2f} / {res['steady_lead_max']:.2f} "
                 f"| {res['delivered_mbps']:.1f} |")
     finally:
         shutil.rmtree(root, ignore_errors=True)

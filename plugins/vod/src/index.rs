@@ -87,12 +87,7 @@ impl IndexCache {
     }
 
     /// The scan of `file` (identified by `key`), running it on a miss.
-    pub fn get(
-        &self,
-        key: &FileKey,
-        file: &File,
-        first_tag: u64,
-    ) -> Result<Arc<ScanInfo>, String> {
+    pub fn get(&self, key: &FileKey, file: &File, first_tag: u64) -> Result<Arc<ScanInfo>, String> {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             let found = slots.iter().position(|(k, _)| k == key);
@@ -231,7 +226,10 @@ pub fn read_full_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<usi
 /// it is present and sane: same lengths, finite non-negative numbers, times not decreasing,
 /// positions inside the file.
 pub fn metadata_index(meta: &Properties, file_len: u64) -> Option<Vec<KeyframeEntry>> {
-    let kf = meta.iter().find(|(k, _)| k == "keyframes").map(|(_, v)| v)?;
+    let kf = meta
+        .iter()
+        .find(|(k, _)| k == "keyframes")
+        .map(|(_, v)| v)?;
     let list = |key: &str| -> Option<Vec<f64>> {
         match kf.get(key)? {
             Amf0Value::StrictArray(items) => items.iter().map(Amf0Value::as_f64).collect(),

@@ -129,21 +129,15 @@ impl Vod {
         // The host validated the name as a part already; this plugin builds a path from it, so
         // check again: no separators, NUL, leading dot (`.`, `..`), nothing absolute.
         validate_part(stem).map_err(|e| Refusal::BadName(name.to_string(), e.to_string()))?;
-        let dir = std::fs::canonicalize(&self.dir).map_err(|e| {
-            Refusal::NoMediaDir(self.dir.display().to_string(), e.to_string())
-        })?;
+        let dir = std::fs::canonicalize(&self.dir)
+            .map_err(|e| Refusal::NoMediaDir(self.dir.display().to_string(), e.to_string()))?;
         let candidate = dir.join(format!("{stem}.flv"));
         let real = match std::fs::canonicalize(&candidate) {
             Ok(p) => p,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Refusal::Missing(candidate.display().to_string()))
             }
-            Err(e) => {
-                return Err(Refusal::Io(
-                    candidate.display().to_string(),
-                    e.to_string(),
-                ))
-            }
+            Err(e) => return Err(Refusal::Io(candidate.display().to_string(), e.to_string())),
         };
         // A symlink may point anywhere; what it resolves to must stay inside.
         if !real.starts_with(&dir) {

@@ -15,7 +15,9 @@ use std::{
     sync::Arc,
 };
 
-use fstream_abi::{flags, payload_from, sdk::Produce, MediaKind, MediaPacket, Payload, PluginError};
+use fstream_abi::{
+    flags, payload_from, sdk::Produce, MediaKind, MediaPacket, Payload, PluginError,
+};
 use fstream_media::{
     amf0::AmfLimits,
     flv::{
@@ -101,7 +103,8 @@ impl FlvSource {
         }
         let key = FileKey::of(path, &file).map_err(|e| Refusal::Io(shown(), e.to_string()))?;
         let mut head = [0u8; FLV_HEADER_LEN];
-        let n = read_full_at(&file, &mut head, 0).map_err(|e| Refusal::Io(shown(), e.to_string()))?;
+        let n =
+            read_full_at(&file, &mut head, 0).map_err(|e| Refusal::Io(shown(), e.to_string()))?;
         let header = FlvHeader::decode(head.get(..n).unwrap_or_default(), 1 << 16)
             .map_err(|e| Refusal::Io(shown(), format!("not an FLV file: {e}")))?;
         let first_tag = u64::from(header.data_offset) + PREVIOUS_TAG_SIZE_LEN as u64;
@@ -375,12 +378,15 @@ pub fn tag_packet(tag: &FlvTag) -> MediaPacket {
             )
         }
         TagType::Script => {
-            let name = b"\x02\x00\x0aonMetaData";
-            let meta = strip_set_data_frame(data).starts_with(name);
-            (
+            // Files should not carry RTMP's `@setDataFrame` wrapper; drop it if one does.
+            let body = strip_set_data_frame(data);
+            let meta = body.starts_with(b"\x02\x00\x0aonMetaData");
+            return MediaPacket::new(
                 MediaKind::Script,
                 if meta { flags::METADATA } else { 0 },
-            )
+                tag.timestamp,
+                payload_from(body),
+            );
         }
     };
     MediaPacket::new(kind, f, tag.timestamp, payload_from(data))

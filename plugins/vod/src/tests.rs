@@ -92,7 +92,9 @@ fn make_flv(spec: Spec) -> (Vec<u8>, Vec<(u32, u64)>) {
                 Amf0Value::object([
                     (
                         "times",
-                        Amf0Value::StrictArray(times.iter().map(|t| Amf0Value::Number(*t)).collect()),
+                        Amf0Value::StrictArray(
+                            times.iter().map(|t| Amf0Value::Number(*t)).collect(),
+                        ),
                     ),
                     (
                         "filepositions",
@@ -158,7 +160,10 @@ fn plays_every_tag_with_headers_first() {
     let mut s = vod.open_source("clip", "test").unwrap();
     assert_eq!(s.duration_ms(), 4960);
     let packets = drain(&mut s);
-    assert_eq!(summary(&packets[0]), (MediaKind::Script, flags::METADATA, 0));
+    assert_eq!(
+        summary(&packets[0]),
+        (MediaKind::Script, flags::METADATA, 0)
+    );
     assert_eq!(
         summary(&packets[1]),
         (MediaKind::Video, flags::SEQUENCE_HEADER, 0)
@@ -275,7 +280,10 @@ fn scans_are_shared_and_keyed_by_file_version() {
     });
     assert_eq!(vod.cache.scans(), 1);
     // A new version of the file (another size) is scanned again.
-    let (longer, _) = make_flv(Spec { seconds: 7, ..PLAIN });
+    let (longer, _) = make_flv(Spec {
+        seconds: 7,
+        ..PLAIN
+    });
     std::fs::write(&path, &longer).unwrap();
     let mut s = vod.open_source("clip", "t").unwrap();
     assert_eq!(s.seek(6500).unwrap(), 6000);
@@ -335,7 +343,10 @@ fn audio_only_files_seek_by_audio_frames() {
     let landed = s.seek(2500).unwrap();
     assert!((1500..=2500).contains(&landed), "{landed}");
     let p = drain(&mut s);
-    assert_eq!(summary(&p[0]), (MediaKind::Audio, flags::SEQUENCE_HEADER, landed as u32));
+    assert_eq!(
+        summary(&p[0]),
+        (MediaKind::Audio, flags::SEQUENCE_HEADER, landed as u32)
+    );
     assert_eq!(p[1].timestamp, landed as u32);
 }
 
@@ -348,8 +359,7 @@ fn traversal_and_bad_names_are_refused() {
     std::fs::write(tmp.0.join("secret.flv"), &bytes).unwrap();
     std::os::unix::fs::symlink(tmp.0.join("secret.flv"), tmp.media().join("out.flv")).unwrap();
     std::os::unix::fs::symlink("../secret.flv", tmp.media().join("rel.flv")).unwrap();
-    std::os::unix::fs::symlink(tmp.media().join("ok.flv"), tmp.media().join("alias.flv"))
-        .unwrap();
+    std::os::unix::fs::symlink(tmp.media().join("ok.flv"), tmp.media().join("alias.flv")).unwrap();
     std::os::unix::fs::symlink(&tmp.0, tmp.media().join("up")).unwrap();
     std::fs::create_dir(tmp.media().join("dir.flv")).unwrap();
     let vod = tmp.vod();
@@ -443,8 +453,8 @@ fn settings() {
     assert!(e.contains("appp"), "{e}");
     assert!(Settings::parse("app = \"../x\"").is_err());
     assert!(Settings::parse("dir = \"\"").is_err());
-    let s = Settings::parse("dir = \"/srv/media\"\napp = \"films\"\nindex_cache_entries = 3")
-        .unwrap();
+    let s =
+        Settings::parse("dir = \"/srv/media\"\napp = \"films\"\nindex_cache_entries = 3").unwrap();
     assert_eq!(s.app, "films");
     let vod = Vod::new(Path::new("/root"), &s);
     assert_eq!(MakeSource::app(&vod), "films");

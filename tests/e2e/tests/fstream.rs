@@ -425,7 +425,8 @@ fn mid_stream_joiner_of_mpegts_with_bufsize_188_is_aligned() {
     let mut ffmpeg = Command::new("ffmpeg")
         .args(["-v", "error", "-nostdin", "-re", "-f", "lavfi"])
         .args(["-i", "testsrc2=size=320x240:rate=25", "-t", "3"])
-        .args(["-c:v", "libx264", "-g", "25", "-f", "mpegts", "-"])
+        .args(["-c:v", "libx264", "-g", "25", "-tune", "zerolatency"])
+        .args(["-flush_packets", "1", "-f", "mpegts", "-"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -489,6 +490,132 @@ fn mid_stream_joiner_of_mpegts_with_bufsize_188_is_aligned() {
         got.len() / 188
     );
     assert!(frames > 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3b. An FLV broadcast is parsed into media packets and sent to watchers as FLV again; a late
+// joiner starts with the header, metadata, sequence headers and a keyframe.
+
+/// (tag type, first two data bytes) of each tag of an FLV byte stream.
+fn flv_tags(bytes: &[u8]) -> Vec<(u8, [u8; 2])> {
+    assert!(bytes.len() >= 13 && &bytes[..3] == b"FLV", "no FLV header");
+    let mut tags = Vec::new();
+    let mut at = 13;
+    while at + 11 <= bytes.len() {
+        let size = u32::from_be_bytes([0, bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+        let data = &bytes[at + 11..(at + 11 + size).min(bytes.len())];
+        tags.push((
+            bytes[at],
+            [
+                data.first().copied().unwrap_or(0),
+                data.get(1).copied().unwrap_or(0),
+            ],
+        ));
+        at += 11 + size + 4;
+    }
+    assert_eq!(
+        at,
+        bytes.len(),
+        "the FLV stream does not end on a tag boundary"
+    );
+    tags
+}
+
+#[test]
+fn flv_broadcast_is_sent_as_flv_and_late_joiners_start_on_a_keyframe() {
+    if !have("ffmpeg") || !have("ffprobe") {
+        eprintln!("skipped: ffmpeg/ffprobe not installed");
+        return;
+    }
+    let root = root("flv", "grace_ms = 100\n", "");
+    let (host, addr) = start(&root);
+    let mut early = Client::watch(&addr, "watch,user=fier,channel=flv");
+    wait_log_count(&host, &waiting("fier/flv"), 1);
+    let mut ffmpeg = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-re", "-f", "lavfi"])
+        .args([
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440",
+        ])
+        .args([
+            "-t",
+            "3",
+            "-c:v",
+            "libx264",
+            "-g",
+            "25",
+            "-tune",
+            "zerolatency",
+            "-c:a",
+            "aac",
+        ])
+        // Real-time output, so the late watcher joins in the middle.
+        .args(["-flush_packets", "1", "-f", "flv", "-"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn ffmpeg");
+    let pipe = ffmpeg.stdout.take().expect("ffmpeg stdout");
+    let mut b = Client::spawn(
+        &addr,
+        "broadcast,user=fier,user_password=123,channel=flv",
+        &[],
+        Stdio::from(pipe),
+    );
+    early.wait_len(1);
+    thread::sleep(Duration::from_millis(1300));
+    let mut late = Client::watch(&addr, "watch,user=fier,channel=flv");
+    assert!(b.exit().success(), "{}", b.stderr());
+    assert!(ffmpeg.wait().unwrap().success());
+    assert!(early.exit().success());
+    assert!(late.exit().success(), "{}", late.stderr());
+    assert!(host.wait_log("the broadcast is FLV", WAIT));
+
+    let tmp = TempDir::new("flv-out");
+    let mut counts = Vec::new();
+    for (name, w) in [("early", &early), ("late", &late)] {
+        let data = w.data();
+        assert_eq!(&data[..13], b"FLV\x01\x05\0\0\0\x09\0\0\0\0", "{name}");
+        let tags = flv_tags(&data);
+        // Metadata, the AVC and AAC sequence headers, then a keyframe.
+        assert_eq!(tags[0].0, 18, "{name}: {tags:?}");
+        assert_eq!(tags[1], (9, [0x17, 0]), "{name}");
+        assert_eq!(tags[2], (8, [0xAF, 0]), "{name}");
+        let first_frame = tags.iter().position(|t| t.0 == 9 && t.1[1] == 1);
+        assert_eq!(
+            tags[first_frame.unwrap()].1[0],
+            0x17,
+            "{name}: first frame not a keyframe"
+        );
+        let file = tmp.path().join(format!("{name}.flv"));
+        std::fs::write(&file, &data).unwrap();
+        let (status, _, err) = run_with_timeout(
+            Command::new("ffprobe")
+                .args(["-v", "error", "-count_frames"])
+                .arg(&file),
+            Duration::from_secs(30),
+        );
+        assert!(status.is_some_and(|s| s.success()));
+        assert!(err.trim().is_empty(), "{name}: ffprobe errors: {err}");
+        let (frames, line) = ffprobe_frames(&file);
+        eprintln!(
+            "{name} watcher: {} bytes, {} tags, ffprobe: {line}",
+            data.len(),
+            tags.len()
+        );
+        counts.push(frames);
+    }
+    assert_eq!(counts[0], 75);
+    assert!(
+        counts[1] > 0 && counts[1] < 75,
+        "late joiner: {} frames",
+        counts[1]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -457,6 +457,60 @@ fn recording_survives_sigkill_of_the_host() {
     );
 }
 
+/// The value of a Number property `key` of the metadata at the head of an FLV file.
+fn metadata_number(bytes: &[u8], key: &str) -> Option<f64> {
+    let mut needle = (key.len() as u16).to_be_bytes().to_vec();
+    needle.extend_from_slice(key.as_bytes());
+    needle.push(0); // Number marker
+    let head = &bytes[..bytes.len().min(4096)];
+    let at = head.windows(needle.len()).position(|w| w == needle)? + needle.len();
+    Some(f64::from_be_bytes(head.get(at..at + 8)?.try_into().ok()?))
+}
+
+#[test]
+fn sigterm_finishes_the_recording() {
+    if !tools() {
+        return;
+    }
+    let rtmp = rtmp_built();
+    let root = root("term", "record = [\"fier/*\"]\n", rtmp);
+    let mut host = start(&root, rtmp);
+    let mut publisher: Vec<Child> = if rtmp {
+        vec![publish_rtmp(
+            &rtmp_url(host.addr("rtmp"), "fier/cam?user_password=123"),
+            30,
+        )]
+    } else {
+        let (a, b) = publish_fstream(
+            host.addr("fstream"),
+            "broadcast,user=fier,user_password=123,channel=cam",
+            30,
+        );
+        vec![a, b]
+    };
+    assert!(host.wait_log("recording to a file", WAIT), "{}", host.log());
+    thread::sleep(Duration::from_secs(3));
+    host.signal(libc::SIGTERM);
+    assert!(host.wait_exit(WAIT).is_some(), "the host did not exit");
+    for p in publisher.iter_mut() {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+    let files = recordings(&root, "fier", "cam-");
+    assert_eq!(files.len(), 1);
+    let bytes = std::fs::read(&files[0]).unwrap();
+    // Finished on shutdown: duration and size patched in.
+    assert_eq!(
+        metadata_number(&bytes, "filesize"),
+        Some(bytes.len() as f64)
+    );
+    let duration = metadata_number(&bytes, "duration").unwrap();
+    assert!(duration > 2.0, "{duration}");
+    let probed = ffprobe_duration(&files[0]).unwrap();
+    assert!((probed - duration).abs() < 0.1, "{probed} vs {duration}");
+    assert!(host.log().contains("recording finished"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. A recording that cannot be written does not disturb live watchers
 
@@ -590,8 +644,8 @@ fn plays_files_over_rtmp_and_fstream() {
             let tags = flv_tags(&file);
             let key = tags
                 .iter()
-                .filter(|t| is_video_keyframe(t) && t.1 <= 4300)
-                .last()
+                .rev()
+                .find(|t| is_video_keyframe(t) && t.1 <= 4300)
                 .cloned()
                 .unwrap();
             let frames_after = tags

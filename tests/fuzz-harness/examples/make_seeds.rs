@@ -96,8 +96,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut size = 128;
     for m in &msgs {
         stream.extend(encode_message(size, m.csid, m)?);
-        if let Ok(ControlMessage::SetChunkSize(n)) = ControlMessage::parse(m.type_id, &m.payload)
-        {
+        if let Ok(ControlMessage::SetChunkSize(n)) = ControlMessage::parse(m.type_id, &m.payload) {
             size = n;
         }
     }
@@ -122,11 +121,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("d", Amf3Value::Double(0.5)),
     ]));
     seeds.push(("amf3", "object", amf3::to_vec(&a3)?));
-    seeds.push((
-        "amf3",
-        "connect",
-        connect().encode(CommandEncoding::Amf3)?,
-    ));
+    seeds.push(("amf3", "connect", connect().encode(CommandEncoding::Amf3)?));
 
     // flv_tag
     let mut file = Vec::new();

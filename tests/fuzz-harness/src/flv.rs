@@ -134,5 +134,8 @@ pub fn flv_tag(data: &[u8]) {
     let expected: Vec<_> = whole.tags.iter().map(|t| &t.tag).collect();
     assert_eq!(tags, expected, "re-muxed tags differ");
     let got_offsets: Vec<u64> = again.tags.iter().map(|t| t.offset).collect();
-    assert_eq!(got_offsets, offsets, "muxer and demuxer disagree on offsets");
+    assert_eq!(
+        got_offsets, offsets,
+        "muxer and demuxer disagree on offsets"
+    );
 }

@@ -206,7 +206,10 @@ pub fn rtmp_chunk(data: &[u8]) {
     let (whole, whole_err) = decode_chunks(input, input.len());
     let (pieces, pieces_err) = decode_chunks(input, usize::from(c) + 1);
     assert_eq!(whole, pieces, "whole input vs pieces: messages differ");
-    assert_eq!(whole_err, pieces_err, "whole input vs pieces: errors differ");
+    assert_eq!(
+        whole_err, pieces_err,
+        "whole input vs pieces: errors differ"
+    );
 
     let chunk_size = u32::from(c & 0x7F) + 1;
     let Ok(encoder) = ChunkEncoder::new(chunk_size) else {
@@ -259,7 +262,11 @@ pub fn amf0(data: &[u8]) {
     for key in ["duration", "filesize", ""] {
         if let Ok(Some(at)) = flv::metadata_number_offset(data, key, &AMF_LIMITS) {
             // The offset is that of an 8-byte Number inside the input, after its marker.
-            assert!(at >= 1 && at + 8 <= data.len(), "offset {at} of {}", data.len());
+            assert!(
+                at >= 1 && at + 8 <= data.len(),
+                "offset {at} of {}",
+                data.len()
+            );
             assert_eq!(data.get(at - 1), Some(&amf0::marker::NUMBER));
         }
     }

@@ -21,7 +21,8 @@ fn run(limits: Limits, input: &[u8], step: usize) -> Outcome {
             Ok(Some(mut pre)) => {
                 assert!(p.is_complete());
                 assert_eq!(p.push(b"x"), Err(WireError::AlreadyComplete));
-                pre.leftover.extend_from_slice(input.get(fed..).unwrap_or_default());
+                pre.leftover
+                    .extend_from_slice(input.get(fed..).unwrap_or_default());
                 return Outcome::Done(pre);
             }
             Err(e) => {

@@ -42,7 +42,11 @@ fn replay(kind: &str) -> (usize, Vec<String>) {
 fn every_kept_crash_input_passes() {
     let (ran, failures) = replay("regressions");
     println!("replayed {ran} regression inputs");
-    assert!(failures.is_empty(), "failing inputs:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "failing inputs:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -55,7 +59,11 @@ fn every_seed_passes_and_every_target_has_seeds() {
     }
     let (ran, failures) = replay("seeds");
     println!("replayed {ran} seeds");
-    assert!(failures.is_empty(), "failing inputs:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "failing inputs:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]

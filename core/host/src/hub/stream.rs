@@ -50,6 +50,8 @@ struct Subscriber {
     wait_key: bool,
     /// Has seen a publisher since it subscribed (else it is waiting for one).
     had_publisher: bool,
+    /// Paused by its player: nothing is delivered until it resumes (at a keyframe).
+    paused: bool,
 }
 
 struct Format {
@@ -248,6 +250,7 @@ impl Stream {
             joined: false,
             wait_key: false,
             had_publisher: st.publisher.is_some(),
+            paused: false,
         };
         if waiting {
             status(&sub.events, subscription, SubscriptionStatus::Waiting);
@@ -305,10 +308,15 @@ impl Stream {
                 }
                 sub.options.video = on;
             }
-            // Pause, seek and buffer length matter for recorded sources, not live streams.
-            SubscriptionControl::Pause(_)
-            | SubscriptionControl::Seek(_)
-            | SubscriptionControl::BufferLength(_) => {}
+            // A paused live viewer gets nothing; on resume it starts again at a keyframe.
+            SubscriptionControl::Pause(p) => {
+                if sub.paused && !p {
+                    sub.wait_key = true;
+                }
+                sub.paused = p;
+            }
+            // Seek and buffer length matter for recorded sources, not live streams.
+            SubscriptionControl::Seek(_) | SubscriptionControl::BufferLength(_) => {}
         }
     }
 
@@ -506,7 +514,7 @@ fn encode(f: &mut Format, pkt: &MediaPacket) -> Option<Payload> {
 }
 
 fn wants(sub: &mut Subscriber, pkt: &MediaPacket) -> bool {
-    if !sub.joined {
+    if !sub.joined || sub.paused {
         return false;
     }
     match pkt.kind {

@@ -135,7 +135,11 @@ impl HandleApp for Rename {
 
 /// A client-supplied name, cut short and with control characters escaped, for a reason.
 fn short(s: &str) -> String {
-    s.chars().take(64).collect::<String>().escape_debug().to_string()
+    s.chars()
+        .take(64)
+        .collect::<String>()
+        .escape_debug()
+        .to_string()
 }
 
 #[cfg(test)]
@@ -205,7 +209,10 @@ mod tests {
             query: "user_password=x".into(),
             peer: "127.0.0.1:1".into(),
         });
-        assert!(matches!(h.call(&call).unwrap().verdict, AppVerdict::Reject(_)));
+        assert!(matches!(
+            h.call(&call).unwrap().verdict,
+            AppVerdict::Reject(_)
+        ));
     }
 
     #[test]

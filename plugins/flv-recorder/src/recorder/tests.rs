@@ -162,7 +162,14 @@ const T0: u64 = 1_700_000_000_000;
 fn records_a_playable_file() {
     let tmp = Tmp::new("basic");
     let dir = tmp.0.join("fier");
-    let mut r = Recorder::new(dir.clone(), "cam", "fier/cam", Mode::NewFiles, T0, no_limits());
+    let mut r = Recorder::new(
+        dir.clone(),
+        "cam",
+        "fier/cam",
+        Mode::NewFiles,
+        T0,
+        no_limits(),
+    );
     // The stream's timeline continues from an earlier publisher: starts at 5000.
     let packets = stream_packets(5000, 3000, 25);
     feed(&mut r, &packets);
@@ -316,7 +323,9 @@ fn audio_only_streams_rotate_on_any_frame() {
     let files = files_in(&tmp.0);
     // 2.3 s in files of just over 0.5 s; names differ by a suffix when in the same second.
     assert_eq!(files.len(), 5, "{files:?}");
-    assert!(files.iter().any(|f| f.to_string_lossy().ends_with("20Z-1.flv")));
+    assert!(files
+        .iter()
+        .any(|f| f.to_string_lossy().ends_with("20Z-1.flv")));
     let (bytes, _) = read_tags(&files[0]);
     assert_eq!(bytes[4], 0x04, "audio-only header flags");
 }
@@ -345,7 +354,12 @@ fn appends_with_continuing_timestamps() {
     assert_eq!(files_in(&tmp.0), vec![path.clone()]);
     let (bytes, tags) = read_tags(&path);
     // One file header, one metadata tag, updated for the whole file.
-    assert_eq!(tags.iter().filter(|t| t.tag.tag_type == TagType::Script).count(), 1);
+    assert_eq!(
+        tags.iter()
+            .filter(|t| t.tag.tag_type == TagType::Script)
+            .count(),
+        1
+    );
     let meta = metadata_of(&tags[0]);
     assert_eq!(number(&meta, "filesize"), bytes.len() as f64);
     let last = tags.iter().map(|t| t.tag.timestamp).max().unwrap();
@@ -360,7 +374,9 @@ fn appends_with_continuing_timestamps() {
         assert_eq!(t.tag.timestamp, p.timestamp - 50_000 + 980);
     }
     // Timestamps never go back.
-    assert!(tags.windows(2).all(|w| w[1].tag.timestamp + 23 >= w[0].tag.timestamp));
+    assert!(tags
+        .windows(2)
+        .all(|w| w[1].tag.timestamp + 23 >= w[0].tag.timestamp));
 }
 
 #[test]
@@ -383,7 +399,10 @@ fn append_to_a_file_of_someone_else() {
     std::fs::write(tmp.0.join("t.flv"), b"hello, world").unwrap();
     let mut r = Recorder::new(tmp.0.clone(), "t", "a/t", Mode::Append, 0, no_limits());
     let e = r.packet(&video(0, true)).unwrap_err();
-    assert!(e.message.contains("t.flv") && e.message.contains("not an FLV"), "{e}");
+    assert!(
+        e.message.contains("t.flv") && e.message.contains("not an FLV"),
+        "{e}"
+    );
     assert_eq!(std::fs::read(tmp.0.join("t.flv")).unwrap(), b"hello, world");
 }
 
@@ -430,5 +449,8 @@ fn disk_full_is_reported() {
         .write_tag(TagType::Audio, 0, &[0xAF, 1], &no_limits())
         .unwrap_err();
     let m = e.to_string();
-    assert!(m.contains("/dev/full") && m.contains("No space left"), "{m}");
+    assert!(
+        m.contains("/dev/full") && m.contains("No space left"),
+        "{m}"
+    );
 }
