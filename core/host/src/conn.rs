@@ -89,6 +89,7 @@ async fn run(
         publications: HashMap::new(),
         subscriptions: HashMap::new(),
         players: HashMap::new(),
+        awaiting: 0,
         timer: None,
         reading: true,
         done: false,
@@ -110,6 +111,8 @@ struct Conn {
     subscriptions: HashMap<u32, Arc<Stream>>,
     /// Subscriptions served by a source plugin (recorded streams), one thread each.
     players: HashMap<u32, SourcePlayer>,
+    /// Answers (auth, token, app) requested and not yet delivered; reading pauses meanwhile.
+    awaiting: usize,
     timer: Option<Instant>,
     reading: bool,
     done: bool,
@@ -128,14 +131,21 @@ impl Conn {
         while !self.done {
             let timer = self.timer;
             tokio::select! {
-                r = rd.readable(), if self.reading => match r {
+                // While an answer from an authenticator or app handler is awaited, the peer's
+                // bytes wait in the kernel (TCP backpressure) rather than in the session.
+                r = rd.readable(), if self.reading && self.awaiting == 0 => match r {
                     Ok(()) => self.read_available(rd),
                     Err(_) => {
                         self.reading = false;
                         self.call(|s, now, ob| s.closed(now, ob));
                     }
                 },
-                Some(ev) = events.recv() => self.call(|s, now, ob| s.event(ev, now, ob)),
+                Some(ev) = events.recv() => {
+                    if matches!(ev, Event::AuthResult { .. } | Event::TokenResult { .. } | Event::AppResult { .. }) {
+                        self.awaiting = self.awaiting.saturating_sub(1);
+                    }
+                    self.call(|s, now, ob| s.event(ev, now, ob));
+                }
                 _ = sleep_until_opt(timer) => {
                     self.timer = None;
                     self.call(|s, now, ob| s.timer(now, ob));
@@ -219,8 +229,10 @@ impl Conn {
                     self.peer.out.close_after_flush();
                     self.reading = false;
                 }
-                SetTimer(ms) => self.timer = Some(Instant::now() + Duration::from_millis(ms)),
+                // A delay too large for the clock means "never".
+                SetTimer(ms) => self.timer = Instant::now().checked_add(Duration::from_millis(ms)),
                 Authenticate { request, mut auth } => {
+                    self.awaiting += 1;
                     auth.peer = self.peer_addr.clone().into();
                     auth.protocol = self.peer.frontend.protocol.clone().into();
                     let services = self.ctx.services.clone();
@@ -242,6 +254,7 @@ impl Conn {
                     );
                 }
                 IssueToken { request, mut auth } => {
+                    self.awaiting += 1;
                     auth.peer = self.peer_addr.clone().into();
                     auth.protocol = self.peer.frontend.protocol.clone().into();
                     let services = self.ctx.services.clone();
@@ -263,7 +276,10 @@ impl Conn {
                         },
                     );
                 }
-                CallApp { request, call } => self.call_app(request, call),
+                CallApp { request, call } => {
+                    self.awaiting += 1;
+                    self.call_app(request, call);
+                }
                 Publish {
                     publication,
                     stream,

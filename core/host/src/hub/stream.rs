@@ -42,8 +42,8 @@ struct Subscriber {
     format: usize,
     options: SubscribeOptions,
     limit: usize,
-    /// The format's preamble was sent.
-    preamble_sent: bool,
+    /// The format's preamble was sent, for a stream of this kind (media or raw).
+    preamble_sent: Option<bool>,
     /// Joined the current publication (got its start, cache and live packets).
     joined: bool,
     /// Skipping video until the next keyframe.
@@ -246,7 +246,7 @@ impl Stream {
             format,
             options,
             limit,
-            preamble_sent: false,
+            preamble_sent: None,
             joined: false,
             wait_key: false,
             had_publisher: st.publisher.is_some(),
@@ -591,8 +591,10 @@ fn join(
 ) -> Result<(), ()> {
     sub.joined = true;
     let f = &mut formats[sub.format];
-    if !sub.preamble_sent {
-        sub.preamble_sent = true;
+    // Once per subscriber, and again if a new publisher changes the stream's kind (a raw
+    // broadcast replaced by an FLV one).
+    if sub.preamble_sent != Some(media) {
+        sub.preamble_sent = Some(media);
         if let Some(enc) = &mut f.encoder {
             match enc.preamble(media).into_result() {
                 Ok(ROption::RSome(p)) => {
