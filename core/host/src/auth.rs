@@ -8,7 +8,7 @@
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::{Arc, Mutex, RwLock},
     time::{Duration, Instant},
 };
 
@@ -19,17 +19,36 @@ use fstream_abi::{
 use rand::RngCore;
 use subtle::ConstantTimeEq;
 
+/// The authenticators of the current configuration (replaced whole on reload) and the tokens,
+/// which outlive reloads.
 pub struct AuthChain {
-    authenticators: Vec<(String, AuthenticatorBox)>,
+    authenticators: RwLock<Arc<Vec<(String, AuthenticatorBox)>>>,
     tokens: TokenStore,
 }
 
 impl AuthChain {
     pub fn new(authenticators: Vec<(String, AuthenticatorBox)>, token_ttl: Duration) -> Self {
         Self {
-            authenticators,
+            authenticators: RwLock::new(Arc::new(authenticators)),
             tokens: TokenStore::new(token_ttl),
         }
+    }
+
+    /// Installs a new configuration's authenticators and token lifetime (SIGHUP). Requests
+    /// already being answered finish with the old ones.
+    pub fn replace(&self, authenticators: Vec<(String, AuthenticatorBox)>, token_ttl: Duration) {
+        *self
+            .authenticators
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(authenticators);
+        *self.tokens.ttl.lock().unwrap_or_else(|p| p.into_inner()) = token_ttl;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.authenticators
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
     }
 
     /// Answers a request; blocks while authenticators work.
@@ -60,7 +79,12 @@ impl AuthChain {
     }
 
     fn ask_authenticators(&self, req: &AuthRequest) -> AuthOutcome {
-        for (name, auth) in &self.authenticators {
+        let authenticators = self
+            .authenticators
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for (name, auth) in authenticators.iter() {
             match auth.authenticate(req).into_result() {
                 Ok(AuthVerdict::Allow) => return AuthOutcome::Allowed,
                 Ok(AuthVerdict::Deny(why)) => {
@@ -89,14 +113,14 @@ impl AuthChain {
 
 /// Issued tokens: user -> (token, expiry).
 struct TokenStore {
-    ttl: Duration,
+    ttl: Mutex<Duration>,
     tokens: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 impl TokenStore {
     fn new(ttl: Duration) -> Self {
         Self {
-            ttl,
+            ttl: Mutex::new(ttl),
             tokens: Mutex::new(HashMap::new()),
         }
     }
@@ -109,7 +133,8 @@ impl TokenStore {
         let mut map = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         map.retain(|_, (_, expiry)| *expiry > now);
-        map.insert(user.to_string(), (token.clone(), now + self.ttl));
+        let ttl = *self.ttl.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(user.to_string(), (token.clone(), now + ttl));
         token
     }
 

@@ -237,12 +237,9 @@ impl Conn {
                     auth.protocol = self.peer.frontend.protocol.clone().into();
                     let services = self.ctx.services.clone();
                     self.blocking(
-                        self.ctx.cfg.auth_timeout_ms,
+                        self.ctx.live().cfg.auth_timeout_ms,
                         move || {
-                            let outcome = match services.auth.get() {
-                                Some(chain) => chain.check(&auth),
-                                None => AuthOutcome::Denied("authentication is not ready".into()),
-                            };
+                            let outcome = services.auth.check(&auth);
                             Event::AuthResult { request, outcome }
                         },
                         move || Event::AuthResult {
@@ -259,12 +256,9 @@ impl Conn {
                     auth.protocol = self.peer.frontend.protocol.clone().into();
                     let services = self.ctx.services.clone();
                     self.blocking(
-                        self.ctx.cfg.auth_timeout_ms,
+                        self.ctx.live().cfg.auth_timeout_ms,
                         move || {
-                            let token = match services.auth.get() {
-                                Some(chain) => chain.issue_token(&auth),
-                                None => Err("authentication is not ready".into()),
-                            };
+                            let token = services.auth.issue_token(&auth);
                             Event::TokenResult {
                                 request,
                                 token: token.map(Into::into).map_err(Into::into).into(),
@@ -414,8 +408,8 @@ impl Conn {
 
     fn call_app(&mut self, request: u64, call: AppCall) {
         let app = call.app().to_string();
-        let ctx = self.ctx.clone();
-        if ctx.apps.route(&app).is_none() {
+        let live = self.ctx.live();
+        if live.apps.route(&app).is_none() {
             let _ = self.peer.events.send(Event::AppResult {
                 request,
                 decision: AppDecision::reject(format!("Application not found: {app}")),
@@ -423,9 +417,9 @@ impl Conn {
             return;
         }
         self.blocking(
-            self.ctx.cfg.app_timeout_ms,
+            live.cfg.app_timeout_ms,
             move || {
-                let decision = match ctx.apps.route(&app) {
+                let decision = match live.apps.route(&app) {
                     Some((plugin, handler)) => match handler.call(&call).into_result() {
                         Ok(d) => d,
                         Err(e) => {

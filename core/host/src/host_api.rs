@@ -1,6 +1,6 @@
 //! The host's side of [`fstream_abi::HostApi`]: the log bridge and blocking authentication.
 
-use std::sync::{Arc, OnceLock};
+use std::{sync::Arc, time::Duration};
 
 use abi_stable::{
     sabi_trait::TD_Opaque,
@@ -11,17 +11,18 @@ use tracing_log::AsTrace;
 
 use crate::auth::AuthChain;
 
-/// Shared by every plugin. The auth chain is set once all plugins are loaded (plugins get the
-/// host API before the authenticators exist).
+/// Shared by every plugin. The auth chain starts empty and gets its authenticators once all
+/// plugins are loaded (plugins get the host API before the authenticators exist), and new ones
+/// at each reload.
 #[derive(Clone)]
 pub struct HostServices {
-    pub auth: Arc<OnceLock<AuthChain>>,
+    pub auth: Arc<AuthChain>,
 }
 
 impl HostServices {
-    pub fn new() -> Self {
+    pub fn new(token_ttl: Duration) -> Self {
         Self {
-            auth: Arc::new(OnceLock::new()),
+            auth: Arc::new(AuthChain::new(Vec::new(), token_ttl)),
         }
     }
 
@@ -83,9 +84,6 @@ impl HostApi for HostServices {
     }
 
     fn authenticate(&self, request: &AuthRequest) -> AuthOutcome {
-        match self.auth.get() {
-            Some(chain) => chain.check(request),
-            None => AuthOutcome::Denied("authentication is not ready yet".into()),
-        }
+        self.auth.check(request)
     }
 }

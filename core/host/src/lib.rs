@@ -11,5 +11,6 @@ pub mod loader;
 pub mod mods;
 pub mod outq;
 pub mod server;
+pub mod setup;
 pub mod source_player;
 pub mod users;

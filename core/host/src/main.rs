@@ -5,7 +5,6 @@
 //! stream hub that connects publishers to subscribers. See ARCHITECTURE.md for the map.
 
 use std::{
-    collections::BTreeMap,
     path::{Path, PathBuf},
     process::ExitCode,
     sync::Arc,
@@ -17,13 +16,12 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use fstream_host::{
-    auth::AuthChain,
     config::HostConfig,
     frontends::{self, AppRoutes, Registry},
     host_api::HostServices,
     hub::Hub,
-    loader, mods,
-    server::{self, HostCtx},
+    server::{HostCtx, Live},
+    setup::{self, Paths},
     source_player::SourceEntry,
     users,
 };
@@ -123,81 +121,56 @@ fn run(cli: Cli, root: PathBuf) -> anyhow::Result<()> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let host_toml = mods_dir.join("host.toml");
-    let cfg = HostConfig::load(&host_toml);
-    init_logging(cfg.as_ref().map(|c| c.log.as_str()).unwrap_or("info"));
-    let cfg = cfg?;
     let plugin_dir = match &cli.plugin_dir {
         Some(d) => d.clone(),
-        None => std::env::current_exe()
-            .context("cannot find this executable's directory")?
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default(),
+        None => setup::default_plugin_dir().context("cannot find this executable's directory")?,
     };
+    let paths = Paths {
+        root,
+        mods_path,
+        mods_dir,
+        plugin_dir,
+        cli_listen: cli.listen.clone(),
+    };
+    let log_filter = HostConfig::load(&paths.host_toml())
+        .map(|c| c.log)
+        .unwrap_or_else(|_| "info".into());
+    init_logging(&log_filter);
 
-    let names = mods::read(&mods_path)?;
-    let services = HostServices::new();
+    let services = HostServices::new(Duration::from_millis(HostConfig::default().token_ttl_ms));
     let host_api = services.boxed();
-    let mut registry = Registry::default();
-    let mut errors = Vec::new();
-    for name in &names {
-        let settings_path = mods_dir.join(format!("{name}.toml"));
-        let settings = match std::fs::read_to_string(&settings_path) {
-            Ok(text) => Some((text, settings_path)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => {
-                errors.push(format!("cannot read {}: {e}", settings_path.display()));
-                continue;
-            }
-        };
-        match loader::load(name, &plugin_dir, &host_api, &root, settings) {
-            Ok(p) => {
-                tracing::info!(plugin = %p.name, version = %p.descriptor.version, file = %p.file.display(), "loaded");
-                registry.add(p);
-            }
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
-    let listen = listen_addresses(&cfg, &cli.listen, &registry, &mut errors);
-    if !errors.is_empty() {
+    let loaded = setup::load(&paths, &host_api).map_err(|errors| {
         for e in &errors {
             tracing::error!("{e}");
         }
-        anyhow::bail!(
+        anyhow::anyhow!(
             "{} problem(s) loading {}; not starting:\n  {}",
             errors.len(),
-            mods_path.display(),
+            paths.mods_path.display(),
             errors.join("\n  ")
-        );
-    }
-    if registry.authenticators.is_empty() {
+        )
+    })?;
+    if loaded.registry.authenticators.is_empty() {
         tracing::warn!("no authenticator is loaded: every publish will be refused");
     }
-
     if cli.check {
-        print_check(&registry, &listen);
+        print_check(&loaded.registry, &loaded.listen);
         return Ok(());
     }
 
-    let _ = services.auth.set(AuthChain::new(
-        std::mem::take(&mut registry.authenticators),
-        Duration::from_millis(cfg.token_ttl_ms),
-    ));
-    let hub = Hub::new(cfg.hub.clone(), std::mem::take(&mut registry.sinks));
-    let apps = AppRoutes(std::mem::take(&mut registry.app_handlers));
+    let setup::Loaded {
+        cfg,
+        registry,
+        listen,
+    } = loaded;
     let grace = Duration::from_millis(cfg.shutdown_grace_ms);
-    let sources = std::mem::take(&mut registry.sources)
-        .into_iter()
-        .map(|(plugin, app, factory)| {
-            Arc::new(SourceEntry {
-                plugin,
-                app,
-                factory,
-            })
-        })
-        .collect();
-    let ctx = HostCtx::new(cfg, hub.clone(), services, apps, sources);
+    let hub = Hub::new(cfg.hub.clone(), Vec::new());
+    let ctx = HostCtx::new(
+        hub.clone(),
+        services,
+        live_from(cfg.clone(), Registry::default()),
+    );
+    install(&ctx, cfg, registry);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -205,26 +178,18 @@ fn run(cli: Cli, root: PathBuf) -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async {
         // Handlers first, so a signal that arrives as soon as we listen is not fatal.
-        let signals = Signals::install()?;
+        let mut signals = Signals::install()?;
         tokio::spawn(ctx.flusher.clone().run());
-        let mut loops = Vec::new();
-        for (frontend, addr) in &listen {
-            let listener = server::bind(frontend, addr).await?;
-            loops.push(tokio::spawn(server::accept_loop(
-                ctx.clone(),
-                frontend.clone(),
-                listener,
-            )));
-        }
-        if loops.is_empty() {
+        ctx.apply_listeners(&listen).await?;
+        if listen.is_empty() {
             tracing::warn!("no protocol frontend is loaded: nothing to listen on");
         }
-        signals.wait().await;
+        while signals.next().await == Signal::Reload {
+            reload(&ctx, &paths, &host_api).await;
+        }
         tracing::info!("shutting down");
         let _ = ctx.shutdown.send(true);
-        for l in loops {
-            let _ = l.await;
-        }
+        ctx.stop_listeners();
         let hub = hub.clone();
         let _ = tokio::task::spawn_blocking(move || hub.shutdown(grace)).await;
         anyhow::Ok(())
@@ -234,47 +199,61 @@ fn run(cli: Cli, root: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Picks each frontend's address: `--listen`, then host.toml's `[listen]`, then its default.
-fn listen_addresses(
-    cfg: &HostConfig,
-    cli: &[String],
-    registry: &Registry,
-    errors: &mut Vec<String>,
-) -> Vec<(Arc<frontends::Frontend>, String)> {
-    let mut chosen: BTreeMap<String, String> = cfg.listen.clone();
-    for item in cli {
-        match item.split_once('=') {
-            Some((name, addr)) => {
-                chosen.insert(name.to_string(), addr.to_string());
-            }
-            None => errors.push(format!("--listen {item:?}: expected NAME=ADDR")),
-        }
+fn live_from(cfg: HostConfig, mut registry: Registry) -> Live {
+    Live {
+        cfg,
+        apps: AppRoutes(std::mem::take(&mut registry.app_handlers)),
+        sources: std::mem::take(&mut registry.sources)
+            .into_iter()
+            .map(|(plugin, app, factory)| {
+                Arc::new(SourceEntry {
+                    plugin,
+                    app,
+                    factory,
+                })
+            })
+            .collect(),
     }
-    for name in chosen.keys() {
-        if !registry
-            .frontends
-            .iter()
-            .any(|f| &f.protocol == name || &f.plugin == name)
-        {
-            let what = match registry.rows.iter().find(|r| &r.name == name) {
-                Some(r) => format!("plugin {name:?} is a {}, not a protocol frontend", r.kinds),
-                None => format!("no loaded protocol frontend is called {name:?}"),
-            };
-            errors.push(format!("listen address for {name:?}: {what}"));
+}
+
+/// Puts a loaded configuration's plugins in place (at start-up and on reload).
+fn install(ctx: &HostCtx, cfg: HostConfig, mut registry: Registry) {
+    ctx.services.auth.replace(
+        std::mem::take(&mut registry.authenticators),
+        Duration::from_millis(cfg.token_ttl_ms),
+    );
+    ctx.hub.set_sinks(std::mem::take(&mut registry.sinks));
+    ctx.set_live(live_from(cfg, registry));
+}
+
+/// SIGHUP: load the configuration again and install it only if it has no problem. Live
+/// streams and connections go on; new connections get the new plugins and settings.
+async fn reload(ctx: &Arc<HostCtx>, paths: &Paths, host_api: &fstream_abi::HostApiBox) {
+    tracing::info!("SIGHUP: reloading the configuration");
+    let loaded = {
+        let (paths, host_api) = (paths.clone(), host_api.clone());
+        tokio::task::spawn_blocking(move || setup::load(&paths, &host_api)).await
+    };
+    let loaded = match loaded {
+        Ok(Ok(l)) => l,
+        Ok(Err(errors)) => {
+            tracing::error!(problems = %errors.join("; "), "reload refused; the running configuration stays");
+            return;
         }
+        Err(e) => {
+            tracing::error!(error = %e, "reload failed; the running configuration stays");
+            return;
+        }
+    };
+    if let Err(e) = ctx.apply_listeners(&loaded.listen).await {
+        tracing::error!(error = %e, "reload refused; the running configuration stays");
+        return;
     }
-    registry
-        .frontends
-        .iter()
-        .map(|f| {
-            let addr = chosen
-                .get(&f.protocol)
-                .or_else(|| chosen.get(&f.plugin))
-                .cloned()
-                .unwrap_or_else(|| f.default_listen.clone());
-            (f.clone(), addr)
-        })
-        .collect()
+    if format!("{:?}", loaded.cfg.hub) != format!("{:?}", ctx.hub.cfg) {
+        tracing::warn!("[hub] settings changed; they take effect at the next start");
+    }
+    install(ctx, loaded.cfg, loaded.registry);
+    tracing::info!("configuration reloaded");
 }
 
 fn print_check(registry: &Registry, listen: &[(Arc<frontends::Frontend>, String)]) {
@@ -298,10 +277,19 @@ fn print_check(registry: &Registry, listen: &[(Arc<frontends::Frontend>, String)
     println!("ok: {} plugin(s)", registry.rows.len());
 }
 
-/// SIGINT and SIGTERM, both meaning "stop".
+/// What a signal asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    /// SIGINT or SIGTERM.
+    Stop,
+    /// SIGHUP.
+    Reload,
+}
+
 struct Signals {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -310,13 +298,15 @@ impl Signals {
         Ok(Self {
             int: signal(SignalKind::interrupt())?,
             term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
         })
     }
 
-    async fn wait(mut self) {
+    async fn next(&mut self) -> Signal {
         tokio::select! {
-            _ = self.int.recv() => {}
-            _ = self.term.recv() => {}
+            _ = self.int.recv() => Signal::Stop,
+            _ = self.term.recv() => Signal::Stop,
+            _ = self.hup.recv() => Signal::Reload,
         }
     }
 }

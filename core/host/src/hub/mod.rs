@@ -12,7 +12,7 @@ mod stream;
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard, RwLock},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -39,8 +39,9 @@ pub struct Peer {
 
 pub struct Hub {
     streams: Mutex<HashMap<String, Arc<Stream>>>,
-    pub(crate) cfg: HubConfig,
-    pub(crate) sinks: Vec<(String, SinkFactoryBox)>,
+    pub cfg: HubConfig,
+    /// The sink plugins of the current configuration (replaced on reload; running sinks go on).
+    sinks: RwLock<Arc<Vec<(String, SinkFactoryBox)>>>,
     pub(crate) sink_threads: SinkThreads,
 }
 
@@ -49,9 +50,18 @@ impl Hub {
         Arc::new(Self {
             streams: Mutex::new(HashMap::new()),
             cfg,
-            sinks,
+            sinks: RwLock::new(Arc::new(sinks)),
             sink_threads: SinkThreads::default(),
         })
+    }
+
+    pub(crate) fn sinks(&self) -> Arc<Vec<(String, SinkFactoryBox)>> {
+        self.sinks.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Installs a new configuration's sinks, for publications that start from now on.
+    pub fn set_sinks(&self, sinks: Vec<(String, SinkFactoryBox)>) {
+        *self.sinks.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(sinks);
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<Stream>>> {

@@ -663,7 +663,7 @@ fn update_cache(cache: &mut JoinCache, pkt: &MediaPacket, gop: bool, max_bytes: 
 }
 
 fn open_sinks(hub: &Hub, stream: &str, start: &StreamStart, out: &mut Vec<SinkHandle>) {
-    for (name, factory) in &hub.sinks {
+    for (name, factory) in hub.sinks().iter() {
         match factory.open(start).into_result() {
             Ok(ROption::RSome(sink)) => {
                 match SinkHandle::spawn(

@@ -1,0 +1,140 @@
+//! Loading a configuration: host.toml, main.mods and every plugin with its settings. Used at
+//! start-up and again on SIGHUP, where a configuration with any problem is refused whole.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use fstream_abi::HostApiBox;
+
+use crate::{
+    config::HostConfig,
+    frontends::{Frontend, Registry},
+    loader, mods,
+};
+
+/// Where the configuration is.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub root: PathBuf,
+    pub mods_path: PathBuf,
+    pub mods_dir: PathBuf,
+    pub plugin_dir: PathBuf,
+    /// `--listen NAME=ADDR` from the command line; they win over host.toml.
+    pub cli_listen: Vec<String>,
+}
+
+impl Paths {
+    pub fn host_toml(&self) -> PathBuf {
+        self.mods_dir.join("host.toml")
+    }
+}
+
+/// A loaded configuration.
+pub struct Loaded {
+    pub cfg: HostConfig,
+    pub registry: Registry,
+    /// Each frontend with the address it listens on.
+    pub listen: Vec<(Arc<Frontend>, String)>,
+}
+
+/// Loads everything, collecting every problem rather than stopping at the first.
+pub fn load(paths: &Paths, host_api: &HostApiBox) -> Result<Loaded, Vec<String>> {
+    let mut errors = Vec::new();
+    let cfg = match HostConfig::load(&paths.host_toml()) {
+        Ok(c) => c,
+        Err(e) => {
+            errors.push(e.to_string());
+            HostConfig::default()
+        }
+    };
+    let names = match mods::read(&paths.mods_path) {
+        Ok(n) => n,
+        Err(e) => {
+            errors.push(e.to_string());
+            return Err(errors);
+        }
+    };
+    let mut registry = Registry::default();
+    for name in &names {
+        let settings_path = paths.mods_dir.join(format!("{name}.toml"));
+        let settings = match std::fs::read_to_string(&settings_path) {
+            Ok(text) => Some((text, settings_path)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                errors.push(format!("cannot read {}: {e}", settings_path.display()));
+                continue;
+            }
+        };
+        match loader::load(name, &paths.plugin_dir, host_api, &paths.root, settings) {
+            Ok(p) => {
+                tracing::info!(plugin = %p.name, version = %p.descriptor.version, file = %p.file.display(), "loaded");
+                registry.add(p);
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    let listen = listen_addresses(&cfg, &paths.cli_listen, &registry, &mut errors);
+    if errors.is_empty() {
+        Ok(Loaded {
+            cfg,
+            registry,
+            listen,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// Picks each frontend's address: `--listen`, then host.toml's `[listen]`, then its default.
+fn listen_addresses(
+    cfg: &HostConfig,
+    cli: &[String],
+    registry: &Registry,
+    errors: &mut Vec<String>,
+) -> Vec<(Arc<Frontend>, String)> {
+    let mut chosen: BTreeMap<String, String> = cfg.listen.clone();
+    for item in cli {
+        match item.split_once('=') {
+            Some((name, addr)) => {
+                chosen.insert(name.to_string(), addr.to_string());
+            }
+            None => errors.push(format!("--listen {item:?}: expected NAME=ADDR")),
+        }
+    }
+    for name in chosen.keys() {
+        if !registry
+            .frontends
+            .iter()
+            .any(|f| &f.protocol == name || &f.plugin == name)
+        {
+            let what = match registry.rows.iter().find(|r| &r.name == name) {
+                Some(r) => format!("plugin {name:?} is a {}, not a protocol frontend", r.kinds),
+                None => format!("no loaded protocol frontend is called {name:?}"),
+            };
+            errors.push(format!("listen address for {name:?}: {what}"));
+        }
+    }
+    registry
+        .frontends
+        .iter()
+        .map(|f| {
+            let addr = chosen
+                .get(&f.protocol)
+                .or_else(|| chosen.get(&f.plugin))
+                .cloned()
+                .unwrap_or_else(|| f.default_listen.clone());
+            (f.clone(), addr)
+        })
+        .collect()
+}
+
+/// `--root`'s default and the plugin directory's default.
+pub fn default_plugin_dir() -> std::io::Result<PathBuf> {
+    Ok(std::env::current_exe()?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default())
+}
