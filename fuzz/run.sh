@@ -75,7 +75,7 @@ for t in "${selected[@]}"; do
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
     if [ "$rc" -ne 0 ]; then
         status=1
-        crash=$(grep -o 'artifacts/[^ ]*' "$log" | tail -1 || true)
+        crash=$(grep -aoE 'artifacts/[^ ]*/(crash|leak|timeout|oom|slow-unit)-[0-9a-f]+' "$log" | tail -1 || true)
         summary+=("$t: FAILED (exit $rc) after ${execs:-?} executions; input: fuzz/${crash:-artifacts/$t}")
     else
         summary+=("$t: ok, ${execs:-?} executions in ${secs}s, corpus $(find "corpus/$t" -type f | wc -l) inputs")

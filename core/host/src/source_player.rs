@@ -27,6 +27,8 @@ use crate::{hub::Peer, outq::Outq};
 /// How far ahead of real time a player is fed at most, whatever buffer length it asks for
 /// (rtmpdump asks for ten hours).
 pub const MAX_AHEAD_MS: u64 = 5_000;
+/// Packets due this close to now are sent with the current batch.
+const BATCH_SLACK: Duration = Duration::from_millis(40);
 /// The buffer length assumed until the player says one.
 const DEFAULT_BUFFER_MS: u64 = 1_000;
 
@@ -254,7 +256,9 @@ impl Player {
             // back too while the viewer's queue is over half its bound.
             let ahead = self.buffer_ms.min(MAX_AHEAD_MS);
             let due = c.wall + Duration::from_millis(ts.saturating_sub(c.ts).saturating_sub(ahead));
-            let wait = due.saturating_duration_since(Instant::now());
+            // Packets due within the batching slack go out together: one wake-up per slack
+            // instead of one per tag.
+            let wait = due.saturating_duration_since(Instant::now() + BATCH_SLACK);
             let backlog = self.out.queued_bytes() > self.queue_limit / 2;
             if wait.is_zero() && !backlog {
                 self.deliver(&pkt);

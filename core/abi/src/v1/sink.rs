@@ -25,7 +25,10 @@ pub struct StreamStart {
 }
 
 /// One stream's consumer. Runs on a host-managed thread of its own, fed through a bounded
-/// queue, so it may block on disk without delaying anyone.
+/// queue, so it may block on disk without delaying anyone. When the queue overflows (a very
+/// slow disk) the host drops packets and then skips video until the next keyframe, so what
+/// the sink gets stays decodable. After `packet` returns an error the sink is stopped and
+/// `finish` is not called.
 #[sabi_trait]
 pub trait Sink: Send {
     fn packet(&mut self, packet: &MediaPacket) -> RResult<(), PluginError>;
@@ -39,6 +42,8 @@ pub type SinkBox = Sink_TO<'static, RBox<()>>;
 /// The sink kind: decides per publication whether to consume it.
 #[sabi_trait]
 pub trait SinkFactory: Send + Sync {
+    /// Called on the publisher's packet path with the stream's lock held: decide quickly and
+    /// do no I/O here (create files in the sink's first `packet` call, on its own thread).
     #[sabi(last_prefix_field)]
     fn open(&self, start: &StreamStart) -> RResult<ROption<SinkBox>, PluginError>;
 }

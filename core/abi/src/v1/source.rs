@@ -32,7 +32,9 @@ pub trait Source: Send {
     fn duration_ms(&self) -> u64;
     /// The next packet, or none at the end.
     fn next_packet(&mut self) -> RResult<ROption<MediaPacket>, PluginError>;
-    /// Moves to the keyframe at or before `position_ms`; returns where it landed.
+    /// Moves to the keyframe at or before `position_ms`; returns where it landed. Packets sent
+    /// again after a seek (metadata, sequence headers) must carry the keyframe's timestamp: the
+    /// host paces from the first packet it reads after the seek.
     #[sabi(last_prefix_field)]
     fn seek(&mut self, position_ms: u64) -> RResult<u64, PluginError>;
 }

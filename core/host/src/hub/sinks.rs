@@ -24,6 +24,10 @@ pub struct SinkHandle {
     stream: String,
     tx: SyncSender<SinkMsg>,
     dropped: u64,
+    /// After a drop, video is skipped until the next keyframe so the recording stays decodable
+    /// (metadata and sequence headers always pass).
+    wait_key: bool,
+    has_video: bool,
 }
 
 /// Threads of sinks still running, so shutdown can wait for them to finish their files.
@@ -88,13 +92,32 @@ impl SinkHandle {
             stream: stream.to_string(),
             tx,
             dropped: 0,
+            wait_key: false,
+            has_video: false,
         })
     }
 
     pub fn packet(&mut self, pkt: &MediaPacket) {
+        let header = pkt.is_sequence_header() || pkt.is_metadata();
+        if pkt.kind == fstream_abi::MediaKind::Video {
+            self.has_video = true;
+        }
+        if self.wait_key && !header {
+            let resumes = if self.has_video {
+                pkt.kind == fstream_abi::MediaKind::Video && pkt.is_keyframe()
+            } else {
+                true
+            };
+            if !resumes {
+                self.dropped += 1;
+                return;
+            }
+            self.wait_key = false;
+        }
         match self.tx.try_send(SinkMsg::Packet(pkt.clone())) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
+                self.wait_key = true;
                 if self.dropped == 0 {
                     tracing::warn!(plugin = %self.plugin, stream = %self.stream,
                         "sink is too slow; dropping packets for it (live viewers are not affected)");

@@ -27,8 +27,21 @@ pub(crate) struct Amf3Decoder<'r, 'a> {
     budget: &'r mut Budget,
     strings: Vec<String>,
     /// `None` while the object is still being decoded (a reference to it would be a cycle).
-    objects: Vec<Option<(Amf3Value, Cost)>>,
+    objects: Vec<Option<Registered>>,
     traits: Vec<Traits>,
+    /// The deepest nesting level reached so far inside the container being decoded, so a
+    /// container knows its height when it is registered.
+    deepest: usize,
+}
+
+/// A complete value in the object reference table.
+struct Registered {
+    value: Amf3Value,
+    /// What decoding it cost, charged again for every copy a reference makes.
+    cost: Cost,
+    /// How many levels it nests below itself (0 for a scalar), so a reference to it can be
+    /// refused where the copy would exceed `max_depth`.
+    height: usize,
 }
 
 impl<'r, 'a> Amf3Decoder<'r, 'a> {
@@ -39,6 +52,7 @@ impl<'r, 'a> Amf3Decoder<'r, 'a> {
             strings: Vec::new(),
             objects: Vec::new(),
             traits: Vec::new(),
+            deepest: 0,
         }
     }
 
@@ -65,6 +79,7 @@ impl<'r, 'a> Amf3Decoder<'r, 'a> {
         if depth > limit {
             return Err(Amf3Error::TooDeep { limit });
         }
+        self.deepest = self.deepest.max(depth);
         let before = self.budget.used();
         self.budget.node()?;
         let offset = self.r.pos();
@@ -84,7 +99,7 @@ impl<'r, 'a> Amf3Decoder<'r, 'a> {
             marker::XML_DOC | marker::XML => {
                 let h = self.u29()?;
                 if h & 1 == 0 {
-                    return self.object_ref(h >> 1, offset);
+                    return self.object_ref(h >> 1, offset, depth);
                 }
                 let s = self.utf8(h >> 1)?;
                 let v = if m == marker::XML {
@@ -97,7 +112,7 @@ impl<'r, 'a> Amf3Decoder<'r, 'a> {
             marker::DATE => {
                 let h = self.u29()?;
                 if h & 1 == 0 {
-                    return self.object_ref(h >> 1, offset);
+                    return self.object_ref(h >> 1, offset, depth);
                 }
                 let v = Amf3Value::Date(self.r.f64_be()?);
                 self.register(v, before)?
@@ -105,7 +120,7 @@ impl<'r, 'a> Amf3Decoder<'r, 'a> {
             marker::BYTE_ARRAY => {
                 let h = self.u29()?;
                 if h & 1 == 0 {
-                    return self.object_ref(h >> 1, offset);
+                    return self.object_ref(h >> 1, offset, depth);
                 }
                 let len = (h >> 1) as usize;
                 let bytes = self.r.bytes(len)?.to_vec();
@@ -162,7 +177,13 @@ impl<'r, 'a> Amf3Decoder<'r, 'a> {
         Ok(s)
     }
 
-    fn object_ref(&mut self, index: u32, offset: usize) -> Result<Amf3Value, Amf3Error> {
+    /// A copy of a value decoded earlier, placed at `depth`.
+    fn object_ref(
+        &mut self,
+        index: u32,
+        offset: usize,
+        depth: usize,
+    ) -> Result<Amf3Value, Amf3Error> {
         let index = index as usize;
         match self.objects.get(index) {
             None => Err(Amf3Error::BadReference {
@@ -171,10 +192,20 @@ impl<'r, 'a> Amf3Decoder<'r, 'a> {
                 offset,
             }),
             Some(None) => Err(Amf3Error::CyclicReference { index, offset }),
-            Some(Some((v, cost))) => {
+            Some(Some(r)) => {
+                // The copy nests as deep below `depth` as the original did below itself:
+                // without this check, references to references build values far deeper than
+                // `max_depth` (and recursive code on them can overflow the stack).
+                let limit = self.budget.limits().max_depth;
+                let bottom = depth.saturating_add(r.height);
+                if bottom > limit {
+                    return Err(Amf3Error::TooDeep { limit });
+                }
                 // The reference itself was charged one node already; charge the copy too.
-                self.budget.charge(*cost)?;
-                Ok(v.clone())
+                self.budget.charge(r.cost)?;
+                let v = r.value.clone();
+                self.deepest = self.deepest.max(bottom);
+                Ok(v)
             }
         }
     }
@@ -190,26 +221,44 @@ impl<'r, 'a> Amf3Decoder<'r, 'a> {
         Ok(self.objects.len() - 1)
     }
 
-    fn fill(&mut self, slot: usize, v: &Amf3Value, before: Cost) {
+    fn fill(&mut self, slot: usize, v: &Amf3Value, before: Cost, height: usize) {
         let cost = self.budget.since(before);
         if let Some(s) = self.objects.get_mut(slot) {
-            *s = Some((v.clone(), cost));
+            *s = Some(Registered {
+                value: v.clone(),
+                cost,
+                height,
+            });
         }
     }
 
+    /// Registers a value without children (XML, date, byte array).
     fn register(&mut self, v: Amf3Value, before: Cost) -> Result<Amf3Value, Amf3Error> {
         let slot = self.reserve()?;
-        self.fill(slot, &v, before);
+        self.fill(slot, &v, before, 0);
         Ok(v)
+    }
+
+    /// Starts the children of a container at `depth`; returns what [`Self::end_children`] needs.
+    fn begin_children(&mut self, depth: usize) -> usize {
+        std::mem::replace(&mut self.deepest, depth)
+    }
+
+    /// The container's height, with the outer container's deepest level restored.
+    fn end_children(&mut self, depth: usize, outer: usize) -> usize {
+        let height = self.deepest.saturating_sub(depth);
+        self.deepest = self.deepest.max(outer);
+        height
     }
 
     fn array(&mut self, depth: usize, offset: usize, before: Cost) -> Result<Amf3Value, Amf3Error> {
         let h = self.u29()?;
         if h & 1 == 0 {
-            return self.object_ref(h >> 1, offset);
+            return self.object_ref(h >> 1, offset, depth);
         }
         let dense_len = (h >> 1) as usize;
         let slot = self.reserve()?;
+        let outer = self.begin_children(depth);
         let mut a = Amf3Array::default();
         loop {
             let key = self.string()?;
@@ -223,8 +272,9 @@ impl<'r, 'a> Amf3Decoder<'r, 'a> {
         for _ in 0..dense_len {
             a.dense.push(self.value(depth + 1)?);
         }
+        let height = self.end_children(depth, outer);
         let v = Amf3Value::Array(a);
-        self.fill(slot, &v, before);
+        self.fill(slot, &v, before, height);
         Ok(v)
     }
 
@@ -236,7 +286,7 @@ impl<'r, 'a> Amf3Decoder<'r, 'a> {
     ) -> Result<Amf3Value, Amf3Error> {
         let h = self.u29()?;
         if h & 1 == 0 {
-            return self.object_ref(h >> 1, offset);
+            return self.object_ref(h >> 1, offset, depth);
         }
         let traits = if h & 2 == 0 {
             let index = (h >> 2) as usize;
@@ -282,6 +332,7 @@ impl<'r, 'a> Amf3Decoder<'r, 'a> {
             });
         }
         let slot = self.reserve()?;
+        let outer = self.begin_children(depth);
         let mut o = Amf3Object {
             class_name: traits.class_name,
             dynamic: traits.dynamic,
@@ -303,8 +354,9 @@ impl<'r, 'a> Amf3Decoder<'r, 'a> {
                 o.dynamic_members.push((key, v));
             }
         }
+        let height = self.end_children(depth, outer);
         let v = Amf3Value::Object(o);
-        self.fill(slot, &v, before);
+        self.fill(slot, &v, before, height);
         Ok(v)
     }
 }
@@ -502,5 +554,76 @@ mod tests {
                 limit: 1
             })
         );
+    }
+
+    /// Levels of nesting below `v` (0 for a scalar).
+    fn height(v: &Amf3Value) -> usize {
+        let children: Vec<&Amf3Value> = match v {
+            Amf3Value::Array(a) => a
+                .dense
+                .iter()
+                .chain(a.assoc.iter().map(|(_, v)| v))
+                .collect(),
+            Amf3Value::Object(o) => o
+                .sealed
+                .iter()
+                .chain(o.dynamic_members.iter())
+                .map(|(_, v)| v)
+                .collect(),
+            _ => Vec::new(),
+        };
+        children
+            .into_iter()
+            .map(|c| 1 + height(c))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Found by the `amf3` fuzz target (fuzz/regressions/amf3/reference-exceeds-max-depth): an
+    /// object reference copied a value without counting its nesting, so a copy placed deep in
+    /// the tree (or references to values holding references) built values far deeper than
+    /// `max_depth`.
+    #[test]
+    fn object_reference_exceeds_max_depth() {
+        let three = AmfLimits {
+            max_depth: 3,
+            ..lim()
+        };
+        // [A, [[ref A]]] with A = [[1]]: A has height 2; the reference sits at depth 3.
+        let a = [0x09, 0x03, 0x01, 0x09, 0x03, 0x01, 0x04, 0x01];
+        let mut input = vec![0x09, 0x05, 0x01];
+        input.extend_from_slice(&a);
+        input.extend_from_slice(&[0x09, 0x03, 0x01, 0x09, 0x03, 0x01, 0x09, 0x02]);
+        assert_eq!(decode(&input, &three), Err(Amf3Error::TooDeep { limit: 3 }));
+        // The same reference one level up fits exactly: 2 + 2 levels would not, 1 + 2 does.
+        let mut input = vec![0x09, 0x05, 0x01];
+        input.extend_from_slice(&a);
+        input.extend_from_slice(&[0x09, 0x02]);
+        let (v, _) = decode(&input, &three).unwrap();
+        assert_eq!(height(&v), 3);
+
+        // A chain of containers each holding a reference to the previous one: every value the
+        // decoder returns, or refuses, stays within max_depth.
+        let mut chain = vec![0x09, 0x81, 0x01, 0x01]; // dense array of 64 items
+        chain.extend_from_slice(&[0x09, 0x01, 0x01]); // item 0: [] (object 1)
+        for i in 1..64u8 {
+            // item i: [ref object i] (object i + 1), so it nests one level more than item i-1
+            chain.extend_from_slice(&[0x09, 0x03, 0x01, 0x09, i << 1]);
+        }
+        for max_depth in [2, 8, 32, 80] {
+            let l = AmfLimits { max_depth, ..lim() };
+            match decode(&chain, &l) {
+                Ok((v, _)) => assert!(height(&v) <= max_depth, "{max_depth}"),
+                Err(e) => assert_eq!(e, Amf3Error::TooDeep { limit: max_depth }),
+            }
+        }
+        assert!(decode(
+            &chain,
+            &AmfLimits {
+                max_depth: 65,
+                ..lim()
+            }
+        )
+        .is_ok());
     }
 }
