@@ -8,6 +8,7 @@
 
 use std::{
     collections::HashMap,
+    net::IpAddr,
     sync::{Arc, Mutex, RwLock},
     time::{Duration, Instant},
 };
@@ -24,6 +25,64 @@ use subtle::ConstantTimeEq;
 pub struct AuthChain {
     authenticators: RwLock<Arc<Vec<(String, AuthenticatorBox)>>>,
     tokens: TokenStore,
+    guard: BruteForceGuard,
+}
+
+/// Refuses an IP address for a while after too many failed authentications from it, without
+/// asking the authenticators (password guessing gets slow and cheap to refuse).
+struct BruteForceGuard {
+    /// (failures allowed, window, ban); 0 failures disables the guard.
+    rule: Mutex<(u32, Duration, Duration)>,
+    /// Whether loopback addresses are subject to the rule.
+    loopback: std::sync::atomic::AtomicBool,
+    by_ip: Mutex<HashMap<IpAddr, Failures>>,
+}
+
+struct Failures {
+    count: u32,
+    since: Instant,
+    banned_until: Option<Instant>,
+}
+
+impl BruteForceGuard {
+    fn banned(&self, ip: IpAddr) -> bool {
+        let map = self.by_ip.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&ip)
+            .and_then(|f| f.banned_until)
+            .map(|t| t > Instant::now())
+            .unwrap_or(false)
+    }
+
+    fn failed(&self, ip: IpAddr) {
+        let (allowed, window, ban) = *self.rule.lock().unwrap_or_else(|p| p.into_inner());
+        if allowed == 0
+            || (ip.is_loopback() && !self.loopback.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return;
+        }
+        let now = Instant::now();
+        let mut map = self.by_ip.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget old entries so the map stays small.
+        if map.len() > 10_000 {
+            map.retain(|_, f| f.since + window > now || f.banned_until.is_some_and(|t| t > now));
+        }
+        let f = map.entry(ip).or_insert(Failures {
+            count: 0,
+            since: now,
+            banned_until: None,
+        });
+        if f.since + window <= now {
+            f.count = 0;
+            f.since = now;
+        }
+        f.count += 1;
+        if f.count >= allowed {
+            f.banned_until = Some(now + ban);
+            f.count = 0;
+            f.since = now;
+            tracing::warn!(%ip, ban_ms = ban.as_millis() as u64, "too many failed authentications; refusing this address for a while");
+        }
+    }
 }
 
 impl AuthChain {
@@ -31,7 +90,27 @@ impl AuthChain {
         Self {
             authenticators: RwLock::new(Arc::new(authenticators)),
             tokens: TokenStore::new(token_ttl),
+            guard: BruteForceGuard {
+                rule: Mutex::new((0, Duration::ZERO, Duration::ZERO)),
+                loopback: std::sync::atomic::AtomicBool::new(false),
+                by_ip: Mutex::new(HashMap::new()),
+            },
         }
+    }
+
+    /// Sets the brute-force rule: after `failures` failed authentications from one address
+    /// within `window`, refuse it for `ban` (0 failures: no limit).
+    pub fn set_failure_limit(
+        &self,
+        failures: u32,
+        window: Duration,
+        ban: Duration,
+        loopback: bool,
+    ) {
+        *self.guard.rule.lock().unwrap_or_else(|p| p.into_inner()) = (failures, window, ban);
+        self.guard
+            .loopback
+            .store(loopback, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Installs a new configuration's authenticators and token lifetime (SIGHUP). Requests
@@ -53,7 +132,23 @@ impl AuthChain {
 
     /// Answers a request; blocks while authenticators work.
     pub fn check(&self, req: &AuthRequest) -> AuthOutcome {
+        let ip = req
+            .peer
+            .parse::<std::net::SocketAddr>()
+            .map(|a| a.ip())
+            .ok();
+        if let Some(ip) = ip {
+            if self.guard.banned(ip) {
+                tracing::warn!(user = %req.user, peer = %req.peer, "authentication refused: too many failures from this address");
+                return AuthOutcome::Denied(
+                    "too many failed authentications from this address".into(),
+                );
+            }
+        }
         let outcome = self.decide(req);
+        if let (AuthOutcome::Denied(_), Some(ip)) = (&outcome, ip) {
+            self.guard.failed(ip);
+        }
         match &outcome {
             AuthOutcome::Allowed => tracing::info!(
                 user = %req.user, action = ?req.action, peer = %req.peer, "authenticated"
@@ -212,6 +307,38 @@ mod tests {
         assert!(c.check(&req("amy", Credential::None)).is_allowed());
         assert!(!c.check(&req("zed", Credential::None)).is_allowed());
         assert!(!c.check(&req("../amy", Credential::None)).is_allowed());
+    }
+
+    fn from_peer(user: &str, peer: &str) -> AuthRequest {
+        AuthRequest {
+            peer: peer.into(),
+            ..req(user, Credential::None)
+        }
+    }
+
+    #[test]
+    fn an_address_with_too_many_failures_is_refused_for_a_while() {
+        let c = chain(1000);
+        c.set_failure_limit(
+            3,
+            Duration::from_secs(60),
+            Duration::from_millis(200),
+            false,
+        );
+        // Loopback is exempt unless asked.
+        for _ in 0..5 {
+            assert!(!c.check(&from_peer("zed", "127.0.0.1:5")).is_allowed());
+        }
+        assert!(c.check(&from_peer("amy", "127.0.0.1:5")).is_allowed());
+        let from = from_peer;
+        for _ in 0..3 {
+            assert!(!c.check(&from("zed", "10.0.0.1:5")).is_allowed());
+        }
+        // Banned now, even for a user that would be allowed; other addresses are not.
+        assert!(!c.check(&from("amy", "10.0.0.1:6")).is_allowed());
+        assert!(c.check(&from("amy", "10.0.0.2:6")).is_allowed());
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(c.check(&from("amy", "10.0.0.1:7")).is_allowed());
     }
 
     #[test]

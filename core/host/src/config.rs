@@ -18,7 +18,8 @@ pub struct HostConfig {
     /// How long a token stays valid.
     pub token_ttl_ms: u64,
     pub hub: HubConfig,
-    /// Seconds to let sinks finish on shutdown.
+    pub limits: Limits,
+    /// Milliseconds to let sinks finish on shutdown.
     pub shutdown_grace_ms: u64,
 }
 
@@ -31,6 +32,7 @@ impl Default for HostConfig {
             app_timeout_ms: 5_000,
             token_ttl_ms: 120_000,
             hub: HubConfig::default(),
+            limits: Limits::default(),
             shutdown_grace_ms: 3_000,
         }
     }
@@ -64,6 +66,48 @@ impl Default for HubConfig {
             gather_ms: 50,
             gather_bytes: 32 * 1024,
             sink_queue_packets: 8192,
+        }
+    }
+}
+
+/// Limits that protect the server from floods and stuck peers. 0 disables a limit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Connections open at once, all listeners together.
+    pub max_connections: usize,
+    /// Connections open at once from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Streams one user (the APP part of `APP/NAME`) may publish at once.
+    pub max_streams_per_user: usize,
+    /// A publishing connection that sends nothing for this long is closed (a publisher whose
+    /// network vanished without a FIN); its viewers are then told the publisher left.
+    pub publisher_idle_ms: u64,
+    /// A connection whose socket takes no bytes for this long (a viewer that stopped reading)
+    /// is closed.
+    pub write_stall_ms: u64,
+    /// Failed authentications from one IP address within `auth_failure_window_ms` before the
+    /// address is refused without asking the authenticators, for `auth_ban_ms`.
+    pub auth_failures_per_ip: u32,
+    pub auth_failure_window_ms: u64,
+    pub auth_ban_ms: u64,
+    /// Apply that rule to loopback addresses too. Off by default: behind a local proxy every
+    /// client comes from 127.0.0.1, and one guesser would get everyone refused.
+    pub auth_limit_loopback: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 20_000,
+            max_connections_per_ip: 1_000,
+            max_streams_per_user: 16,
+            publisher_idle_ms: 30_000,
+            write_stall_ms: 30_000,
+            auth_failures_per_ip: 10,
+            auth_failure_window_ms: 60_000,
+            auth_ban_ms: 60_000,
+            auth_limit_loopback: false,
         }
     }
 }

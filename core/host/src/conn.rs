@@ -22,7 +22,7 @@ use crate::{
     frontends::Frontend,
     hub::{Peer, Stream},
     outq::{self, Outq},
-    server::HostCtx,
+    server::{ConnSlot, HostCtx},
     source_player::{self, SourcePlayer},
 };
 
@@ -40,6 +40,7 @@ pub async fn serve(
     sock: TcpStream,
     peer: SocketAddr,
     id: u64,
+    _slot: ConnSlot,
 ) {
     let span = tracing::info_span!("conn", id, %peer, proto = %frontend.protocol);
     run(ctx, frontend, sock, peer, id).instrument(span).await
@@ -72,6 +73,7 @@ async fn run(
         wr,
         Duration::from_millis(hub_cfg.gather_ms),
         hub_cfg.gather_bytes as usize,
+        Duration::from_millis(ctx.live().cfg.limits.write_stall_ms),
         ctx.flusher.clone(),
     );
     tokio::spawn(outq::run_writer(out.clone()).in_current_span());
@@ -90,6 +92,7 @@ async fn run(
         subscriptions: HashMap::new(),
         players: HashMap::new(),
         awaiting: 0,
+        last_read: Instant::now(),
         timer: None,
         reading: true,
         done: false,
@@ -113,6 +116,8 @@ struct Conn {
     players: HashMap<u32, SourcePlayer>,
     /// Answers (auth, token, app) requested and not yet delivered; reading pauses meanwhile.
     awaiting: usize,
+    /// When the peer last sent bytes.
+    last_read: Instant,
     timer: Option<Instant>,
     reading: bool,
     done: bool,
@@ -128,8 +133,13 @@ impl Conn {
         let mut ended = self.peer.out.ended();
         let mut shutdown = self.ctx.shutdown.subscribe();
         let mut shutdown_sent = false;
+        let idle_ms = self.ctx.live().cfg.limits.publisher_idle_ms;
         while !self.done {
             let timer = self.timer;
+            // A publisher that sends nothing for `publisher_idle_ms` is gone (its network may
+            // have vanished without a FIN): close it so its viewers are told.
+            let idle_deadline = (idle_ms > 0 && !self.publications.is_empty())
+                .then(|| self.last_read + Duration::from_millis(idle_ms));
             tokio::select! {
                 // While an answer from an authenticator or app handler is awaited, the peer's
                 // bytes wait in the kernel (TCP backpressure) rather than in the session.
@@ -149,6 +159,13 @@ impl Conn {
                 _ = sleep_until_opt(timer) => {
                     self.timer = None;
                     self.call(|s, now, ob| s.timer(now, ob));
+                }
+                _ = sleep_until_opt(idle_deadline) => {
+                    if self.last_read.elapsed() >= Duration::from_millis(idle_ms) {
+                        tracing::warn!(idle_ms, "publisher sent nothing for too long; closing it");
+                        self.peer.out.abort();
+                        break;
+                    }
                 }
                 _ = ended.changed() => break,
                 _ = shutdown.changed(), if !shutdown_sent => {
@@ -171,6 +188,7 @@ impl Conn {
                     self.call(|s, now, ob| s.closed(now, ob));
                 }
                 Ok(n) => {
+                    self.last_read = Instant::now();
                     let data = &buf[..n];
                     self.call(|s, now, ob| s.bytes(RSlice::from_slice(data), now, ob));
                 }
@@ -394,6 +412,13 @@ impl Conn {
         }
         if let Some(old) = self.publications.remove(&publication) {
             self.ctx.hub.unpublish(&old, self.peer.conn_id, publication);
+        }
+        let max = self.ctx.live().cfg.limits.max_streams_per_user;
+        if max > 0 && self.ctx.hub.publishing_count(app) >= max {
+            tracing::warn!(user = app, max, "publish refused: max_streams_per_user");
+            return PublishOutcome::Refused(
+                format!("{app} already publishes {max} streams").into(),
+            );
         }
         let protocol = self.peer.frontend.protocol.clone();
         let (outcome, s) =

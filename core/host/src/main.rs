@@ -222,6 +222,12 @@ fn install(ctx: &HostCtx, cfg: HostConfig, mut registry: Registry) {
         std::mem::take(&mut registry.authenticators),
         Duration::from_millis(cfg.token_ttl_ms),
     );
+    ctx.services.auth.set_failure_limit(
+        cfg.limits.auth_failures_per_ip,
+        Duration::from_millis(cfg.limits.auth_failure_window_ms),
+        Duration::from_millis(cfg.limits.auth_ban_ms),
+        cfg.limits.auth_limit_loopback,
+    );
     ctx.hub.set_sinks(std::mem::take(&mut registry.sinks));
     ctx.set_live(live_from(cfg, registry));
 }

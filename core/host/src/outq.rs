@@ -71,6 +71,8 @@ pub struct Outq {
     wake: Notify,
     gather: Duration,
     gather_bytes: usize,
+    /// A socket that takes no bytes for this long is given up on (0: never).
+    stall: Duration,
     flusher: Option<Arc<Flusher>>,
     me: Weak<Outq>,
     ended_tx: watch::Sender<bool>,
@@ -81,25 +83,28 @@ pub struct Outq {
 pub struct Full;
 
 impl Outq {
-    /// A queue writing to `sock`; `flusher` times the gathered writes.
+    /// A queue writing to `sock`; `flusher` times the gathered writes; a socket blocked for
+    /// `stall` (a peer that stopped reading) ends the connection.
     pub fn new(
         sock: OwnedWriteHalf,
         gather: Duration,
         gather_bytes: usize,
+        stall: Duration,
         flusher: Arc<Flusher>,
     ) -> Arc<Self> {
-        Self::build(Some(sock), gather, gather_bytes, Some(flusher))
+        Self::build(Some(sock), gather, gather_bytes, stall, Some(flusher))
     }
 
     /// A queue with no socket, for benchmarks and tests: it only queues.
     pub fn detached(gather: Duration, gather_bytes: usize) -> Arc<Self> {
-        Self::build(None, gather, gather_bytes, None)
+        Self::build(None, gather, gather_bytes, Duration::ZERO, None)
     }
 
     fn build(
         sock: Option<OwnedWriteHalf>,
         gather: Duration,
         gather_bytes: usize,
+        stall: Duration,
         flusher: Option<Arc<Flusher>>,
     ) -> Arc<Self> {
         let (ended_tx, _) = watch::channel(false);
@@ -119,6 +124,7 @@ impl Outq {
             wake: Notify::new(),
             gather,
             gather_bytes,
+            stall,
             flusher,
             me: me.clone(),
             ended_tx,
@@ -421,10 +427,29 @@ pub async fn run_writer(out: Arc<Outq>) {
         }
         let blocked = out.lock().blocked;
         if blocked {
-            if let Err(e) = sock.as_ref().writable().await {
-                tracing::debug!(error = %e, "socket failed");
-                out.abort();
-                return;
+            let writable = sock.as_ref().writable();
+            let ready = if out.stall.is_zero() {
+                writable.await.map(|_| true)
+            } else {
+                tokio::time::timeout(out.stall, writable)
+                    .await
+                    .map_or(Ok(false), |r| r.map(|_| true))
+            };
+            match ready {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(
+                        stall_ms = out.stall.as_millis() as u64,
+                        "peer took no bytes for too long; closing the connection"
+                    );
+                    out.abort();
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "socket failed");
+                    out.abort();
+                    return;
+                }
             }
             out.lock().blocked = false;
             out.flush(true);

@@ -6,7 +6,7 @@
 
 use std::{
     collections::HashMap,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, RwLock,
@@ -43,7 +43,34 @@ pub struct HostCtx {
     pub flusher: Arc<Flusher>,
     /// The running listeners by protocol.
     listeners: Mutex<HashMap<String, Listener>>,
+    /// Open connections, in all and per IP address.
+    open: Mutex<OpenConns>,
     next_conn: AtomicU64,
+}
+
+#[derive(Default)]
+struct OpenConns {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// A connection's place in the counts; freed when dropped.
+pub struct ConnSlot {
+    ctx: Arc<HostCtx>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        let mut open = self.ctx.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.total = open.total.saturating_sub(1);
+        if let Some(n) = open.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.per_ip.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// A running accept loop.
@@ -65,6 +92,7 @@ impl HostCtx {
             shutdown,
             flusher,
             listeners: Mutex::new(HashMap::new()),
+            open: Mutex::new(OpenConns::default()),
             next_conn: AtomicU64::new(1),
         })
     }
@@ -75,6 +103,25 @@ impl HostCtx {
 
     pub fn set_live(&self, live: Live) {
         *self.live.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(live);
+    }
+
+    /// Takes a connection slot for `ip`, or says which limit refuses it.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnSlot, &'static str> {
+        let limits = self.live().cfg.limits.clone();
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if limits.max_connections > 0 && open.total >= limits.max_connections {
+            return Err("max_connections");
+        }
+        let from_ip = open.per_ip.get(&ip).copied().unwrap_or(0);
+        if limits.max_connections_per_ip > 0 && from_ip >= limits.max_connections_per_ip {
+            return Err("max_connections_per_ip");
+        }
+        open.total += 1;
+        *open.per_ip.entry(ip).or_insert(0) += 1;
+        Ok(ConnSlot {
+            ctx: self.clone(),
+            ip,
+        })
     }
 
     /// The source plugin serving `app`, if any.
@@ -186,11 +233,17 @@ async fn accept_loop(
         loop {
             tokio::select! {
                 r = listener.accept() => match r {
-                    Ok((sock, peer)) => {
-                        let id = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
-                        let f = frontend.read().unwrap_or_else(|p| p.into_inner()).clone();
-                        tokio::spawn(conn::serve(ctx.clone(), f, sock, peer, id));
-                    }
+                    Ok((sock, peer)) => match ctx.admit(peer.ip()) {
+                        Ok(slot) => {
+                            let id = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
+                            let f = frontend.read().unwrap_or_else(|p| p.into_inner()).clone();
+                            tokio::spawn(conn::serve(ctx.clone(), f, sock, peer, id, slot));
+                        }
+                        Err(limit) => {
+                            tracing::warn!(%peer, limit, "connection refused: limit reached");
+                            drop(sock);
+                        }
+                    },
                     Err(e) => {
                         // Out of file descriptors and the like: wait a little, keep serving.
                         tracing::warn!(error = %e, "accept failed");

@@ -283,3 +283,96 @@ pub fn have(program: &str) -> bool {
         .map(|s| s.success())
         .unwrap_or(false)
 }
+
+/// The fstream preamble for `action`, as the spec frames it (blank-line prelude).
+pub fn fstream_preamble(action: &str) -> Vec<u8> {
+    let mut v = b"\n\n".to_vec();
+    v.extend_from_slice(&(action.len() as u32).to_be_bytes());
+    v.push(0);
+    v.extend_from_slice(action.as_bytes());
+    v
+}
+
+/// A live fstream stream for "the host still serves a normal stream" checks: a watcher that
+/// counts what it receives and a broadcaster that sends 4 KiB every 5 ms, both raw sockets.
+pub struct LiveFlow {
+    received: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl LiveFlow {
+    pub fn start(addr: SocketAddr, user: &str, password: &str, channel: &str) -> LiveFlow {
+        use std::io::Write;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let received = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut w = std::net::TcpStream::connect(addr).expect("watcher connects");
+        w.write_all(&fstream_preamble(&format!(
+            "watch,user={user},channel={channel}"
+        )))
+        .unwrap();
+        w.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let (rx, st) = (received.clone(), stop.clone());
+        let watcher = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            while !st.load(Ordering::Relaxed) {
+                match w.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        rx.fetch_add(n, Ordering::Relaxed);
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let mut b = std::net::TcpStream::connect(addr).expect("broadcaster connects");
+        b.write_all(&fstream_preamble(&format!(
+            "broadcast,user={user},user_password={password},channel={channel}"
+        )))
+        .unwrap();
+        let st = stop.clone();
+        let broadcaster = std::thread::spawn(move || {
+            let chunk = [0x5au8; 4096];
+            while !st.load(Ordering::Relaxed) {
+                if b.write_all(&chunk).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        LiveFlow {
+            received,
+            stop,
+            threads: vec![watcher, broadcaster],
+        }
+    }
+
+    pub fn received(&self) -> usize {
+        self.received.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether at least `more` further bytes arrive within `timeout`.
+    pub fn flows(&self, more: usize, timeout: Duration) -> bool {
+        let start = self.received();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.received() >= start + more {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+}
+
+impl Drop for LiveFlow {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}

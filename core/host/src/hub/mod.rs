@@ -91,6 +91,17 @@ impl Hub {
         self.map().len()
     }
 
+    /// Streams of `app` (a user) that have a publisher now.
+    pub fn publishing_count(&self, app: &str) -> usize {
+        let streams: Vec<Arc<Stream>> = self
+            .map()
+            .iter()
+            .filter(|(name, _)| name.split('/').next() == Some(app))
+            .map(|(_, s)| s.clone())
+            .collect();
+        streams.iter().filter(|s| s.has_publisher()).count()
+    }
+
     /// Claims `name` for a publisher.
     pub fn publish(
         self: &Arc<Self>,

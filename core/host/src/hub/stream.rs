@@ -103,6 +103,10 @@ impl Stream {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    pub fn has_publisher(&self) -> bool {
+        self.lock().publisher.is_some()
+    }
+
     pub fn is_idle(&self) -> bool {
         let st = self.lock();
         st.publisher.is_none() && st.subscribers.is_empty()
