@@ -8,7 +8,9 @@
 //!   (`rtmp://host/alice`; a trailing `/` is ignored); paths such as `live/room1` are refused,
 //!   because a stream is always `APP/STREAM`.
 //! - **publish**: the user is the app; the credential comes from the stream name's query string
-//!   (`cam?user_password=...` or `cam?token=...`) and is checked by the host's authenticators.
+//!   (`cam?user_password=...` or `cam?token=...`; the frontend appends the connect app's query,
+//!   whose values count only where the stream name has none) and is checked by the host's
+//!   authenticators.
 //!   Publishing to `vod_app` is refused: the VOD source serves that app.
 //! - **play**: accepted (a channel password is the hub's to check, not this handler's).
 //! - **close**: nothing to do.

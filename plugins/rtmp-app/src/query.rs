@@ -4,7 +4,9 @@
 //! value). Keys and values are percent-decoded (`%3D` is `=`); a `%` not followed by two hex
 //! digits stays as it is, and `+` stays `+` (a password may contain one). Keys are normalised as
 //! in the fstream action string: `-` becomes `_`, so `user-password` and `user_password` are one
-//! key. The last duplicate wins.
+//! key. The first occurrence of a key wins: the RTMP frontend passes the stream name's query
+//! followed by the connect app's (`rtmp://host/alice?token=...`), and the stream name's values
+//! take precedence.
 
 use std::collections::BTreeMap;
 
@@ -50,7 +52,7 @@ impl Query {
                 String::from_utf8(percent_decode(raw_value)).map_err(|_| QueryError::NotUtf8 {
                     key: key.chars().take(MAX_KEY_IN_ERROR).collect(),
                 })?;
-            args.insert(key, value);
+            args.entry(key).or_insert(value);
         }
         Ok(Query { args })
     }
@@ -121,8 +123,8 @@ mod tests {
     }
 
     #[test]
-    fn parses_items_normalises_keys_and_keeps_the_last_duplicate() {
-        let q = Query::parse("user-password=old&user_password=p%26w&&flag&token=t").unwrap();
+    fn parses_items_normalises_keys_and_keeps_the_first_occurrence() {
+        let q = Query::parse("user-password=p%26w&user_password=later&&flag&token=t").unwrap();
         assert_eq!(q.get("user_password"), Some("p&w"));
         assert_eq!(q.get("user-password"), Some("p&w"));
         assert_eq!(q.get("flag"), Some(""));

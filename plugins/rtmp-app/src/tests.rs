@@ -161,6 +161,22 @@ fn publish_checks_the_password_from_the_query_string() {
         AppVerdict::Accept
     );
     assert_eq!(f.asked()[0].stream.as_str(), "alice/cam");
+
+    // The frontend passes the stream name's query, then the app's: the first value counts.
+    assert_eq!(
+        f.publish(
+            "alice",
+            "cam",
+            "user_password=s3cret%26more&user_password=wrong"
+        ),
+        AppVerdict::Accept
+    );
+    assert_eq!(
+        f.publish("alice", "cam", "token=tok&user_password=wrong"),
+        AppVerdict::Reject("Authentication failed for alice/cam".into()),
+        "a password anywhere is preferred to a token, as fstream does"
+    );
+    f.asked();
 }
 
 #[test]

@@ -18,8 +18,11 @@ pub mod host;
 pub mod media;
 pub mod wire;
 
+/// A target's body: the fuzzer's bytes in, a panic on a finding.
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name of its fuzz binary and regression directory.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("fstream_preamble", wire::fstream_preamble),
     ("rtmp_handshake", media::rtmp_handshake),
     ("rtmp_chunk", media::rtmp_chunk),
