@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use fstream_e2e::{bin, have, run_with_timeout, Host, Root, TempDir};
+use fstream_e2e::{bin, run_with_timeout, Host, Root, TempDir};
 use rand::RngCore;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -333,10 +333,7 @@ fn ffprobe_frames(file: &Path) -> (u64, String) {
 
 #[test]
 fn ffmpeg_h264_reaches_two_early_watchers() {
-    if !have("ffmpeg") || !have("ffprobe") {
-        eprintln!("skipped: ffmpeg/ffprobe not installed");
-        return;
-    }
+    fstream_e2e::require(&["ffmpeg", "ffprobe"]);
     let root = root("ffmpeg", "grace_ms = 200\n", "");
     let (host, addr) = start(&root);
     let tmp = TempDir::new("ffmpeg-out");
@@ -414,10 +411,7 @@ fn random_broadcast_is_byte_identical_at_three_watchers() {
 
 #[test]
 fn mid_stream_joiner_of_mpegts_with_bufsize_188_is_aligned() {
-    if !have("ffmpeg") || !have("ffprobe") {
-        eprintln!("skipped: ffmpeg/ffprobe not installed");
-        return;
-    }
+    fstream_e2e::require(&["ffmpeg", "ffprobe"]);
     let root = root("ts188", "grace_ms = 100\n", "");
     let (host, addr) = start(&root);
     let mut early = Client::watch(&addr, "watch,user=fier,channel=ts");
@@ -523,10 +517,7 @@ fn flv_tags(bytes: &[u8]) -> Vec<(u8, [u8; 2])> {
 
 #[test]
 fn flv_broadcast_is_sent_as_flv_and_late_joiners_start_on_a_keyframe() {
-    if !have("ffmpeg") || !have("ffprobe") {
-        eprintln!("skipped: ffmpeg/ffprobe not installed");
-        return;
-    }
+    fstream_e2e::require(&["ffmpeg", "ffprobe"]);
     let root = root("flv", "grace_ms = 100\n", "");
     let (host, addr) = start(&root);
     let mut early = Client::watch(&addr, "watch,user=fier,channel=flv");

@@ -24,19 +24,14 @@ const FPS: u32 = 25;
 // Helpers
 
 fn tools() -> bool {
-    let ok = have("ffmpeg") && have("ffprobe");
-    if !ok {
-        eprintln!("skipped: ffmpeg/ffprobe not installed");
-    }
-    ok
+    fstream_e2e::require(&["ffmpeg", "ffprobe", "rtmpdump"]);
+    true
 }
 
 fn rtmp_built() -> bool {
     let ok =
         target_dir().join("librtmp.so").exists() && target_dir().join("librtmp_app.so").exists();
-    if !ok {
-        eprintln!("skipped: the rtmp / rtmp-app plugins are not built");
-    }
+    assert!(ok, "the rtmp and rtmp-app plugins are not built: cargo build --workspace");
     ok
 }
 

@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use fstream_e2e::{bin, have, run_with_timeout, Host, Root};
+use fstream_e2e::{bin, run_with_timeout, Host, Root};
 use fstream_media::{
     amf0::{self, Amf0Value},
     flv::{classify_video, FlvDemuxer, VideoPacket},
@@ -48,11 +48,8 @@ fn root(tag: &str, with_fstream: bool) -> Root {
 }
 
 fn tools(names: &[&str]) -> bool {
-    let missing: Vec<_> = names.iter().filter(|n| !have(n)).collect();
-    if !missing.is_empty() {
-        eprintln!("skipped: {missing:?} not installed");
-    }
-    missing.is_empty()
+    fstream_e2e::require(names);
+    true
 }
 
 type Outcome = (Option<ExitStatus>, Vec<u8>, String);
