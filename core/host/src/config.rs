@@ -1,6 +1,9 @@
 //! `mods/host.toml`: the host's own settings. Every key is optional; unknown keys are errors.
 
-use std::{collections::BTreeMap, path::Path};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use serde::Deserialize;
 
@@ -11,6 +14,8 @@ pub struct HostConfig {
     pub log: String,
     /// Listen address per frontend protocol (`fstream = "0.0.0.0:61920"`); `--listen` overrides.
     pub listen: BTreeMap<String, String>,
+    /// TLS listeners by frontend protocol (`[tls.rtmp]`), each next to the plain listener.
+    pub tls: BTreeMap<String, TlsListen>,
     /// How long a session waits for the authenticators before the request is denied.
     pub auth_timeout_ms: u64,
     /// How long an app handler may take before the call is rejected.
@@ -28,6 +33,7 @@ impl Default for HostConfig {
         Self {
             log: "info".into(),
             listen: BTreeMap::new(),
+            tls: BTreeMap::new(),
             auth_timeout_ms: 5_000,
             app_timeout_ms: 5_000,
             token_ttl_ms: 120_000,
@@ -36,6 +42,29 @@ impl Default for HostConfig {
             shutdown_grace_ms: 3_000,
         }
     }
+}
+
+/// A TLS listener for a frontend: `[tls.rtmp]` serves RTMPS, `[tls.fstream]` fstream over TLS.
+/// It is an extra listener; the frontend's plain listener stays as `[listen]` says.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsListen {
+    /// The address it listens on (`0.0.0.0:1936`).
+    pub listen: String,
+    /// The certificate chain in PEM, the server's own certificate first. A relative path is
+    /// relative to the server root.
+    pub cert: PathBuf,
+    /// The private key in PEM (PKCS#8, PKCS#1 or SEC1). A relative path is relative to the
+    /// server root.
+    pub key: PathBuf,
+    /// A client that has not completed the TLS handshake after this long is disconnected
+    /// (0: no limit).
+    #[serde(default = "default_handshake_timeout_ms")]
+    pub handshake_timeout_ms: u64,
+}
+
+fn default_handshake_timeout_ms() -> u64 {
+    10_000
 }
 
 #[derive(Debug, Clone, Deserialize)]

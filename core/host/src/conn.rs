@@ -3,6 +3,9 @@
 //! The task owns the read half of the socket; the write half belongs to the connection's
 //! [`Outq`] writer. Slow work (authentication, app handlers) runs on blocking threads with a
 //! timeout and comes back as an event, so no other connection waits for it.
+//!
+//! On a TLS listener the handshake comes first ([`tls::accept`]); the session is created only
+//! once it completes, and sees the same plaintext bytes a plain connection would give it.
 
 use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -24,6 +27,7 @@ use crate::{
     outq::{self, Outq},
     server::{ConnSlot, HostCtx},
     source_player::{self, SourcePlayer},
+    tls::{self, HandshakeError, ReadSide, TlsSettings, Transport},
 };
 
 /// Bytes read from a socket at a time.
@@ -34,27 +38,54 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; READ_BUF]);
 }
 
+/// Serves one accepted connection; `tls` for a TLS listener's. The slot is held until the end,
+/// the TLS handshake included.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     ctx: Arc<HostCtx>,
     frontend: Arc<Frontend>,
+    tls: Option<Arc<TlsSettings>>,
     sock: TcpStream,
     peer: SocketAddr,
     id: u64,
     _slot: ConnSlot,
 ) {
-    let span = tracing::info_span!("conn", id, %peer, proto = %frontend.protocol);
-    run(ctx, frontend, sock, peer, id).instrument(span).await
+    let span =
+        tracing::info_span!("conn", id, %peer, proto = %frontend.protocol, tls = tls.is_some());
+    async move {
+        let _ = sock.set_nodelay(true);
+        let transport = match tls {
+            None => Transport::Plain(sock),
+            Some(settings) => match tls::accept(sock, &settings).await {
+                Ok(t) => t,
+                Err(HandshakeError::Closed) => {
+                    tracing::info!("TLS handshake failed: the peer closed the connection");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "TLS handshake failed; connection closed");
+                    return;
+                }
+            },
+        };
+        run(ctx, frontend, transport, peer, id).await
+    }
+    .instrument(span)
+    .await
 }
 
 async fn run(
     ctx: Arc<HostCtx>,
     frontend: Arc<Frontend>,
-    sock: TcpStream,
+    transport: Transport,
     peer: SocketAddr,
     id: u64,
 ) {
-    let _ = sock.set_nodelay(true);
-    let local = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let local = transport
+        .tcp()
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let info = ConnInfo {
         id,
         peer: peer.to_string().into(),
@@ -67,7 +98,7 @@ async fn run(
             return;
         }
     };
-    let (mut rd, wr) = sock.into_split();
+    let (mut rd, wr) = transport.split();
     let hub_cfg = &ctx.hub.cfg;
     let out = Outq::new(
         wr,
@@ -125,11 +156,7 @@ struct Conn {
 }
 
 impl Conn {
-    async fn event_loop(
-        &mut self,
-        rd: &mut tokio::net::tcp::OwnedReadHalf,
-        events: &mut UnboundedReceiver<Event>,
-    ) {
+    async fn event_loop(&mut self, rd: &mut ReadSide, events: &mut UnboundedReceiver<Event>) {
         let mut ended = self.peer.out.ended();
         let mut shutdown = self.ctx.shutdown.subscribe();
         let mut shutdown_sent = false;
@@ -178,8 +205,9 @@ impl Conn {
 
     /// Reads what the socket has into this thread's scratch buffer and hands it to the session.
     /// A buffer per thread, not per connection: most connections (viewers) send almost nothing,
-    /// and a 64 KiB buffer each would dominate their memory.
-    fn read_available(&mut self, rd: &tokio::net::tcp::OwnedReadHalf) {
+    /// and a 64 KiB buffer each would dominate their memory. On TLS, the buffer gets the
+    /// decrypted bytes.
+    fn read_available(&mut self, rd: &ReadSide) {
         SCRATCH.with(|scratch| {
             let mut buf = scratch.borrow_mut();
             match rd.try_read(&mut buf) {
@@ -194,12 +222,20 @@ impl Conn {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => {
+                Err(e) => {
                     self.reading = false;
                     self.call(|s, now, ob| s.closed(now, ob));
+                    if rd.is_tls() && e.kind() == std::io::ErrorKind::InvalidData {
+                        // A TLS error (logged by the read): nothing more can be decrypted or
+                        // sealed; send rustls's alert and end.
+                        self.peer.out.close_after_flush();
+                    }
                 }
             }
         });
+        if rd.take_flush_wanted() {
+            self.peer.out.flush(true);
+        }
     }
 
     fn now_ms(&self) -> u64 {

@@ -13,4 +13,5 @@ pub mod outq;
 pub mod server;
 pub mod setup;
 pub mod source_player;
+pub mod tls;
 pub mod users;

@@ -17,10 +17,10 @@ use tracing_subscriber::EnvFilter;
 
 use fstream_host::{
     config::HostConfig,
-    frontends::{self, AppRoutes, Registry},
+    frontends::{AppRoutes, Registry},
     host_api::HostServices,
     hub::Hub,
-    server::{HostCtx, Live},
+    server::{HostCtx, ListenSpec, Live},
     setup::{self, Paths},
     source_player::SourceEntry,
     users,
@@ -262,7 +262,7 @@ async fn reload(ctx: &Arc<HostCtx>, paths: &Paths, host_api: &fstream_abi::HostA
     tracing::info!("configuration reloaded");
 }
 
-fn print_check(registry: &Registry, listen: &[(Arc<frontends::Frontend>, String)]) {
+fn print_check(registry: &Registry, listen: &[ListenSpec]) {
     println!(
         "{:<16} {:<24} {:<10} {:<9} FILE",
         "PLUGIN", "KIND", "VERSION", "INTERFACE"
@@ -277,8 +277,8 @@ fn print_check(registry: &Registry, listen: &[(Arc<frontends::Frontend>, String)
             r.file.display()
         );
     }
-    for (f, addr) in listen {
-        println!("listen {} {}", f.protocol, addr);
+    for spec in listen {
+        println!("listen {} {}", spec.name(), spec.addr);
     }
     println!("ok: {} plugin(s)", registry.rows.len());
 }

@@ -13,6 +13,10 @@
 //!
 //! Writes never happen under the queue's lock: a flush takes the queued buffers out, writes,
 //! and puts back what the socket did not take (one flusher at a time per queue).
+//!
+//! On a TLS connection the same flush hands the buffers to rustls instead, which seals them
+//! into records and writes those (see [`crate::tls`]); "what the socket did not take" is then
+//! what rustls did not take, and records it sealed but could not send wait inside rustls.
 
 use std::{
     collections::VecDeque,
@@ -29,6 +33,8 @@ use tokio::{
     time::Instant,
 };
 
+use crate::tls::WriteSide;
+
 /// Most buffers handed to one `writev`.
 const MAX_IOVECS: usize = 64;
 
@@ -44,6 +50,12 @@ enum Closing {
 struct Item {
     data: Payload,
     media: bool,
+}
+
+impl AsRef<[u8]> for Item {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
 }
 
 struct State {
@@ -66,7 +78,7 @@ struct State {
 
 pub struct Outq {
     state: Mutex<State>,
-    sock: Option<OwnedWriteHalf>,
+    sock: Option<WriteSide>,
     /// Wakes the connection's writer task (blocked socket, close).
     wake: Notify,
     gather: Duration,
@@ -86,7 +98,7 @@ impl Outq {
     /// A queue writing to `sock`; `flusher` times the gathered writes; a socket blocked for
     /// `stall` (a peer that stopped reading) ends the connection.
     pub fn new(
-        sock: OwnedWriteHalf,
+        sock: WriteSide,
         gather: Duration,
         gather_bytes: usize,
         stall: Duration,
@@ -101,7 +113,7 @@ impl Outq {
     }
 
     fn build(
-        sock: Option<OwnedWriteHalf>,
+        sock: Option<WriteSide>,
         gather: Duration,
         gather_bytes: usize,
         stall: Duration,
@@ -273,24 +285,28 @@ impl Outq {
         let Some(sock) = &self.sock else {
             return false;
         };
+        let tls = sock.is_tls();
         loop {
-            let (batch, offset) = {
+            let (batch, offset, close) = {
                 let mut st = self.lock();
                 if st.writing || st.blocked || st.closing == Closing::Aborted {
                     // Whoever writes or waits will register again if data remains.
                     st.pending = false;
                     return false;
                 }
+                let close = st.closing == Closing::AfterFlush;
                 if st.items.is_empty() {
                     st.pending = false;
-                    if st.closing == Closing::AfterFlush {
-                        drop(st);
-                        shutdown_write(sock);
-                        self.end();
+                    // TLS: records rustls still holds, then the close_notify, go out first.
+                    if !(tls && (force || close)) {
+                        if close {
+                            drop(st);
+                            shutdown_write(sock.socket());
+                            self.end();
+                        }
+                        return false;
                     }
-                    return false;
-                }
-                if !force && !self.due(&st, Instant::now()) {
+                } else if !force && !self.due(&st, Instant::now()) {
                     return true;
                 }
                 st.writing = true;
@@ -299,10 +315,13 @@ impl Outq {
                 st.bytes = 0;
                 st.oldest = None;
                 let batch: Vec<Item> = st.items.drain(..).collect();
-                (batch, std::mem::take(&mut st.head_written))
+                (batch, std::mem::take(&mut st.head_written), close)
             };
             // The write happens outside the lock.
-            let (written_to, offset, outcome) = write_batch(sock, &batch, offset);
+            let (written_to, offset, outcome) = match sock {
+                WriteSide::Plain(s) => write_batch(s, &batch, offset),
+                WriteSide::Tls(s, conn) => conn.write(s, &batch, offset, close),
+            };
             let mut st = self.lock();
             st.writing = false;
             if outcome == WriteOutcome::Failed || st.closing == Closing::Aborted {
@@ -334,7 +353,11 @@ impl Outq {
                 let closing = st.closing == Closing::AfterFlush;
                 drop(st);
                 if closing {
-                    shutdown_write(sock);
+                    if tls && !close {
+                        // Closed while writing: one more round sends the close_notify.
+                        continue;
+                    }
+                    shutdown_write(sock.socket());
                     self.end();
                 }
                 return false;
@@ -355,7 +378,7 @@ impl Outq {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum WriteOutcome {
+pub(crate) enum WriteOutcome {
     Done,
     WouldBlock,
     Failed,
@@ -427,7 +450,7 @@ pub async fn run_writer(out: Arc<Outq>) {
         }
         let blocked = out.lock().blocked;
         if blocked {
-            let writable = sock.as_ref().writable();
+            let writable = sock.socket().as_ref().writable();
             let ready = if out.stall.is_zero() {
                 writable.await.map(|_| true)
             } else {

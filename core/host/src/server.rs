@@ -24,7 +24,28 @@ use crate::{
     hub::Hub,
     outq::Flusher,
     source_player::SourceEntry,
+    tls::TlsSettings,
 };
+
+/// A listener wanted by the configuration: a frontend on an address, over plain TCP or TLS.
+#[derive(Clone)]
+pub struct ListenSpec {
+    pub frontend: Arc<Frontend>,
+    pub addr: String,
+    /// `Some`: a TLS listener (`[tls.PROTOCOL]` in host.toml).
+    pub tls: Option<Arc<TlsSettings>>,
+}
+
+impl ListenSpec {
+    /// The listener's name in logs and in the running set: the protocol, `+tls` for TLS
+    /// (`rtmp`, `rtmp+tls`). A protocol has at most one listener of each kind.
+    pub fn name(&self) -> String {
+        match self.tls {
+            None => self.frontend.protocol.clone(),
+            Some(_) => format!("{}+tls", self.frontend.protocol),
+        }
+    }
+}
 
 /// The part of the configuration a reload replaces.
 pub struct Live {
@@ -41,7 +62,7 @@ pub struct HostCtx {
     pub shutdown: watch::Sender<bool>,
     /// Times the gathered writes of every connection.
     pub flusher: Arc<Flusher>,
-    /// The running listeners by protocol.
+    /// The running listeners by name ([`ListenSpec::name`]).
     listeners: Mutex<HashMap<String, Listener>>,
     /// Open connections, in all and per IP address.
     open: Mutex<OpenConns>,
@@ -76,8 +97,8 @@ impl Drop for ConnSlot {
 /// A running accept loop.
 struct Listener {
     addr: String,
-    /// The frontend new connections get; replaced on reload.
-    frontend: Arc<RwLock<Arc<Frontend>>>,
+    /// The frontend (and TLS settings) new connections get; replaced on reload.
+    current: Arc<RwLock<Arc<ListenSpec>>>,
     stop: watch::Sender<bool>,
 }
 
@@ -129,13 +150,11 @@ impl HostCtx {
         self.live().sources.iter().find(|s| s.app == app).cloned()
     }
 
-    /// Makes the running listeners match `wanted` (protocol, frontend, address): binds the new
-    /// ones first (failing without changing anything if one cannot be bound), then swaps the
-    /// frontends of those that stay, starts the new and stops those no longer wanted.
-    pub async fn apply_listeners(
-        self: &Arc<Self>,
-        wanted: &[(Arc<Frontend>, String)],
-    ) -> anyhow::Result<()> {
+    /// Makes the running listeners match `wanted` (name, frontend, address, TLS settings):
+    /// binds the new ones first (failing without changing anything if one cannot be bound),
+    /// then swaps the frontends and TLS settings (new certificates) of those that stay, starts
+    /// the new and stops those no longer wanted.
+    pub async fn apply_listeners(self: &Arc<Self>, wanted: &[ListenSpec]) -> anyhow::Result<()> {
         let mut bound = Vec::new();
         {
             let running: Vec<(String, String)> = self
@@ -143,37 +162,36 @@ impl HostCtx {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .iter()
-                .map(|(p, l)| (p.clone(), l.addr.clone()))
+                .map(|(n, l)| (n.clone(), l.addr.clone()))
                 .collect();
-            for (frontend, addr) in wanted {
-                let same = running
-                    .iter()
-                    .any(|(p, a)| p == &frontend.protocol && a == addr);
+            for spec in wanted {
+                let name = spec.name();
+                let same = running.iter().any(|(n, a)| n == &name && a == &spec.addr);
                 if !same {
-                    bound.push((frontend.clone(), addr.clone(), bind(frontend, addr).await?));
+                    bound.push((spec.clone(), bind(spec).await?));
                 }
             }
         }
         let mut listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
         // Stop what is no longer wanted (or moves to another address).
-        listeners.retain(|protocol, l| {
-            let keep = wanted
-                .iter()
-                .any(|(f, a)| &f.protocol == protocol && a == &l.addr);
+        listeners.retain(|name, l| {
+            let keep = wanted.iter().any(|s| &s.name() == name && s.addr == l.addr);
             if !keep {
-                tracing::info!(protocol = %protocol, addr = %l.addr, "listener stopped");
+                tracing::info!(protocol = %name, addr = %l.addr, "listener stopped");
                 let _ = l.stop.send(true);
             }
             keep
         });
-        for (frontend, _) in wanted {
-            if let Some(l) = listeners.get(&frontend.protocol) {
-                *l.frontend.write().unwrap_or_else(|p| p.into_inner()) = frontend.clone();
+        for spec in wanted {
+            if let Some(l) = listeners.get(&spec.name()) {
+                *l.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(spec.clone());
             }
         }
-        for (frontend, addr, listener) in bound {
+        for (spec, listener) in bound {
             let (stop, stop_rx) = watch::channel(false);
-            let current = Arc::new(RwLock::new(frontend.clone()));
+            let name = spec.name();
+            let addr = spec.addr.clone();
+            let current = Arc::new(RwLock::new(Arc::new(spec)));
             tokio::spawn(accept_loop(
                 self.clone(),
                 current.clone(),
@@ -181,10 +199,10 @@ impl HostCtx {
                 stop_rx,
             ));
             listeners.insert(
-                frontend.protocol.clone(),
+                name,
                 Listener {
                     addr,
-                    frontend: current,
+                    current,
                     stop,
                 },
             );
@@ -205,30 +223,38 @@ impl HostCtx {
     }
 }
 
-/// Binds a frontend's listener and logs the address actually bound (port 0 picks one).
-pub async fn bind(frontend: &Frontend, addr: &str) -> anyhow::Result<TcpListener> {
+/// Binds a listener and logs the address actually bound (port 0 picks one).
+pub async fn bind(spec: &ListenSpec) -> anyhow::Result<TcpListener> {
+    let (name, addr) = (spec.name(), &spec.addr);
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen for {} on {addr}: {e}", frontend.protocol))?;
+        .map_err(|e| anyhow::anyhow!("cannot listen for {name} on {addr}: {e}"))?;
     let bound: SocketAddr = listener.local_addr()?;
-    tracing::info!(protocol = %frontend.protocol, plugin = %frontend.plugin, addr = %bound, "listening");
+    match &spec.tls {
+        None => {
+            tracing::info!(protocol = %name, plugin = %spec.frontend.plugin, addr = %bound, "listening")
+        }
+        Some(tls) => tracing::info!(
+            protocol = %name,
+            plugin = %spec.frontend.plugin,
+            addr = %bound,
+            cert = %tls.cert.display(),
+            "listening"
+        ),
+    }
     Ok(listener)
 }
 
 /// Accepts connections until shutdown or until this listener is stopped.
 async fn accept_loop(
     ctx: Arc<HostCtx>,
-    frontend: Arc<RwLock<Arc<Frontend>>>,
+    current: Arc<RwLock<Arc<ListenSpec>>>,
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut shutdown = ctx.shutdown.subscribe();
-    let protocol = frontend
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .protocol
-        .clone();
-    let span = tracing::info_span!("listener", proto = %protocol);
+    let name = current.read().unwrap_or_else(|p| p.into_inner()).name();
+    let span = tracing::info_span!("listener", proto = %name);
     async move {
         loop {
             tokio::select! {
@@ -236,8 +262,16 @@ async fn accept_loop(
                     Ok((sock, peer)) => match ctx.admit(peer.ip()) {
                         Ok(slot) => {
                             let id = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
-                            let f = frontend.read().unwrap_or_else(|p| p.into_inner()).clone();
-                            tokio::spawn(conn::serve(ctx.clone(), f, sock, peer, id, slot));
+                            let spec = current.read().unwrap_or_else(|p| p.into_inner()).clone();
+                            tokio::spawn(conn::serve(
+                                ctx.clone(),
+                                spec.frontend.clone(),
+                                spec.tls.clone(),
+                                sock,
+                                peer,
+                                id,
+                                slot,
+                            ));
                         }
                         Err(limit) => {
                             tracing::warn!(%peer, limit, "connection refused: limit reached");

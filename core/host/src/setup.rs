@@ -13,6 +13,8 @@ use crate::{
     config::HostConfig,
     frontends::{Frontend, Registry},
     loader, mods,
+    server::ListenSpec,
+    tls::TlsSettings,
 };
 
 /// Where the configuration is.
@@ -36,8 +38,8 @@ impl Paths {
 pub struct Loaded {
     pub cfg: HostConfig,
     pub registry: Registry,
-    /// Each frontend with the address it listens on.
-    pub listen: Vec<(Arc<Frontend>, String)>,
+    /// The listeners: each frontend's plain one, then the TLS ones host.toml asks for.
+    pub listen: Vec<ListenSpec>,
 }
 
 /// Loads everything, collecting every problem rather than stopping at the first.
@@ -76,7 +78,8 @@ pub fn load(paths: &Paths, host_api: &HostApiBox) -> Result<Loaded, Vec<String>>
             Err(e) => errors.push(e.to_string()),
         }
     }
-    let listen = listen_addresses(&cfg, &paths.cli_listen, &registry, &mut errors);
+    let mut listen = listen_addresses(&cfg, &paths.cli_listen, &registry, &mut errors);
+    listen.extend(tls_listeners(&cfg, &paths.root, &registry, &mut errors));
     if errors.is_empty() {
         Ok(Loaded {
             cfg,
@@ -94,7 +97,7 @@ fn listen_addresses(
     cli: &[String],
     registry: &Registry,
     errors: &mut Vec<String>,
-) -> Vec<(Arc<Frontend>, String)> {
+) -> Vec<ListenSpec> {
     let mut chosen: BTreeMap<String, String> = cfg.listen.clone();
     for item in cli {
         match item.split_once('=') {
@@ -105,15 +108,7 @@ fn listen_addresses(
         }
     }
     for name in chosen.keys() {
-        if !registry
-            .frontends
-            .iter()
-            .any(|f| &f.protocol == name || &f.plugin == name)
-        {
-            let what = match registry.rows.iter().find(|r| &r.name == name) {
-                Some(r) => format!("plugin {name:?} is a {}, not a protocol frontend", r.kinds),
-                None => format!("no loaded protocol frontend is called {name:?}"),
-            };
+        if let Err(what) = find_frontend(registry, name) {
             errors.push(format!("listen address for {name:?}: {what}"));
         }
     }
@@ -126,9 +121,68 @@ fn listen_addresses(
                 .or_else(|| chosen.get(&f.plugin))
                 .cloned()
                 .unwrap_or_else(|| f.default_listen.clone());
-            (f.clone(), addr)
+            ListenSpec {
+                frontend: f.clone(),
+                addr,
+                tls: None,
+            }
         })
         .collect()
+}
+
+/// The frontend a `[listen]` or `[tls.NAME]` key names (by protocol or plugin name), or why
+/// there is none.
+fn find_frontend<'a>(registry: &'a Registry, name: &str) -> Result<&'a Arc<Frontend>, String> {
+    registry
+        .frontends
+        .iter()
+        .find(|f| f.protocol == name || f.plugin == name)
+        .ok_or_else(|| match registry.rows.iter().find(|r| r.name == name) {
+            Some(r) => format!("plugin {name:?} is a {}, not a protocol frontend", r.kinds),
+            None => format!("no loaded protocol frontend is called {name:?}"),
+        })
+}
+
+/// host.toml's `[tls.NAME]` listeners, their certificates and keys loaded (relative to `root`).
+fn tls_listeners(
+    cfg: &HostConfig,
+    root: &Path,
+    registry: &Registry,
+    errors: &mut Vec<String>,
+) -> Vec<ListenSpec> {
+    let mut specs: Vec<ListenSpec> = Vec::new();
+    let mut keys: Vec<&str> = Vec::new();
+    for (name, t) in &cfg.tls {
+        let frontend = match find_frontend(registry, name) {
+            Ok(f) => f,
+            Err(what) => {
+                errors.push(format!("[tls.{name}]: {what}"));
+                continue;
+            }
+        };
+        if let Some(i) = specs
+            .iter()
+            .position(|s| s.frontend.protocol == frontend.protocol)
+        {
+            errors.push(format!(
+                "[tls.{name}] and [tls.{}] both ask for a TLS listener for {}",
+                keys[i], frontend.protocol
+            ));
+            continue;
+        }
+        match TlsSettings::load(root, t) {
+            Ok(settings) => {
+                specs.push(ListenSpec {
+                    frontend: frontend.clone(),
+                    addr: t.listen.clone(),
+                    tls: Some(Arc::new(settings)),
+                });
+                keys.push(name);
+            }
+            Err(e) => errors.push(format!("[tls.{name}]: {e}")),
+        }
+    }
+    specs
 }
 
 /// `--root`'s default and the plugin directory's default.

@@ -153,9 +153,10 @@ impl Host {
             }
             let _ = tx.send(None);
         });
-        let mut addrs = Vec::new();
+        let mut addrs: Vec<(String, SocketAddr)> = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while addrs.len() < listen.len() {
+        // TLS listeners ("rtmp+tls", from host.toml) are not among `listen`: see `wait_addr`.
+        while addrs.iter().filter(|(p, _)| !p.ends_with("+tls")).count() < listen.len() {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(Some(a)) => addrs.push(a),
@@ -176,6 +177,29 @@ impl Host {
             .find(|(p, _)| p == protocol)
             .map(|(_, a)| *a)
             .unwrap_or_else(|| panic!("no {protocol} listener"))
+    }
+
+    /// The address of a listener that host.toml asks for rather than `--listen` (a TLS
+    /// listener, "rtmp+tls"), from its latest "listening" log line; waits for the line.
+    pub fn wait_addr(&self, protocol: &str, timeout: Duration) -> SocketAddr {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self
+                .log()
+                .lines()
+                .rev()
+                .filter_map(parse_listening)
+                .find(|(p, _)| p == protocol);
+            if let Some((_, addr)) = found {
+                return addr;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {protocol} listener; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn log(&self) -> String {
@@ -375,4 +399,14 @@ impl Drop for LiveFlow {
             let _ = t.join();
         }
     }
+}
+
+/// Fails the test unless every program is installed: a test that quietly skips its real
+/// clients would pass without testing anything. `.ci/run` installs them.
+pub fn require(programs: &[&str]) {
+    let missing: Vec<&str> = programs.iter().copied().filter(|p| !have(p)).collect();
+    assert!(
+        missing.is_empty(),
+        "{missing:?} not installed: apt-get install -y ffmpeg rtmpdump (as .ci/run does)"
+    );
 }

@@ -31,7 +31,10 @@ fn tools() -> bool {
 fn rtmp_built() -> bool {
     let ok =
         target_dir().join("librtmp.so").exists() && target_dir().join("librtmp_app.so").exists();
-    assert!(ok, "the rtmp and rtmp-app plugins are not built: cargo build --workspace");
+    assert!(
+        ok,
+        "the rtmp and rtmp-app plugins are not built: cargo build --workspace"
+    );
     ok
 }
 
