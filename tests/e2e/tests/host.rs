@@ -192,7 +192,16 @@ fn ini_authentication_right_wrong_unknown_hashed_bad_names_and_runtime_users() {
     assert_eq!(ask(&mut s, &mut r, "AUTH nobody 123"), "AUTH denied");
     assert_eq!(ask(&mut s, &mut r, "AUTH ann s3cret"), "AUTH allowed");
     assert_eq!(ask(&mut s, &mut r, "AUTH ann 123"), "AUTH denied");
-    for bad in ["../fier", "a/b", "/etc/passwd", ".fier", &"x".repeat(129)] {
+    for bad in [
+        "../fier",
+        "a/b",
+        "/etc/passwd",
+        ".fier",
+        "f%2e%2e",
+        "fi\u{e9}r",
+        "fier\u{2215}x",
+        &"x".repeat(129),
+    ] {
         assert_eq!(
             ask(&mut s, &mut r, &format!("AUTH {bad} 123")),
             "AUTH denied",
@@ -422,4 +431,54 @@ fn authenticators_are_asked_in_main_mods_order() {
         "{}",
         host.log()
     );
+}
+
+#[test]
+fn a_panicking_sink_ends_its_recording_only() {
+    fstream_e2e::require(&["ffmpeg"]);
+    let root = Root::new("sinkpanic", &["auth-ini", "fstream", "test-sink"]);
+    root.user("fier", "123");
+    root.write("mods/test-sink.toml", "panic_after = 20\n");
+    let host = Host::start(&root, &["fstream"], &[]);
+    let addr = host.addr("fstream").to_string();
+    // A watcher of the stream, then an FLV broadcast (sinks get media streams).
+    let mut watch = Command::new(bin("fstream"));
+    watch.args([addr.as_str(), "watch,user=fier,channel=rec"]);
+    let watcher = std::thread::spawn(move || run_with_timeout(&mut watch, Duration::from_secs(30)));
+    std::thread::sleep(Duration::from_millis(300));
+    let cmd = format!(
+        "ffmpeg -v error -f lavfi -i testsrc2=size=160x120:rate=25 -t 3 -c:v libx264 -g 25 -f flv - | {} {addr} broadcast,user=fier,user_password=123,channel=rec",
+        bin("fstream").display()
+    );
+    let (status, _, err) = run_with_timeout(
+        Command::new("sh").args(["-c", &cmd]),
+        Duration::from_secs(30),
+    );
+    assert!(status.map(|s| s.success()).unwrap_or(false), "{err}");
+    let (_, watched, _) = watcher.join().unwrap();
+    assert!(
+        host.wait_log(
+            "test-sink was told to panic at packet 20",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        host.log()
+    );
+    assert!(host.log().contains("sink failed"));
+    // The watcher got the whole stream: FLV header and all 75 frames' worth of tags.
+    assert!(watched.starts_with(b"FLV"), "{} bytes", watched.len());
+    assert!(watched.len() > 10_000, "{} bytes", watched.len());
+    // And the host still serves.
+    let (mut s, mut r) = {
+        let s = TcpStream::connect(host.addr("fstream")).unwrap();
+        let r = BufReader::new(s.try_clone().unwrap());
+        (s, r)
+    };
+    s.write_all(&fstream_e2e::fstream_preamble(
+        "token,user=fier,user_password=123",
+    ))
+    .unwrap();
+    let mut token = String::new();
+    r.read_line(&mut token).unwrap();
+    assert_eq!(token.trim().len(), 32);
 }
