@@ -14,7 +14,7 @@ SECS=${2:-20}
 NS=${NS:-"1 100 500 1000 2000"}
 FSTREAM_NS=${FSTREAM_NS:-$NS}
 GATHER=${GATHER:-"0 20 50 100"}
-OUT=target/bench-results/$(date -u +%Y%m%dT%H%M%SZ)
+OUT=$(pwd)/target/bench-results/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
 ulimit -n 65536 || true
 
@@ -38,7 +38,8 @@ printf 'auth-ini\nfstream\nrtmp\nrtmp-app\n' > "$ROOT/mods/main.mods"
 printf '[DEFAULT]\npassword=123\n' > "$ROOT/users/fier.ini"
 
 start_fstream_host() { # $1 = gather_ms
-    printf '[hub]\ngather_ms = %s\n' "$1" > "$ROOT/mods/host.toml"
+    # Every test client is 127.0.0.1: lift the per-address connection limit for the run.
+    printf '[limits]\nmax_connections_per_ip = 0\n[hub]\ngather_ms = %s\n' "$1" > "$ROOT/mods/host.toml"
     RUST_LOG=warn,fstream_host::server=info target/release/fstream-host --root "$ROOT" \
         --listen rtmp=127.0.0.1:19350 --listen fstream=127.0.0.1:19351 2>"$OUT/host.log" &
     SERVER_PID=$!

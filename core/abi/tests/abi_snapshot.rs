@@ -1,10 +1,10 @@
-//! Interface v1 must not change by accident.
+//! Interface v1 is frozen: it must never change.
 //!
 //! This walks every type reachable from the v1 root module (fields, enum variants, function
 //! signatures in vtables) and compares a stable text form of their layouts against
-//! `abi-v1.snapshot`. A deliberate change before the freeze: run with `UPDATE_ABI_SNAPSHOT=1`,
-//! review the diff, and note it in `CHANGELOG.md`. After the freeze, v1 never changes: new
-//! types go in `v2`.
+//! `abi-v1.snapshot`. v1 was frozen on 2026-11-23 (see `CHANGELOG.md`): a failure here means a
+//! change that would break every plugin built against v1. Put new types in a `v2` module
+//! instead; `UPDATE_ABI_SNAPSHOT=1` is for a new interface's own snapshot, never for v1.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -78,7 +78,7 @@ fn interface_v1_layout_matches_the_snapshot() {
             .unwrap_or_else(|| "one is a prefix of the other".into());
         panic!(
             "interface v1 changed. First difference:\n{first}\n\
-             If deliberate (before the freeze only), rerun with UPDATE_ABI_SNAPSHOT=1 and note it in CHANGELOG.md."
+             v1 is frozen: add new types in a v2 module instead (core/abi/CHANGELOG.md)."
         );
     }
 }

@@ -1,8 +1,9 @@
 //! Interface version 1.
 //!
-//! Changes to anything in this module change the layout the host checks at load time; a test
-//! (`tests/abi_snapshot.rs`) compares it against `abi-v1.snapshot` so no change is accidental.
-//! See `core/abi/CHANGELOG.md` for the rules.
+//! Frozen on 2026-11-23: nothing in this module may change its layout, since every plugin
+//! built against v1 must keep loading in later hosts. A test (`tests/abi_snapshot.rs`) compares
+//! the layout against `abi-v1.snapshot`. New capabilities go in a `v2` module beside this one;
+//! see `core/abi/CHANGELOG.md`.
 
 pub mod app;
 pub mod auth;
