@@ -23,7 +23,7 @@ use fstream_abi::{
 use fstream_host::{
     config::HubConfig,
     frontends::Frontend,
-    hub::{Hub, Peer},
+    hub::{EventTx, Hub, Peer},
     outq::Outq,
 };
 
@@ -101,7 +101,7 @@ fn fan_out(subscribers: usize, format: &str) -> f64 {
         Peer {
             conn_id: id,
             out: Outq::detached(Duration::from_millis(40), 1 << 30),
-            events,
+            events: EventTx::new(events),
             frontend: frontend.clone(),
         }
     };

@@ -16,14 +16,14 @@ use fstream_abi::{
 };
 use tokio::{
     net::TcpStream,
-    sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender},
+    sync::mpsc::{unbounded_channel, UnboundedReceiver},
     time::Instant,
 };
 use tracing::Instrument;
 
 use crate::{
     frontends::Frontend,
-    hub::{Peer, Stream},
+    hub::{EventTx, Peer, Stream},
     outq::{self, Outq},
     server::{ConnSlot, HostCtx},
     source_player::{self, SourcePlayer},
@@ -109,6 +109,7 @@ async fn run(
     );
     tokio::spawn(outq::run_writer(out.clone()).in_current_span());
     let (events, mut events_rx) = unbounded_channel();
+    let events = EventTx::new(events);
     let mut conn = Conn {
         peer: Peer {
             conn_id: id,
@@ -156,7 +157,7 @@ struct Conn {
 }
 
 impl Conn {
-    async fn event_loop(&mut self, rd: &mut ReadSide, events: &mut UnboundedReceiver<Event>) {
+    async fn event_loop(&mut self, rd: &mut ReadSide, events: &mut UnboundedReceiver<Box<Event>>) {
         let mut ended = self.peer.out.ended();
         let mut shutdown = self.ctx.shutdown.subscribe();
         let mut shutdown_sent = false;
@@ -178,6 +179,7 @@ impl Conn {
                     }
                 },
                 Some(ev) = events.recv() => {
+                    let ev = *ev;
                     if matches!(ev, Event::AuthResult { .. } | Event::TokenResult { .. } | Event::AppResult { .. }) {
                         self.awaiting = self.awaiting.saturating_sub(1);
                     }
@@ -334,7 +336,7 @@ impl Conn {
                     options,
                 } => {
                     let outcome = self.publish(publication, &stream, options);
-                    let _ = self.peer.events.send(Event::PublishResult {
+                    self.peer.events.send(Event::PublishResult {
                         publication,
                         outcome,
                     });
@@ -471,7 +473,7 @@ impl Conn {
         let app = call.app().to_string();
         let live = self.ctx.live();
         if live.apps.route(&app).is_none() {
-            let _ = self.peer.events.send(Event::AppResult {
+            self.peer.events.send(Event::AppResult {
                 request,
                 decision: AppDecision::reject(format!("Application not found: {app}")),
             });
@@ -506,7 +508,7 @@ impl Conn {
         work: impl FnOnce() -> Event + Send + 'static,
         on_timeout: impl FnOnce() -> Event + Send + 'static,
     ) {
-        let tx: UnboundedSender<Event> = self.peer.events.clone();
+        let tx: EventTx = self.peer.events.clone();
         let span = tracing::Span::current();
         tokio::spawn(async move {
             let h = tokio::task::spawn_blocking(move || span.in_scope(work));
@@ -521,7 +523,7 @@ impl Conn {
                     on_timeout()
                 }
             };
-            let _ = tx.send(ev);
+            tx.send(ev);
         });
     }
 

@@ -20,9 +20,11 @@ use fstream_abi::{
     EncoderBox, Event, MediaKind, MediaPacket, SourceBox, SourceError, SourceFactoryBox,
     SourceOpen, SubscribeOptions, SubscriptionControl, SubscriptionStatus, RAW_FORMAT,
 };
-use tokio::sync::mpsc::UnboundedSender;
 
-use crate::{hub::Peer, outq::Outq};
+use crate::{
+    hub::{EventTx, Peer},
+    outq::Outq,
+};
 
 /// How far ahead of real time a player is fed at most, whatever buffer length it asks for
 /// (rtmpdump asks for ten hours).
@@ -133,8 +135,8 @@ fn open_player(
     })
 }
 
-fn send(events: &UnboundedSender<Event>, subscription: u32, status: SubscriptionStatus) {
-    let _ = events.send(Event::Subscription {
+fn send(events: &EventTx, subscription: u32, status: SubscriptionStatus) {
+    events.send(Event::Subscription {
         subscription,
         status,
     });
@@ -144,7 +146,7 @@ struct Player {
     source: SourceBox,
     encoder: Option<EncoderBox>,
     out: Arc<Outq>,
-    events: UnboundedSender<Event>,
+    events: EventTx,
     subscription: u32,
     audio: bool,
     video: bool,

@@ -27,12 +27,28 @@ pub use stream::Stream;
 
 use crate::{config::HubConfig, frontends::Frontend, outq::Outq};
 
+/// The channel that carries events to a connection's session. Events are boxed so a channel's
+/// preallocated block stays small: every connection has one, and events are rare.
+#[derive(Clone)]
+pub struct EventTx(UnboundedSender<Box<Event>>);
+
+impl EventTx {
+    pub fn new(tx: UnboundedSender<Box<Event>>) -> Self {
+        Self(tx)
+    }
+
+    /// Sends an event; a connection that is gone drops it.
+    pub fn send(&self, event: Event) {
+        let _ = self.0.send(Box::new(event));
+    }
+}
+
 /// How the hub reaches a connection.
 #[derive(Clone)]
 pub struct Peer {
     pub conn_id: u64,
     pub out: Arc<Outq>,
-    pub events: UnboundedSender<Event>,
+    pub events: EventTx,
     /// The frontend whose encoders this connection's subscriptions use.
     pub frontend: Arc<Frontend>,
 }
@@ -169,7 +185,7 @@ impl Hub {
                 Some(stream)
             }
             Err(status) => {
-                let _ = peer.events.send(Event::Subscription {
+                peer.events.send(Event::Subscription {
                     subscription,
                     status,
                 });
@@ -212,11 +228,11 @@ pub(crate) fn unix_ms() -> u64 {
 }
 
 pub(crate) fn status(
-    peer_events: &UnboundedSender<Event>,
+    peer_events: &EventTx,
     subscription: u32,
     status: SubscriptionStatus,
 ) {
-    let _ = peer_events.send(Event::Subscription {
+    peer_events.send(Event::Subscription {
         subscription,
         status,
     });

@@ -12,9 +12,8 @@ use fstream_abi::{
     SubscriptionStatus, RAW_FORMAT,
 };
 use subtle::ConstantTimeEq;
-use tokio::sync::mpsc::UnboundedSender;
 
-use super::{sinks::SinkHandle, status, unix_ms, Hub, Peer};
+use super::{sinks::SinkHandle, status, unix_ms, EventTx, Hub, Peer};
 use crate::{frontends::Frontend, outq::Outq};
 
 pub struct Stream {
@@ -25,7 +24,7 @@ pub struct Stream {
 struct Publisher {
     conn_id: u64,
     publication: u32,
-    events: UnboundedSender<Event>,
+    events: EventTx,
     options: PublishOptions,
     protocol: String,
     /// Its first packet arrived (so the stream's kind is known).
@@ -38,7 +37,7 @@ struct Subscriber {
     conn_id: u64,
     subscription: u32,
     out: Arc<Outq>,
-    events: UnboundedSender<Event>,
+    events: EventTx,
     format: usize,
     options: SubscribeOptions,
     limit: usize,
@@ -127,7 +126,7 @@ impl Stream {
             }
             tracing::info!(stream = %self.name, old_conn = old.conn_id, new_conn = peer.conn_id,
                 "a new publisher replaces the current one");
-            let _ = old.events.send(Event::PublicationReplaced {
+            old.events.send(Event::PublicationReplaced {
                 publication: old.publication,
             });
             finish_sinks(&mut st);
