@@ -51,6 +51,20 @@ pub fn run_init(
     guard(|| init(&host, &ctx))
 }
 
+/// The 1-based line of byte `offset` in `text`, to point at a settings error.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset).unwrap_or(text).matches('\n').count() + 1
+}
+
+/// A settings error for the operator: "line N: message" when the position is known. The host
+/// adds the file's path in front.
+pub fn settings_message(text: &str, offset: Option<usize>, message: &str) -> String {
+    match offset {
+        Some(o) => format!("line {}: {message}", line_of(text, o)),
+        None => message.to_string(),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Authenticator
 

@@ -88,9 +88,7 @@ impl Settings {
     /// Parses and checks the text of `mods/fstream.toml` (empty text gives the defaults).
     pub fn parse(text: &str) -> Result<Self, SettingsError> {
         let s: Settings = toml::from_str(text).map_err(|e| SettingsError::Parse {
-            line: e
-                .span()
-                .map(|r| text[..r.start.min(text.len())].matches('\n').count() + 1),
+            line: e.span().map(|r| fstream_abi::sdk::line_of(text, r.start)),
             message: e.message().to_string(),
         })?;
         s.check()?;

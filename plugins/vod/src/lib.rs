@@ -61,13 +61,7 @@ impl Default for Settings {
 impl Settings {
     pub fn parse(text: &str) -> Result<Self, String> {
         let s: Settings = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|sp| text.get(..sp.start).unwrap_or("").lines().count().max(1));
-            match line {
-                Some(l) => format!("line {l}: {}", e.message()),
-                None => e.message().to_string(),
-            }
+            fstream_abi::sdk::settings_message(text, e.span().map(|sp| sp.start), e.message())
         })?;
         if s.dir.trim().is_empty() {
             return Err("dir must not be empty".into());
