@@ -8,6 +8,7 @@
 //! - `SUB STREAM [QUEUE_BYTES]` subscribes in the raw format (a small queue makes a slow
 //!   reader easy to test); the stream's bytes follow.
 //! - anything else is echoed back.
+//!
 //! It logs at info level with fields, to test the log bridge.
 
 use fstream_abi::{
