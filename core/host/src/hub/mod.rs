@@ -227,11 +227,7 @@ pub(crate) fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
-pub(crate) fn status(
-    peer_events: &EventTx,
-    subscription: u32,
-    status: SubscriptionStatus,
-) {
+pub(crate) fn status(peer_events: &EventTx, subscription: u32, status: SubscriptionStatus) {
     peer_events.send(Event::Subscription {
         subscription,
         status,
