@@ -195,7 +195,9 @@ fn generous(l: &AmfLimits) -> AmfLimits {
         max_depth: l.max_depth + 2,
         max_nodes: l.max_nodes * 4,
         max_bytes: l.max_bytes * 4,
-        max_refs: l.max_refs * 4,
+        // The encoder writes every object in full (it emits no object references), so a value
+        // decoded through many references re-encodes into up to one table entry per node.
+        max_refs: l.max_refs.max(l.max_nodes) * 4,
     }
 }
 
