@@ -86,6 +86,22 @@ pub fn redirect_target(app: &str, target: &str) -> Result<String, NameError> {
     Ok(full)
 }
 
+/// The stream an app handler's verdict on `name` in `app` leads to, or why there is none
+/// (a rejection's reason, or a bad redirect), for publish and play alike.
+pub fn decided_stream(
+    app: &str,
+    name: &str,
+    verdict: &fstream_abi::AppVerdict,
+) -> Result<String, String> {
+    match verdict {
+        fstream_abi::AppVerdict::Accept => Ok(format!("{app}/{name}")),
+        fstream_abi::AppVerdict::Redirect(to) => {
+            redirect_target(app, to).map_err(|e| format!("Bad redirect {to:?}: {e}."))
+        }
+        fstream_abi::AppVerdict::Reject(why) => Err(why.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@
 //! `Play.Stop` (`"stop"`); a recorded source that reaches its end always stops.
 
 use fstream_abi::{
-    Action, AppCall, AppDecision, AppVerdict, Outbox, OverflowPolicy, PlayCall, SubscribeOptions,
+    Action, AppCall, AppDecision, Outbox, OverflowPolicy, PlayCall, SubscribeOptions,
     SubscriptionControl, SubscriptionStatus,
 };
 use fstream_media::{
@@ -23,7 +23,7 @@ use crate::{
     commands::{send_status, status},
     encoder::format_name,
     error::Violation,
-    names::{join_queries, parse_name, query_param, redirect_target},
+    names::{decided_stream, join_queries, parse_name, query_param},
     session::RtmpSession,
     settings::StreamEnd,
     state::{Conn, Pending, Playing, Role, Wait},
@@ -117,18 +117,10 @@ impl RtmpSession {
         let Conn::Connected(c) = &self.conn else {
             return Ok(());
         };
-        let stream = match &decision.verdict {
-            AppVerdict::Accept => format!("{}/{name}", c.app),
-            AppVerdict::Redirect(to) => match redirect_target(&c.app, to) {
-                Ok(s) => s,
-                Err(e) => {
-                    let why = format!("Bad redirect {to:?}: {e}.");
-                    self.play_refused(msid, &name, "NetStream.Play.Failed", &why)?;
-                    return self.send_client_commands(&decision.commands);
-                }
-            },
-            AppVerdict::Reject(why) => {
-                self.play_refused(msid, &name, "NetStream.Play.Failed", why)?;
+        let stream = match decided_stream(&c.app, &name, &decision.verdict) {
+            Ok(s) => s,
+            Err(why) => {
+                self.play_refused(msid, &name, "NetStream.Play.Failed", &why)?;
                 return self.send_client_commands(&decision.commands);
             }
         };

@@ -2,8 +2,8 @@
 //! publisher's audio, video and data messages as media packets.
 
 use fstream_abi::{
-    flags, payload_from, Action, AppCall, AppDecision, AppVerdict, CloseMode, MediaKind,
-    MediaPacket, Outbox, PublishCall, PublishOptions, PublishOutcome, RecordMode,
+    flags, payload_from, Action, AppCall, AppDecision, CloseMode, MediaKind, MediaPacket, Outbox,
+    PublishCall, PublishOptions, PublishOutcome, RecordMode,
 };
 use fstream_media::{
     amf0::Amf0Value,
@@ -17,7 +17,7 @@ use fstream_media::{
 use crate::{
     commands::{send_status, status},
     error::Violation,
-    names::{join_queries, parse_name, query_param, redirect_target},
+    names::{decided_stream, join_queries, parse_name, query_param},
     session::RtmpSession,
     state::{Conn, Pending, Publishing, Role, Wait},
 };
@@ -167,18 +167,10 @@ impl RtmpSession {
         let Conn::Connected(c) = &self.conn else {
             return Ok(());
         };
-        let stream = match &decision.verdict {
-            AppVerdict::Accept => format!("{}/{name}", c.app),
-            AppVerdict::Redirect(to) => match redirect_target(&c.app, to) {
-                Ok(s) => s,
-                Err(e) => {
-                    let why = format!("Bad redirect {to:?}: {e}.");
-                    self.publish_refused(msid, &name, &why)?;
-                    return self.send_client_commands(&decision.commands);
-                }
-            },
-            AppVerdict::Reject(why) => {
-                self.publish_refused(msid, &name, why)?;
+        let stream = match decided_stream(&c.app, &name, &decision.verdict) {
+            Ok(s) => s,
+            Err(why) => {
+                self.publish_refused(msid, &name, &why)?;
                 return self.send_client_commands(&decision.commands);
             }
         };
