@@ -410,3 +410,39 @@ pub fn require(programs: &[&str]) {
         "{missing:?} not installed: apt-get install -y ffmpeg rtmpdump (as .ci/run does)"
     );
 }
+
+/// What a finished command gave: its status (none on timeout), stdout and stderr.
+pub type Outcome = (Option<std::process::ExitStatus>, Vec<u8>, String);
+
+/// Runs a command on a thread, with a timeout.
+pub fn background(mut cmd: Command, timeout: Duration) -> std::thread::JoinHandle<Outcome> {
+    std::thread::spawn(move || run_with_timeout(&mut cmd, timeout))
+}
+
+/// ffmpeg publishing a generated H.264 + AAC stream for `secs` seconds at real time.
+pub fn ffmpeg_publish(url: &str, secs: u32) -> Command {
+    let mut c = Command::new("ffmpeg");
+    c.args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440"])
+        .args(["-t", &secs.to_string()])
+        .args(["-c:v", "libx264", "-g", "25", "-preset", "ultrafast"])
+        .args(["-c:a", "aac", "-f", "flv", url]);
+    c
+}
+
+/// ffmpeg playing `url` and printing one line per decoded video frame (framemd5).
+pub fn ffmpeg_play(url: &str) -> Command {
+    let mut c = Command::new("ffmpeg");
+    c.args(["-hide_banner", "-loglevel", "error", "-i", url])
+        .args(["-map", "0:v:0", "-f", "framemd5", "-"]);
+    c
+}
+
+/// Video frames in `ffmpeg_play`'s output.
+pub fn decoded_frames(stdout: &[u8]) -> usize {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .count()
+}

@@ -10,12 +10,14 @@ use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpStream},
     path::Path,
-    process::{Command, ExitStatus},
-    thread::{self, JoinHandle},
+    process::Command,
+    thread::{self},
     time::{Duration, Instant},
 };
 
-use fstream_e2e::{bin, run_with_timeout, Host, Root};
+use fstream_e2e::{
+    background, bin, decoded_frames, ffmpeg_play, ffmpeg_publish, run_with_timeout, Host, Root,
+};
 use fstream_media::{
     amf0::{self, Amf0Value},
     flv::{classify_video, FlvDemuxer, VideoPacket},
@@ -50,40 +52,6 @@ fn root(tag: &str, with_fstream: bool) -> Root {
 fn tools(names: &[&str]) -> bool {
     fstream_e2e::require(names);
     true
-}
-
-type Outcome = (Option<ExitStatus>, Vec<u8>, String);
-
-/// Runs a command on a thread (with a timeout).
-fn background(mut cmd: Command, timeout: Duration) -> JoinHandle<Outcome> {
-    thread::spawn(move || run_with_timeout(&mut cmd, timeout))
-}
-
-/// ffmpeg publishing a generated H.264 + AAC stream for `secs` seconds at real time.
-fn ffmpeg_publish(url: &str, secs: u32) -> Command {
-    let mut c = Command::new("ffmpeg");
-    c.args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440"])
-        .args(["-t", &secs.to_string()])
-        .args(["-c:v", "libx264", "-g", "25", "-preset", "ultrafast"])
-        .args(["-c:a", "aac", "-f", "flv", url]);
-    c
-}
-
-/// ffmpeg playing `url` and printing one line per decoded video frame (framemd5).
-fn ffmpeg_play(url: &str) -> Command {
-    let mut c = Command::new("ffmpeg");
-    c.args(["-hide_banner", "-loglevel", "error", "-i", url])
-        .args(["-map", "0:v:0", "-f", "framemd5", "-"]);
-    c
-}
-
-fn decoded_frames(stdout: &[u8]) -> usize {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .count()
 }
 
 /// Video frames ffprobe decodes in a file.

@@ -16,7 +16,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use fstream_e2e::{bin, fstream_preamble, run_with_timeout, Host, LiveFlow, Root};
+use fstream_e2e::{
+    background, bin, decoded_frames, ffmpeg_play, ffmpeg_publish, fstream_preamble,
+    run_with_timeout, Host, LiveFlow, Root,
+};
 use rand::RngCore;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -308,39 +311,6 @@ fn fstream_over_tls_with_openssl_s_client() {
 
 // ---------------------------------------------------------------------------------------------
 // 2. RTMPS: ffmpeg publishes over TLS; an RTMPS and a plain RTMP player decode it.
-
-/// ffmpeg publishing a generated H.264 + AAC stream for `secs` seconds at real time.
-fn ffmpeg_publish(url: &str, secs: u32) -> Command {
-    let mut c = Command::new("ffmpeg");
-    c.args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440"])
-        .args(["-t", &secs.to_string()])
-        .args(["-c:v", "libx264", "-g", "25", "-preset", "ultrafast"])
-        .args(["-c:a", "aac", "-f", "flv", url]);
-    c
-}
-
-/// ffmpeg playing `url` and printing one line per decoded video frame (framemd5).
-fn ffmpeg_play(url: &str) -> Command {
-    let mut c = Command::new("ffmpeg");
-    c.args(["-hide_banner", "-loglevel", "error", "-i", url])
-        .args(["-map", "0:v:0", "-f", "framemd5", "-"]);
-    c
-}
-
-fn decoded_frames(stdout: &[u8]) -> usize {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .count()
-}
-
-type Outcome = (Option<ExitStatus>, Vec<u8>, String);
-
-fn background(mut cmd: Command, timeout: Duration) -> JoinHandle<Outcome> {
-    thread::spawn(move || run_with_timeout(&mut cmd, timeout))
-}
 
 #[test]
 fn rtmps_publish_and_play_with_ffmpeg() {
