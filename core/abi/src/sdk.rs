@@ -65,6 +65,51 @@ pub fn settings_message(text: &str, offset: Option<usize>, message: &str) -> Str
     }
 }
 
+/// A settings file a plugin cannot use. `Display` gives the operator's message; the host adds
+/// the file's path in front.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingsError {
+    /// TOML syntax, a wrong type or an unknown key (the message names it).
+    Parse {
+        line: Option<usize>,
+        message: String,
+    },
+    /// A value of the right type that makes no sense.
+    Invalid {
+        key: &'static str,
+        value: String,
+        why: &'static str,
+    },
+}
+
+impl SettingsError {
+    /// A parse error at byte `offset` of `text`.
+    pub fn parse(text: &str, offset: Option<usize>, message: impl Into<String>) -> Self {
+        SettingsError::Parse {
+            line: offset.map(|o| line_of(text, o)),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SettingsError::Parse {
+                line: Some(l),
+                message,
+            } => write!(f, "line {l}: {message}"),
+            SettingsError::Parse {
+                line: None,
+                message,
+            } => f.write_str(message),
+            SettingsError::Invalid { key, value, why } => write!(f, "{key} = {value}: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
 // ---------------------------------------------------------------------------------------------
 // Authenticator
 

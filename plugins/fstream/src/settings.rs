@@ -2,7 +2,6 @@
 
 use fstream_abi::PublishConflict;
 use serde::Deserialize;
-use thiserror::Error;
 
 /// The most a broadcaster may ask for as `bufsize` (the protocol's own cap).
 pub const BUFSIZE_CAP: u64 = fstream_wire::MAX_BUFSIZE;
@@ -68,29 +67,13 @@ impl Default for Settings {
     }
 }
 
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum SettingsError {
-    /// TOML syntax, a wrong type or an unknown key (the message names it).
-    #[error("{}{message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
-    Parse {
-        line: Option<usize>,
-        message: String,
-    },
-    #[error("{key} = {value}: {why}")]
-    Invalid {
-        key: &'static str,
-        value: String,
-        why: &'static str,
-    },
-}
+pub use fstream_abi::sdk::SettingsError;
 
 impl Settings {
     /// Parses and checks the text of `mods/fstream.toml` (empty text gives the defaults).
     pub fn parse(text: &str) -> Result<Self, SettingsError> {
-        let s: Settings = toml::from_str(text).map_err(|e| SettingsError::Parse {
-            line: e.span().map(|r| fstream_abi::sdk::line_of(text, r.start)),
-            message: e.message().to_string(),
-        })?;
+        let s: Settings = toml::from_str(text)
+            .map_err(|e| SettingsError::parse(text, e.span().map(|r| r.start), e.message()))?;
         s.check()?;
         Ok(s)
     }

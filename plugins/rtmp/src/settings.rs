@@ -4,7 +4,6 @@
 use fstream_abi::PublishConflict;
 use fstream_media::rtmp::chunk::{ChunkLimits, MAX_EFFECTIVE_CHUNK_SIZE, MAX_MESSAGE_LEN};
 use serde::Deserialize;
-use thiserror::Error;
 
 /// What happens when a second publisher arrives for a live stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -100,29 +99,13 @@ impl Default for Settings {
     }
 }
 
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum SettingsError {
-    /// TOML syntax, a wrong type or an unknown key (the message names it).
-    #[error("{}{message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
-    Parse {
-        line: Option<usize>,
-        message: String,
-    },
-    #[error("{key} = {value}: {why}")]
-    Invalid {
-        key: &'static str,
-        value: String,
-        why: &'static str,
-    },
-}
+pub use fstream_abi::sdk::SettingsError;
 
 impl Settings {
     /// Parses and checks the text of `mods/rtmp.toml` (empty text gives the defaults).
     pub fn parse(text: &str) -> Result<Self, SettingsError> {
-        let s: Settings = toml::from_str(text).map_err(|e| SettingsError::Parse {
-            line: e.span().map(|r| fstream_abi::sdk::line_of(text, r.start)),
-            message: e.message().to_string(),
-        })?;
+        let s: Settings = toml::from_str(text)
+            .map_err(|e| SettingsError::parse(text, e.span().map(|r| r.start), e.message()))?;
         s.check()?;
         Ok(s)
     }
