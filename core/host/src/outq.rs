@@ -49,7 +49,19 @@ enum Closing {
 
 struct Item {
     data: Payload,
-    media: bool,
+    kind: ItemKind,
+}
+
+/// What a queued buffer is, for [`Outq::drop_media`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemKind {
+    /// A session's own write: never dropped.
+    Control,
+    /// Media a subscriber skipping ahead may lose.
+    Media,
+    /// Media a skip keeps (a format's preamble, metadata, sequence headers): without it what
+    /// follows cannot be decoded.
+    Essential,
 }
 
 impl AsRef<[u8]> for Item {
@@ -171,7 +183,10 @@ impl Outq {
                 return;
             }
             st.bytes += data.len();
-            st.items.push_back(Item { data, media: false });
+            st.items.push_back(Item {
+                data,
+                kind: ItemKind::Control,
+            });
             if st.oldest.is_none() {
                 st.oldest = Some(Instant::now());
             }
@@ -184,6 +199,16 @@ impl Outq {
     /// when due. `Ok(true)`: the caller should call [`Outq::flush`] once it holds no lock (the
     /// gathering window is 0, or `now` asks for it, as for a joining viewer's first burst).
     pub fn push_media(&self, data: Payload, limit: usize, now: bool) -> Result<bool, Full> {
+        self.push(data, ItemKind::Media, limit, now)
+    }
+
+    /// Queues media that [`Outq::drop_media`] keeps (see [`ItemKind::Essential`]); like
+    /// [`Outq::push_media`] otherwise.
+    pub fn push_essential(&self, data: Payload, limit: usize, now: bool) -> Result<bool, Full> {
+        self.push(data, ItemKind::Essential, limit, now)
+    }
+
+    fn push(&self, data: Payload, kind: ItemKind, limit: usize, now: bool) -> Result<bool, Full> {
         let register = {
             let mut st = self.lock();
             if st.closing != Closing::Open {
@@ -193,7 +218,7 @@ impl Outq {
                 return Err(Full);
             }
             st.bytes += data.len();
-            st.items.push_back(Item { data, media: true });
+            st.items.push_back(Item { data, kind });
             if st.oldest.is_none() {
                 st.oldest = Some(Instant::now());
             }
@@ -221,15 +246,15 @@ impl Outq {
         }
     }
 
-    /// Drops queued media not yet started (a subscriber skipping ahead). Session writes stay,
-    /// and so does a buffer already partly written.
+    /// Drops queued media not yet started (a subscriber skipping ahead). Session writes and
+    /// essential media stay, and so does a buffer already partly written.
     pub fn drop_media(&self) -> usize {
         let mut st = self.lock();
         let before = st.bytes;
         let keep_head = st.head_written > 0;
         let mut first = true;
         st.items.retain(|i| {
-            let keep = !i.media || (first && keep_head);
+            let keep = i.kind != ItemKind::Media || (first && keep_head);
             first = false;
             keep
         });
@@ -264,6 +289,24 @@ impl Outq {
             st.bytes = 0;
         }
         self.end();
+    }
+
+    /// For a queue with no socket ([`Outq::detached`]): takes every byte queued, as a peer
+    /// that reads everything would.
+    pub fn take_queued(&self) -> Vec<u8> {
+        let mut st = self.lock();
+        let mut out = Vec::with_capacity(st.bytes);
+        let skip = st.head_written;
+        for (n, item) in st.items.drain(..).enumerate() {
+            let data: &[u8] = &item.data;
+            out.extend_from_slice(if n == 0 { &data[skip..] } else { data });
+        }
+        st.head_written = 0;
+        st.bytes = 0;
+        st.oldest = None;
+        st.urgent = false;
+        st.pending = false;
+        out
     }
 
     pub fn queued_bytes(&self) -> usize {

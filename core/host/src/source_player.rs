@@ -195,7 +195,7 @@ impl Player {
         );
         if let Some(enc) = &mut self.encoder {
             if let Ok(ROption::RSome(p)) = enc.preamble(true).into_result() {
-                let _ = self.out.push_media(p, usize::MAX, true);
+                let _ = self.out.push_essential(p, usize::MAX, true);
                 self.out.flush(true);
             }
         }

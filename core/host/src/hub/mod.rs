@@ -7,8 +7,13 @@
 //! asked. The hub keeps what a late joiner needs (metadata, sequence headers, the last group of
 //! pictures) and keeps timestamps continuous across publishers.
 
+mod formats;
+mod join_cache;
 mod sinks;
 mod stream;
+mod subscriber;
+mod subscribers;
+pub mod timers;
 
 use std::{
     collections::HashMap,
@@ -23,7 +28,8 @@ use fstream_abi::{
 use tokio::sync::mpsc::UnboundedSender;
 
 pub use sinks::SinkThreads;
-pub use stream::Stream;
+pub use stream::{Stream, StreamStats};
+pub use timers::{ManualTimers, RuntimeTimers, Timers};
 
 use crate::{config::HubConfig, frontends::Frontend, outq::Outq};
 
@@ -59,16 +65,34 @@ pub struct Hub {
     /// The sink plugins of the current configuration (replaced on reload; running sinks go on).
     sinks: RwLock<Arc<Vec<(String, SinkFactoryBox)>>>,
     pub(crate) sink_threads: SinkThreads,
+    /// Grace and wait timers.
+    timers: Arc<dyn Timers>,
 }
 
 impl Hub {
+    /// A hub whose timers run on the tokio runtime it is called from.
     pub fn new(cfg: HubConfig, sinks: Vec<(String, SinkFactoryBox)>) -> Arc<Self> {
+        Self::with_timers(cfg, sinks, Arc::new(RuntimeTimers))
+    }
+
+    /// A hub with timers of its own (a virtual clock, in tests).
+    pub fn with_timers(
+        cfg: HubConfig,
+        sinks: Vec<(String, SinkFactoryBox)>,
+        timers: Arc<dyn Timers>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             streams: Mutex::new(HashMap::new()),
             cfg,
             sinks: RwLock::new(Arc::new(sinks)),
             sink_threads: SinkThreads::default(),
+            timers,
         })
+    }
+
+    /// A stream the hub holds now.
+    pub fn stream(&self, name: &str) -> Option<Arc<Stream>> {
+        self.map().get(name).cloned()
     }
 
     pub(crate) fn sinks(&self) -> Arc<Vec<(String, SinkFactoryBox)>> {
@@ -128,7 +152,7 @@ impl Hub {
         options: PublishOptions,
     ) -> (PublishOutcome, Option<Arc<Stream>>) {
         let stream = self.get_or_create(name);
-        let outcome = stream.start_publication(self, peer, publication, protocol, options);
+        let outcome = stream.start_publication(peer, publication, protocol, options);
         if outcome == PublishOutcome::Started {
             (outcome, Some(stream))
         } else {
@@ -148,15 +172,7 @@ impl Hub {
     }
 
     pub fn unpublish(self: &Arc<Self>, stream: &Arc<Stream>, conn_id: u64, publication: u32) {
-        if let Some((grace, generation)) = stream.end_publication(conn_id, publication) {
-            let hub = self.clone();
-            let stream = stream.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(grace).await;
-                stream.grace_expired(generation);
-                hub.remove_if_idle(&stream);
-            });
-        }
+        stream.end_publication(self, conn_id, publication);
         self.remove_if_idle(stream);
     }
 
@@ -169,21 +185,8 @@ impl Hub {
         options: SubscribeOptions,
     ) -> Option<Arc<Stream>> {
         let stream = self.get_or_create(name);
-        let wait = options.wait_ms;
         match stream.add_subscriber(self, peer, subscription, options) {
-            Ok(waiting) => {
-                if waiting && wait != u32::MAX {
-                    let hub = self.clone();
-                    let s = stream.clone();
-                    let conn = peer.conn_id;
-                    tokio::spawn(async move {
-                        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
-                        s.wait_expired(conn, subscription);
-                        hub.remove_if_idle(&s);
-                    });
-                }
-                Some(stream)
-            }
+            Ok(_waiting) => Some(stream),
             Err(status) => {
                 peer.events.send(Event::Subscription {
                     subscription,

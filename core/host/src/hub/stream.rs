@@ -1,20 +1,34 @@
-//! One stream: its publisher, subscribers, encoders, join cache and sinks.
+//! One stream: its publication (publisher, timeline, join cache, sinks) and its subscribers.
+//!
+//! Everything here happens under the stream's one lock, and nothing under it blocks: bytes are
+//! queued (never written), statuses are sent on unbounded channels, timers are scheduled.
+//! State that belongs to a subscriber or a publication goes with it: a format's encoder and
+//! encoded cache with its last subscriber, a wait timer with its subscriber, the grace timer
+//! with the next publication, the join cache and sinks with the publication.
 
 use std::{
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
 
-use abi_stable::std_types::ROption;
+use abi_stable::std_types::{ROption, RString};
 use fstream_abi::{
-    EncoderBox, Event, MediaKind, MediaPacket, OverflowPolicy, Payload, PublishConflict,
-    PublishOptions, PublishOutcome, StreamStart, SubscribeOptions, SubscriptionControl,
-    SubscriptionStatus, RAW_FORMAT,
+    Event, MediaKind, MediaPacket, PublishConflict, PublishOptions, PublishOutcome, StreamStart,
+    SubscribeOptions, SubscriptionControl, SubscriptionStatus,
 };
 use subtle::ConstantTimeEq;
 
-use super::{sinks::SinkHandle, status, unix_ms, EventTx, Hub, Peer};
-use crate::{frontends::Frontend, outq::Outq};
+use super::{
+    formats::Formats,
+    join_cache::{GopPolicy, JoinCache},
+    sinks::SinkHandle,
+    status,
+    subscriber::{SubKey, Subscriber},
+    subscribers::Subscribers,
+    timers::Timer,
+    unix_ms, EventTx, Hub, Peer,
+};
+use crate::outq::Outq;
 
 pub struct Stream {
     name: String,
@@ -33,57 +47,65 @@ struct Publisher {
     offset: Option<u32>,
 }
 
-struct Subscriber {
-    conn_id: u64,
-    subscription: u32,
-    out: Arc<Outq>,
-    events: EventTx,
-    format: usize,
-    options: SubscribeOptions,
-    limit: usize,
-    /// The format's preamble was sent, for a stream of this kind (media or raw).
-    preamble_sent: Option<bool>,
-    /// Joined the current publication (got its start, cache and live packets).
-    joined: bool,
-    /// Skipping video until the next keyframe.
-    wait_key: bool,
-    /// Has seen a publisher since it subscribed (else it is waiting for one).
-    had_publisher: bool,
-    /// Paused by its player: nothing is delivered until it resumes (at a keyframe).
-    paused: bool,
-}
-
-struct Format {
-    frontend: Arc<Frontend>,
-    name: String,
-    /// `None` for the raw format: payloads pass unchanged.
-    encoder: Option<EncoderBox>,
-    users: usize,
-}
-
-#[derive(Default)]
-struct JoinCache {
-    metadata: Option<MediaPacket>,
-    video_header: Option<MediaPacket>,
-    audio_header: Option<MediaPacket>,
-    /// Packets since the last video keyframe (the keyframe first).
-    gop: Vec<MediaPacket>,
-    gop_bytes: usize,
-}
-
 #[derive(Default)]
 struct State {
     publisher: Option<Publisher>,
     /// Whether the current (or last) publication carries media rather than raw bytes.
     media: Option<bool>,
-    subscribers: Vec<Subscriber>,
-    formats: Vec<Format>,
-    cache: JoinCache,
+    subscribers: Subscribers,
+    formats: Formats,
+    cache: JoinCache<MediaPacket>,
     /// The last timestamp sent out, for continuity across publishers.
     last_ts: Option<u32>,
     sinks: Vec<SinkHandle>,
-    /// Bumped at every publication start and end, so a stale grace timer does nothing.
+    /// Bumped at every publication start and end, so a grace timer that fired just as a
+    /// publisher returned does nothing.
     generation: u64,
+    /// Running after a publisher left while subscribers stay; dropped (cancelled) when a
+    /// publisher returns.
+    grace_timer: Option<Timer>,
+}
+
+/// What the hub can tell about a stream (for tests and, later, the stats API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamStats {
+    pub publishing: bool,
+    pub subscribers: usize,
+    pub formats: usize,
+    pub grace_timer: bool,
+    pub wait_timers: usize,
+    pub gop_cached: usize,
+}
+
+impl State {
+    fn remove_subscriber(&mut self, key: SubKey) -> Option<Subscriber> {
+        let sub = self.subscribers.remove(key)?;
+        self.formats.release(sub.format);
+        if self.subscribers.is_empty() {
+            // Nobody is left to end the stream for.
+            self.grace_timer = None;
+        }
+        Some(sub)
+    }
+
+    fn remove_all(&mut self, keys: Vec<SubKey>) {
+        for k in keys {
+            self.remove_subscriber(k);
+        }
+    }
+
+    fn gop_policy(hub: &Hub) -> GopPolicy {
+        GopPolicy {
+            enabled: hub.cfg.gop_cache,
+            max_bytes: hub.cfg.gop_cache_bytes as usize,
+        }
+    }
+
+    /// Forgets the publication's join cache (in every format too).
+    fn clear_cache(&mut self) {
+        self.cache = JoinCache::default();
+        self.formats.clear_caches();
+    }
 }
 
 impl Stream {
@@ -111,9 +133,24 @@ impl Stream {
         st.publisher.is_none() && st.subscribers.is_empty()
     }
 
+    pub fn stats(&self) -> StreamStats {
+        let st = self.lock();
+        StreamStats {
+            publishing: st.publisher.is_some(),
+            subscribers: st.subscribers.len(),
+            formats: st.formats.in_use(),
+            grace_timer: st.grace_timer.is_some(),
+            wait_timers: st
+                .subscribers
+                .iter()
+                .filter(|s| s.wait_timer.is_some())
+                .count(),
+            gop_cached: st.cache.gop.len(),
+        }
+    }
+
     pub(super) fn start_publication(
         &self,
-        _hub: &Hub,
         peer: &Peer,
         publication: u32,
         protocol: &str,
@@ -132,7 +169,8 @@ impl Stream {
             finish_sinks(&mut st);
         }
         st.generation += 1;
-        st.cache = JoinCache::default();
+        st.grace_timer = None;
+        st.clear_cache();
         st.publisher = Some(Publisher {
             conn_id: peer.conn_id,
             publication,
@@ -149,23 +187,27 @@ impl Stream {
         PublishOutcome::Started
     }
 
-    /// Ends a publication; returns the grace period to wait before ending the stream, with the
-    /// generation the timer must find unchanged.
+    /// Ends a publication. While subscribers stay, the stream waits for the publisher's grace
+    /// period before it ends for them.
     pub(super) fn end_publication(
-        &self,
+        self: &Arc<Self>,
+        hub: &Arc<Hub>,
         conn_id: u64,
         publication: u32,
-    ) -> Option<(Duration, u64)> {
+    ) {
         let mut st = self.lock();
-        let p = st.publisher.as_ref()?;
+        let Some(p) = st.publisher.as_ref() else {
+            return;
+        };
         if p.conn_id != conn_id || p.publication != publication {
-            return None;
+            return;
         }
         let grace = Duration::from_millis(p.options.grace_ms as u64);
         st.publisher = None;
         st.generation += 1;
         finish_sinks(&mut st);
-        for sub in &st.subscribers {
+        st.clear_cache();
+        for sub in st.subscribers.iter() {
             status(
                 &sub.events,
                 sub.subscription,
@@ -174,50 +216,54 @@ impl Stream {
         }
         tracing::info!(stream = %self.name, conn = conn_id, "publisher left");
         if st.subscribers.is_empty() {
-            return None;
+            return;
         }
-        Some((grace, st.generation))
+        let generation = st.generation;
+        let (hub2, stream) = (hub.clone(), self.clone());
+        st.grace_timer = Some(hub.timers.start(
+            grace,
+            Box::new(move || {
+                stream.grace_expired(generation);
+                hub2.remove_if_idle(&stream);
+            }),
+        ));
     }
 
     /// The grace period after a publisher left is over: unless a publisher came back since,
     /// end the stream for its subscribers (they still get what is queued).
-    pub(super) fn grace_expired(&self, generation: u64) {
+    fn grace_expired(&self, generation: u64) {
         let mut st = self.lock();
         if st.publisher.is_some() || st.generation != generation {
             return;
         }
-        for sub in std::mem::take(&mut st.subscribers) {
+        st.grace_timer = None;
+        for sub in st.subscribers.take_all() {
             status(&sub.events, sub.subscription, SubscriptionStatus::Ended);
-            release_format(&mut st.formats, sub.format);
+            st.formats.release(sub.format);
         }
     }
 
-    pub(super) fn wait_expired(&self, conn_id: u64, subscription: u32) {
+    fn wait_expired(&self, key: SubKey) {
         let mut st = self.lock();
-        let Some(i) = st
-            .subscribers
-            .iter()
-            .position(|s| s.conn_id == conn_id && s.subscription == subscription)
-        else {
-            return;
-        };
-        if st.subscribers[i].had_publisher {
-            return;
+        match st.subscribers.get_mut(key) {
+            Some(sub) if !sub.had_publisher => {}
+            _ => return,
         }
-        let sub = st.subscribers.remove(i);
-        release_format(&mut st.formats, sub.format);
-        status(&sub.events, sub.subscription, SubscriptionStatus::NotFound);
+        if let Some(sub) = st.remove_subscriber(key) {
+            status(&sub.events, sub.subscription, SubscriptionStatus::NotFound);
+        }
     }
 
     /// Adds a subscriber. `Ok(true)`: it waits for a publisher.
     pub(super) fn add_subscriber(
-        &self,
-        hub: &Hub,
+        self: &Arc<Self>,
+        hub: &Arc<Hub>,
         peer: &Peer,
         subscription: u32,
         options: SubscribeOptions,
     ) -> Result<bool, SubscriptionStatus> {
-        let mut st = self.lock();
+        let mut guard = self.lock();
+        let st = &mut *guard;
         let live = st.publisher.as_ref().map(|p| p.started).unwrap_or(false);
         if let Some(p) = &st.publisher {
             if !password_ok(&p.options.channel_password, &options.channel_password) {
@@ -227,11 +273,14 @@ impl Stream {
         if st.publisher.is_none() && options.wait_ms == 0 && st.subscribers.is_empty() {
             return Err(SubscriptionStatus::NotFound);
         }
-        let format = match format_slot(&mut st.formats, &peer.frontend, &options.format) {
+        let format = match st
+            .formats
+            .acquire(&peer.frontend, &options.format, &st.cache)
+        {
             Ok(i) => i,
             Err(e) => {
                 tracing::error!(stream = %self.name, format = %options.format, error = %e,
-                    "the frontend has no encoder for this format");
+                    "no encoder for this subscriber");
                 return Err(SubscriptionStatus::NotFound);
             }
         };
@@ -241,6 +290,7 @@ impl Stream {
             options.max_queue_bytes as usize
         };
         let waiting = st.publisher.is_none();
+        let wait_ms = options.wait_ms;
         let mut sub = Subscriber {
             conn_id: peer.conn_id,
             subscription,
@@ -254,9 +304,20 @@ impl Stream {
             wait_key: false,
             had_publisher: st.publisher.is_some(),
             paused: false,
+            wait_timer: None,
         };
         if waiting {
             status(&sub.events, subscription, SubscriptionStatus::Waiting);
+            if wait_ms != u32::MAX {
+                let (hub2, stream, key) = (hub.clone(), self.clone(), sub.key());
+                sub.wait_timer = Some(hub.timers.start(
+                    Duration::from_millis(wait_ms as u64),
+                    Box::new(move || {
+                        stream.wait_expired(key);
+                        hub2.remove_if_idle(&stream);
+                    }),
+                ));
+            }
         }
         if live {
             let media = st.media.unwrap_or(false);
@@ -265,16 +326,21 @@ impl Stream {
                 subscription,
                 SubscriptionStatus::PublisherStarted { media },
             );
-            let gop = hub.cfg.gop_cache;
-            let st = &mut *st;
-            if join(&mut sub, &mut st.formats, &st.cache, media, gop).is_err() {
+            let joined = match st.formats.get_mut(format) {
+                Some(f) => sub.join(f, &st.cache, media, hub.cfg.gop_cache).is_ok(),
+                None => false,
+            };
+            if !joined {
+                st.formats.release(format);
                 return Err(SubscriptionStatus::TooSlow);
             }
         }
         let out = sub.out.clone();
         let joined = sub.joined;
-        st.subscribers.push(sub);
-        drop(st);
+        if let Some(old) = st.subscribers.insert(sub) {
+            st.formats.release(old.format);
+        }
+        drop(guard);
         if joined {
             // The join burst goes out at once, not after a gathering window.
             out.flush(true);
@@ -283,24 +349,12 @@ impl Stream {
     }
 
     pub(super) fn remove_subscriber(&self, conn_id: u64, subscription: u32) {
-        let mut st = self.lock();
-        if let Some(i) = st
-            .subscribers
-            .iter()
-            .position(|s| s.conn_id == conn_id && s.subscription == subscription)
-        {
-            let sub = st.subscribers.remove(i);
-            release_format(&mut st.formats, sub.format);
-        }
+        self.lock().remove_subscriber((conn_id, subscription));
     }
 
     pub(super) fn control(&self, conn_id: u64, subscription: u32, c: SubscriptionControl) {
         let mut st = self.lock();
-        let Some(sub) = st
-            .subscribers
-            .iter_mut()
-            .find(|s| s.conn_id == conn_id && s.subscription == subscription)
-        else {
+        let Some(sub) = st.subscribers.get_mut((conn_id, subscription)) else {
             return;
         };
         match c {
@@ -365,66 +419,62 @@ impl Stream {
             }
             // Subscribers that were waiting (or attached to the previous publisher) join now.
             let mut refused = Vec::new();
-            for (i, sub) in st.subscribers.iter_mut().enumerate() {
+            for sub in st.subscribers.iter_mut() {
                 if !password_ok(&password, &sub.options.channel_password) {
                     status(&sub.events, sub.subscription, SubscriptionStatus::Forbidden);
-                    refused.push(i);
+                    refused.push(sub.key());
                     continue;
                 }
                 sub.had_publisher = true;
+                sub.wait_timer = None;
                 status(
                     &sub.events,
                     sub.subscription,
                     SubscriptionStatus::PublisherStarted { media },
                 );
             }
-            for i in refused.into_iter().rev() {
-                let sub = st.subscribers.remove(i);
-                release_format(&mut st.formats, sub.format);
-            }
+            st.remove_all(refused);
         }
         // Join subscribers that have not joined this publication yet (before this packet).
         // Queues to write once the stream's lock is released (no write under a lock).
         let mut flush: Vec<Arc<Outq>> = Vec::new();
-        let gop = hub.cfg.gop_cache;
         let mut dropped = Vec::new();
-        for (i, sub) in st.subscribers.iter_mut().enumerate() {
-            if !sub.joined {
-                if join(sub, &mut st.formats, &st.cache, media, gop).is_err() {
-                    dropped.push(i);
-                } else {
-                    flush.push(sub.out.clone());
-                }
-            }
-        }
-        remove_dropped(st, dropped);
-
-        if media {
-            update_cache(
-                &mut st.cache,
-                &pkt,
-                hub.cfg.gop_cache,
-                hub.cfg.gop_cache_bytes as usize,
-            );
-        }
-        let encoded: Vec<Option<Payload>> = st
-            .formats
-            .iter_mut()
-            .map(|f| if f.users > 0 { encode(f, &pkt) } else { None })
-            .collect();
-        let mut dropped = Vec::new();
-        for (i, sub) in st.subscribers.iter_mut().enumerate() {
-            if !wants(sub, &pkt) {
+        for sub in st.subscribers.iter_mut() {
+            if sub.joined {
                 continue;
             }
-            let Some(bytes) = &encoded[sub.format] else {
+            let ok = match st.formats.get_mut(sub.format) {
+                Some(f) => sub.join(f, &st.cache, media, hub.cfg.gop_cache).is_ok(),
+                None => false,
+            };
+            if ok {
+                flush.push(sub.out.clone());
+            } else {
+                dropped.push(sub.key());
+            }
+        }
+        st.remove_all(dropped);
+
+        let policy = State::gop_policy(hub);
+        let encoded = st.formats.encode(&pkt, media.then_some(policy));
+        if media {
+            st.cache.update(&pkt, policy, || pkt.clone());
+        }
+        let mut dropped = Vec::new();
+        for sub in st.subscribers.iter_mut() {
+            if !sub.wants(&pkt) {
+                continue;
+            }
+            let Some(Some(bytes)) = encoded.get(sub.format) else {
                 continue;
             };
-            if deliver(sub, bytes.clone(), &self.name, &mut flush).is_err() {
-                dropped.push(i);
+            match sub.deliver(&pkt, bytes, &self.name) {
+                Ok(true) => flush.push(sub.out.clone()),
+                Ok(false) => {}
+                Err(_) => dropped.push(sub.key()),
             }
         }
-        remove_dropped(st, dropped);
+        st.remove_all(dropped);
         if media {
             for s in st.sinks.iter_mut() {
                 s.packet(&pkt);
@@ -437,232 +487,12 @@ impl Stream {
     }
 }
 
-fn remove_dropped(st: &mut State, dropped: Vec<usize>) {
-    for i in dropped.into_iter().rev() {
-        let sub = st.subscribers.remove(i);
-        release_format(&mut st.formats, sub.format);
-    }
-}
-
-fn password_ok(
-    expected: &ROption<abi_stable::std_types::RString>,
-    given: &ROption<abi_stable::std_types::RString>,
-) -> bool {
+fn password_ok(expected: &ROption<RString>, given: &ROption<RString>) -> bool {
     match (expected, given) {
         (ROption::RNone, _) => true,
         (ROption::RSome(e), ROption::RSome(g)) => bool::from(e.as_bytes().ct_eq(g.as_bytes())),
         (ROption::RSome(_), ROption::RNone) => false,
     }
-}
-
-fn format_slot(
-    formats: &mut Vec<Format>,
-    frontend: &Arc<Frontend>,
-    name: &str,
-) -> Result<usize, String> {
-    if let Some(i) = formats
-        .iter()
-        .position(|f| Arc::ptr_eq(&f.frontend, frontend) && f.name == name)
-    {
-        formats[i].users += 1;
-        return Ok(i);
-    }
-    let encoder = if name == RAW_FORMAT {
-        None
-    } else {
-        Some(
-            frontend
-                .factory
-                .encoder(name.into())
-                .into_result()
-                .map_err(|e| e.to_string())?,
-        )
-    };
-    // Reuse a slot nobody uses any more, so indexes stay small and stable.
-    let slot = Format {
-        frontend: frontend.clone(),
-        name: name.to_string(),
-        encoder,
-        users: 1,
-    };
-    if let Some(i) = formats.iter().position(|f| f.users == 0) {
-        formats[i] = slot;
-        Ok(i)
-    } else {
-        formats.push(slot);
-        Ok(formats.len() - 1)
-    }
-}
-
-fn release_format(formats: &mut [Format], i: usize) {
-    if let Some(f) = formats.get_mut(i) {
-        f.users = f.users.saturating_sub(1);
-        if f.users == 0 {
-            f.encoder = None;
-        }
-    }
-}
-
-fn encode(f: &mut Format, pkt: &MediaPacket) -> Option<Payload> {
-    match &mut f.encoder {
-        None => Some(pkt.payload.clone()),
-        Some(enc) => match enc.encode(pkt).into_result() {
-            Ok(p) => p.into_option(),
-            Err(e) => {
-                tracing::error!(format = %f.name, error = %e, "encoder failed; packet skipped");
-                None
-            }
-        },
-    }
-}
-
-fn wants(sub: &mut Subscriber, pkt: &MediaPacket) -> bool {
-    if !sub.joined || sub.paused {
-        return false;
-    }
-    match pkt.kind {
-        MediaKind::Audio if !sub.options.audio && !pkt.is_sequence_header() => false,
-        MediaKind::Video => {
-            if pkt.is_sequence_header() {
-                return true;
-            }
-            if !sub.options.video {
-                return false;
-            }
-            if sub.wait_key {
-                if !pkt.is_keyframe() {
-                    return false;
-                }
-                sub.wait_key = false;
-            }
-            true
-        }
-        _ => true,
-    }
-}
-
-/// Queues bytes for a subscriber, applying its overflow policy. `Err`: remove it.
-fn deliver(
-    sub: &mut Subscriber,
-    bytes: Payload,
-    stream: &str,
-    flush: &mut Vec<Arc<Outq>>,
-) -> Result<(), ()> {
-    if sub.out.is_ended() {
-        return Err(());
-    }
-    match sub.out.push_media(bytes, sub.limit, false) {
-        Ok(false) => Ok(()),
-        Ok(true) => {
-            flush.push(sub.out.clone());
-            Ok(())
-        }
-        Err(_) => match sub.options.overflow {
-            OverflowPolicy::Disconnect => {
-                tracing::warn!(
-                    stream,
-                    conn = sub.conn_id,
-                    "viewer too slow for its queue; disconnecting it"
-                );
-                status(&sub.events, sub.subscription, SubscriptionStatus::TooSlow);
-                sub.out.abort();
-                Err(())
-            }
-            OverflowPolicy::SkipToKeyframe => {
-                let n = sub.out.drop_media();
-                tracing::debug!(
-                    stream,
-                    conn = sub.conn_id,
-                    dropped_bytes = n,
-                    "viewer too slow; skipping to the next keyframe"
-                );
-                sub.wait_key = true;
-                Ok(())
-            }
-        },
-    }
-}
-
-/// Sends a subscriber what it needs to start: the format's preamble, then for media the
-/// metadata, sequence headers and (if wanted) the cached group of pictures.
-fn join(
-    sub: &mut Subscriber,
-    formats: &mut [Format],
-    cache: &JoinCache,
-    media: bool,
-    gop: bool,
-) -> Result<(), ()> {
-    sub.joined = true;
-    let f = &mut formats[sub.format];
-    // Once per subscriber, and again if a new publisher changes the stream's kind (a raw
-    // broadcast replaced by an FLV one).
-    if sub.preamble_sent != Some(media) {
-        sub.preamble_sent = Some(media);
-        if let Some(enc) = &mut f.encoder {
-            match enc.preamble(media).into_result() {
-                Ok(ROption::RSome(p)) => {
-                    if sub.out.push_media(p, usize::MAX, true).is_err() {
-                        return Err(());
-                    }
-                }
-                Ok(ROption::RNone) => {}
-                Err(e) => tracing::error!(format = %f.name, error = %e, "encoder preamble failed"),
-            }
-        }
-    }
-    if !media {
-        return Ok(());
-    }
-    let headers = [&cache.metadata, &cache.video_header, &cache.audio_header];
-    let use_gop = gop && sub.options.join_with_cache && !cache.gop.is_empty();
-    sub.wait_key = !use_gop;
-    let gop_iter = cache.gop.iter().filter(|_| use_gop);
-    for pkt in headers.into_iter().flatten().chain(gop_iter) {
-        if !(pkt.kind == MediaKind::Audio && !sub.options.audio
-            || pkt.kind == MediaKind::Video && !sub.options.video && !pkt.is_sequence_header())
-        {
-            if let Some(bytes) = encode(f, pkt) {
-                if sub.out.push_media(bytes, usize::MAX, true).is_err() {
-                    return Err(());
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn update_cache(cache: &mut JoinCache, pkt: &MediaPacket, gop: bool, max_bytes: usize) {
-    if pkt.is_metadata() {
-        cache.metadata = Some(pkt.clone());
-        return;
-    }
-    if pkt.is_sequence_header() {
-        match pkt.kind {
-            MediaKind::Video => cache.video_header = Some(pkt.clone()),
-            MediaKind::Audio => cache.audio_header = Some(pkt.clone()),
-            _ => {}
-        }
-        return;
-    }
-    if !gop {
-        return;
-    }
-    if pkt.kind == MediaKind::Video && pkt.is_keyframe() {
-        cache.gop.clear();
-        cache.gop_bytes = 0;
-    }
-    if cache.gop.is_empty() && !(pkt.kind == MediaKind::Video && pkt.is_keyframe()) {
-        // A GOP starts on a keyframe.
-        return;
-    }
-    if cache.gop_bytes + pkt.len() > max_bytes {
-        // Too long a GOP to cache whole: late joiners wait for the next keyframe instead.
-        cache.gop.clear();
-        cache.gop_bytes = 0;
-        return;
-    }
-    cache.gop_bytes += pkt.len();
-    cache.gop.push(pkt.clone());
 }
 
 fn open_sinks(hub: &Hub, stream: &str, start: &StreamStart, out: &mut Vec<SinkHandle>) {
