@@ -19,6 +19,21 @@ use crate::chunkio::{CSID_AUDIO, CSID_DATA, CSID_VIDEO};
 
 const PREFIX: &str = "rtmp/";
 
+/// The format of a play's first subscription, which only asks the hub how the stream stands
+/// (waiting, live, recorded, missing, raw) before the player is told anything: its encoder turns
+/// every packet into nothing, so no byte reaches the player ahead of `NetStream.Play.Start`.
+pub const PROBE_FORMAT: &str = "rtmp-probe";
+
+/// The encoder of [`PROBE_FORMAT`]: no bytes, ever.
+#[derive(Debug, Default)]
+pub struct ProbeEncoder;
+
+impl Encode for ProbeEncoder {
+    fn encode(&mut self, _packet: &MediaPacket) -> Result<Option<Payload>, PluginError> {
+        Ok(None)
+    }
+}
+
 /// The format name for a chunk size and message stream id.
 pub fn format_name(chunk_size: u32, msid: u32) -> String {
     format!("{PREFIX}{chunk_size}/{msid}")
@@ -155,5 +170,21 @@ mod tests {
             .encode(&MediaPacket::raw(payload_from(b"x")))
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn the_probe_format_makes_no_bytes() {
+        assert_eq!(parse_format(PROBE_FORMAT), None);
+        let mut e = ProbeEncoder;
+        assert!(e.preamble(true).unwrap().is_none());
+        for kind in [
+            MediaKind::Script,
+            MediaKind::Video,
+            MediaKind::Audio,
+            MediaKind::Raw,
+        ] {
+            let p = MediaPacket::new(kind, flags::KEYFRAME, 0, payload_from(&[0x17; 64]));
+            assert!(e.encode(&p).unwrap().is_none(), "{kind:?}");
+        }
     }
 }

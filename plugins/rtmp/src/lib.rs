@@ -15,7 +15,8 @@
 //! - [`publish`]: `publish` and the publisher's media as packets.
 //! - [`play`]: `play`, subscription status changes as NetStream statuses, player controls.
 //! - [`encoder`]: the `rtmp/CHUNK/MSID` format: packets as chunked messages, encoded once per
-//!   packet for every player of that format.
+//!   packet for every player of that format; and the byte-less `rtmp-probe` format of a play's
+//!   first subscription.
 //! - [`names`], [`amf_json`]: names and queries; AMF0 ⇄ JSON for the app handler interface.
 //!
 //! Every connect, publish and play goes to the app handler serving the app (`AppCall`), which
@@ -53,7 +54,11 @@ use fstream_abi::{
     ConnInfo, EncoderBox, HostApiBox, InitContext, PluginError, PluginInstance, SessionBox,
 };
 
-use crate::{encoder::RtmpEncoder, session::RtmpSession, settings::Settings};
+use crate::{
+    encoder::{ProbeEncoder, RtmpEncoder, PROBE_FORMAT},
+    session::RtmpSession,
+    settings::Settings,
+};
 
 fstream_abi::export_plugin! {
     name: "rtmp",
@@ -99,6 +104,9 @@ impl Frontend for RtmpFrontend {
     }
 
     fn encoder(&self, format: &str) -> Result<EncoderBox, PluginError> {
+        if format == PROBE_FORMAT {
+            return Ok(encoder_box(ProbeEncoder));
+        }
         Ok(encoder_box(RtmpEncoder::new(format)?))
     }
 }

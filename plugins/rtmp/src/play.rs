@@ -2,12 +2,17 @@
 //! as NetStream statuses, and the player's controls (`pause`, `seek`, `receiveAudio`,
 //! `receiveVideo`, SetBufferLength).
 //!
-//! A player is told `Play.Reset`/`Play.Start` at once and waits for a publisher as long as
-//! `play_wait_ms` says (forever by default, like nginx-rtmp). When the publisher leaves it gets
-//! StreamEOF and `UnpublishNotify`; when one starts after it waited, StreamBegin and
-//! `PublishNotify`. Once a live stream is over (the grace period passed) the player stays
-//! subscribed for the next publisher (`on_stream_end = "wait"`) or gets StreamEOF and
-//! `Play.Stop` (`"stop"`); a recorded source that reaches its end always stops.
+//! An accepted play first subscribes a probe (a format without bytes) and waits for its first
+//! status: a missing stream (no such recorded file, a finite wait that ran out), a raw fstream
+//! broadcast or a wrong channel password gets `Play.StreamNotFound`/`Play.Failed` alone, as
+//! rtmplite and nginx-rtmp answer, so a client can tell "not found" from "empty". Otherwise the
+//! player is told `Play.Reset`/`Play.Start` before the real subscription, so they precede the
+//! media, and waits for a publisher as long as `play_wait_ms` says (forever by default, like
+//! nginx-rtmp). When the publisher leaves it gets StreamEOF and `UnpublishNotify`; when one
+//! starts after it waited, StreamBegin and `PublishNotify`. Once a live stream is over (the grace
+//! period passed) the player stays subscribed for the next publisher (`on_stream_end = "wait"`)
+//! or gets StreamEOF and `Play.Stop` (`"stop"`); a recorded source that reaches its end always
+//! stops.
 
 use fstream_abi::{
     Action, AppCall, AppDecision, Outbox, OverflowPolicy, PlayCall, SubscribeOptions,
@@ -21,12 +26,12 @@ use fstream_media::{
 use crate::{
     chunkio::CSID_STREAM,
     commands::{send_status, status},
-    encoder::format_name,
+    encoder::{format_name, PROBE_FORMAT},
     error::Violation,
     names::{decided_stream, join_queries, parse_name, query_param},
     session::RtmpSession,
     settings::StreamEnd,
-    state::{Conn, Pending, Playing, Role, Wait},
+    state::{Conn, Pending, Playing, Probe, Role, Wait},
 };
 
 impl RtmpSession {
@@ -140,6 +145,99 @@ impl RtmpSession {
             video: ns.receive_video,
             start_ms: if start >= 0.0 { start as u64 } else { 0 },
         };
+        // First a probe: a subscription whose format makes no bytes. Its first status says
+        // whether there is anything to play, before the player hears a word (see `probe_answered`).
+        let subscription = self.handle();
+        let probe_options = SubscribeOptions {
+            format: PROBE_FORMAT.into(),
+            join_with_cache: false,
+            audio: false,
+            video: false,
+            start_ms: 0,
+            ..options.clone()
+        };
+        tracing::debug!(stream = %stream, "play: asking the hub how the stream stands");
+        self.wait = Some(Wait::Probe(Probe {
+            subscription,
+            msid,
+            stream: stream.clone(),
+            name,
+            options,
+            reset,
+            commands: decision.commands,
+        }));
+        self.act(
+            out,
+            Action::Subscribe {
+                subscription,
+                stream: stream.into(),
+                options: probe_options,
+            },
+        );
+        Ok(())
+    }
+
+    /// The probe's first status. A stream that waits for a publisher, is live with media, or is
+    /// a recorded source that opened, is played: `Play.Start` and the real subscription. A
+    /// missing stream, a raw byte stream or a wrong channel password gets its refusal alone, so
+    /// a client can tell "not found" from "empty".
+    fn probe_answered(
+        &mut self,
+        probe: Probe,
+        st: SubscriptionStatus,
+        out: &mut Outbox,
+    ) -> Result<(), Violation> {
+        self.act(
+            out,
+            Action::Unsubscribe {
+                subscription: probe.subscription,
+            },
+        );
+        let name = probe.name.clone();
+        let refusal = match st {
+            SubscriptionStatus::NotFound => Some((
+                "NetStream.Play.StreamNotFound",
+                format!("No stream {name}."),
+            )),
+            SubscriptionStatus::PublisherStarted { media: false } => Some((
+                "NetStream.Play.StreamNotFound",
+                format!("{name} is not a media stream."),
+            )),
+            SubscriptionStatus::Forbidden => Some((
+                "NetStream.Play.Failed",
+                format!("Wrong or missing channel password for {name}."),
+            )),
+            SubscriptionStatus::TooSlow => Some((
+                "NetStream.Play.Failed",
+                format!("{name} could not be joined."),
+            )),
+            // Waiting, a publisher with media (or one that already left), a recorded source
+            // that opened: there is something to play, or to wait for.
+            _ => None,
+        };
+        match refusal {
+            Some((code, why)) => {
+                self.play_refused(probe.msid, &name, code, &why)?;
+                self.send_client_commands(&probe.commands)
+            }
+            None => self.start_playing(probe, out),
+        }
+    }
+
+    /// Tells the player that playing starts, then subscribes for real.
+    fn start_playing(&mut self, probe: Probe, out: &mut Outbox) -> Result<(), Violation> {
+        let Probe {
+            msid,
+            stream,
+            name,
+            options,
+            reset,
+            commands,
+            ..
+        } = probe;
+        let Some(ns) = self.streams.get(&msid) else {
+            return Ok(());
+        };
         let buffer_ms = ns.buffer_ms;
 
         // Everything the player must see before media, written before the subscription so the
@@ -171,7 +269,7 @@ impl RtmpSession {
                 Amf0Value::Boolean(true),
             ],
         )?;
-        self.send_client_commands(&decision.commands)?;
+        self.send_client_commands(&commands)?;
 
         let subscription = self.handle();
         tracing::info!(stream = %stream, "playing");
@@ -229,6 +327,11 @@ impl RtmpSession {
         st: SubscriptionStatus,
         out: &mut Outbox,
     ) -> Result<(), Violation> {
+        if matches!(&self.wait, Some(Wait::Probe(p)) if p.subscription == subscription) {
+            if let Some(Wait::Probe(probe)) = self.wait.take() {
+                return self.probe_answered(probe, st, out);
+            }
+        }
         let on_end = self.settings.on_stream_end;
         let Some((msid, p)) = self.playing_mut(subscription) else {
             tracing::debug!(subscription, status = ?st, "ignored a stale subscription status");

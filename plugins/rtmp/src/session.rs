@@ -5,8 +5,9 @@
 //! messages. Protocol control messages are handled here; commands in [`crate::commands`]
 //! (NetConnection), [`crate::publish`] and [`crate::play`] (NetStream).
 //!
-//! Every `connect`, `publish` and `play` is decided by the app handler (`Action::CallApp`), and a
-//! publish also by the hub (`Action::Publish`). While such an answer is outstanding the session
+//! Every `connect`, `publish` and `play` is decided by the app handler (`Action::CallApp`), a
+//! publish also by the hub (`Action::Publish`), and a play by its probe's first status (see
+//! [`crate::play`]). While such an answer is outstanding the session
 //! stops decoding: what the client sends meanwhile stays buffered (up to `max_pending_bytes`)
 //! and is handled in order once the answer is in. Answers are thus in the order of the
 //! client's commands, and media never overtakes the publish it belongs to.
@@ -373,7 +374,10 @@ impl RtmpSession {
         for msid in ids {
             self.end_role(msid, false, out);
         }
-        self.wait = None;
+        if let Some(Wait::Probe(p)) = self.wait.take() {
+            let subscription = p.subscription;
+            self.act(out, Action::Unsubscribe { subscription });
+        }
         if let Conn::Connected(c) = std::mem::replace(&mut self.conn, Conn::Done) {
             let request = self.request_id();
             let call = AppCall::Close(CloseCall {

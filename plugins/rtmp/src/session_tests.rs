@@ -100,6 +100,36 @@ impl Output {
             .collect()
     }
 
+    /// The first subscription asked for: (id, stream, options).
+    fn subscribed(&self) -> Option<(u32, String, fstream_abi::SubscribeOptions)> {
+        self.actions.iter().find_map(|a| match a {
+            Action::Subscribe {
+                subscription,
+                stream,
+                options,
+            } => Some((*subscription, stream.to_string(), options.clone())),
+            _ => None,
+        })
+    }
+
+    /// The id of a play's probe: the only action after the app's decision, a subscription of the
+    /// byte-less format, with nothing written to the player yet.
+    fn probe(&self) -> u32 {
+        assert_eq!(
+            self.kinds(),
+            ["subscribe"],
+            "a play starts with its probe alone"
+        );
+        assert!(
+            self.raw.is_empty(),
+            "nothing is written before the probe answers"
+        );
+        let (id, _, options) = self.subscribed().expect("a probe");
+        assert_eq!(options.format.as_str(), crate::encoder::PROBE_FORMAT);
+        assert!(!options.join_with_cache && !options.audio && !options.video);
+        id
+    }
+
     fn kinds(&self) -> Vec<&'static str> {
         self.actions
             .iter()
@@ -264,6 +294,27 @@ impl Client {
         let mut out = Outbox::new();
         self.session.event(ev, self.now, &mut out).unwrap();
         self.collect(out, true)
+    }
+
+    /// Answers the probe of a play (from the output of the app's decision) with `status`.
+    fn answer_probe(&mut self, decided: &Output, status: SubscriptionStatus) -> Output {
+        let subscription = decided.probe();
+        self.event(Event::Subscription {
+            subscription,
+            status,
+        })
+    }
+
+    /// Answers the probe with `Waiting` and returns the real subscription's id.
+    fn play_through_probe(&mut self, decided: &Output) -> u32 {
+        let o = self.answer_probe(decided, SubscriptionStatus::Waiting);
+        assert!(
+            o.codes()
+                .contains(&("onStatus".into(), "NetStream.Play.Start".into())),
+            "{:?}",
+            o.codes()
+        );
+        o.subscribed().expect("the real subscription").0
     }
 
     fn timer(&mut self, at: u64) -> Output {
@@ -580,8 +631,12 @@ fn play_sequence_with_amf3_connect() {
         request,
         decision: AppDecision::accept(),
     });
-    // The statuses go out before the subscription, so they precede the hub's media.
-    assert_eq!(o.kinds(), ["write", "subscribe", "control"]);
+    // The probe first; the player hears nothing until it says how the stream stands.
+    let probe = o.probe();
+    let o = c.answer_probe(&o, SubscriptionStatus::Waiting);
+    // The statuses go out before the real subscription, so they precede the hub's media.
+    assert_eq!(o.kinds(), ["unsubscribe", "write", "subscribe", "control"]);
+    assert!(matches!(o.actions[0], Action::Unsubscribe { subscription } if subscription == probe));
     assert_eq!(
         o.controls(),
         [ControlMessage::UserControl(UserControlEvent::StreamBegin(
@@ -606,10 +661,11 @@ fn play_sequence_with_amf3_connect() {
         subscription,
         stream,
         options,
-    }) = o.actions.get(1).cloned()
+    }) = o.actions.get(2).cloned()
     else {
         unreachable!()
     };
+    assert_ne!(subscription, probe);
     assert_eq!(stream.as_str(), "fier/cam");
     assert_eq!(options.format.as_str(), "rtmp/4096/1");
     assert_eq!(options.wait_ms, u32::MAX);
@@ -618,7 +674,7 @@ fn play_sequence_with_amf3_connect() {
     assert_eq!(options.start_ms, 0);
     assert_eq!(options.channel_password, ROption::RSome("x y".into()));
     assert!(matches!(
-        o.actions[2],
+        o.actions[3],
         Action::Control {
             control: SubscriptionControl::BufferLength(3000),
             ..
@@ -1132,9 +1188,7 @@ fn on_stream_end_stop_ends_play() {
         request,
         decision: AppDecision::accept(),
     });
-    let Some(Action::Subscribe { subscription, .. }) = o.actions.get(1).cloned() else {
-        panic!()
-    };
+    let subscription = c.play_through_probe(&o);
     let o = c.event(Event::Subscription {
         subscription,
         status: SubscriptionStatus::Ended,
@@ -1182,9 +1236,9 @@ fn seeks_go_to_recorded_sources_and_fail_on_live_streams() {
         request,
         decision: AppDecision::accept(),
     });
-    let Some(Action::Subscribe { subscription, .. }) = o.actions.get(1).cloned() else {
-        panic!()
-    };
+    let o = c.answer_probe(&o, SubscriptionStatus::SourceOpened { duration_ms: 8000 });
+    let (subscription, _, options) = o.subscribed().unwrap();
+    assert_eq!(options.start_ms, 0);
     let ev = |status| Event::Subscription {
         subscription,
         status,
@@ -1233,9 +1287,8 @@ fn seeks_go_to_recorded_sources_and_fail_on_live_streams() {
         request,
         decision: AppDecision::accept(),
     });
-    let Some(Action::Subscribe { subscription, .. }) = o.actions.get(1).cloned() else {
-        panic!()
-    };
+    let o = c.answer_probe(&o, SubscriptionStatus::PublisherStarted { media: true });
+    let (subscription, _, _) = o.subscribed().unwrap();
     c.event(Event::Subscription {
         subscription,
         status: SubscriptionStatus::PublisherStarted { media: true },
@@ -1276,4 +1329,168 @@ fn garbage_after_the_handshake_never_panics() {
         c.session.timer(c.now + 1_000_000, &mut out).unwrap();
         c.session.closed(c.now, &mut out).unwrap();
     }
+}
+
+/// The play's answer (statuses, StreamBegin, `|RtmpSampleAccess`) in the order written.
+fn play_answer(o: &Output) -> Vec<String> {
+    o.messages
+        .iter()
+        .map(|m| match m.type_id {
+            msg_type::COMMAND_AMF0 | msg_type::COMMAND_AMF3 => {
+                let c = Command::parse(m.type_id, &m.payload, &AmfLimits::default()).unwrap();
+                c.args
+                    .iter()
+                    .find_map(|a| a.get_str("code"))
+                    .unwrap_or(&c.name)
+                    .to_string()
+            }
+            msg_type::DATA_AMF0 => "data".into(),
+            t if t <= 6 => format!("{:?}", ControlMessage::parse(t, &m.payload).unwrap()),
+            t => format!("type {t}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_play_that_finds_nothing_gets_its_refusal_without_play_start() {
+    let mut c = Client::with_stream(settings(|_| {}));
+    let cases = [
+        // No such recorded file (rtmpdump -r rtmp://host/vod/nosuch sends start 0).
+        (
+            0.0,
+            SubscriptionStatus::NotFound,
+            "NetStream.Play.StreamNotFound",
+        ),
+        // A raw fstream broadcast: nothing RTMP can carry.
+        (
+            -2000.0,
+            SubscriptionStatus::PublisherStarted { media: false },
+            "NetStream.Play.StreamNotFound",
+        ),
+        (
+            -1000.0,
+            SubscriptionStatus::Forbidden,
+            "NetStream.Play.Failed",
+        ),
+    ];
+    for (start, status, code) in cases {
+        let o = c.command(
+            1,
+            "play",
+            0.0,
+            Amf0Value::Null,
+            vec![s("nosuch"), Amf0Value::Number(start)],
+        );
+        let (request, _) = o.app_call();
+        let decided = c.event(Event::AppResult {
+            request,
+            decision: AppDecision::accept(),
+        });
+        let probe = decided.probe();
+        let o = c.answer_probe(&decided, status.clone());
+        assert_eq!(o.kinds(), ["unsubscribe", "write"], "{status:?}");
+        assert!(
+            matches!(o.actions[0], Action::Unsubscribe { subscription } if subscription == probe)
+        );
+        // The refusal alone: no StreamBegin, Reset, Start or |RtmpSampleAccess before it.
+        assert_eq!(play_answer(&o), [code], "{status:?}");
+        let info = &o.commands()[0].args[0];
+        assert_eq!(info.get_str("level"), Some("error"));
+        // Later statuses of the probe (a source player's, say) are stale.
+        let o = c.event(Event::Subscription {
+            subscription: probe,
+            status: SubscriptionStatus::PublisherStarted { media: true },
+        });
+        assert!(o.actions.is_empty(), "{:?}", o.kinds());
+    }
+
+    // The same stream id then plays a stream that is live: Start, then the real subscription.
+    let o = c.command(1, "play", 0.0, Amf0Value::Null, vec![s("cam")]);
+    let (request, _) = o.app_call();
+    let decided = c.event(Event::AppResult {
+        request,
+        decision: AppDecision::accept(),
+    });
+    let o = c.answer_probe(
+        &decided,
+        SubscriptionStatus::PublisherStarted { media: true },
+    );
+    assert_eq!(o.kinds(), ["unsubscribe", "write", "subscribe"]);
+    assert_eq!(
+        play_answer(&o),
+        [
+            "UserControl(StreamBegin(1))",
+            "NetStream.Play.Reset",
+            "NetStream.Play.Start",
+            "data"
+        ]
+    );
+    let (subscription, stream, options) = o.subscribed().unwrap();
+    assert_eq!(stream, "fier/cam");
+    assert_eq!(options.format.as_str(), "rtmp/4096/1");
+    assert!(options.join_with_cache && options.audio && options.video);
+    // The live stream's own status adds nothing: the player was told already.
+    let o = c.event(Event::Subscription {
+        subscription,
+        status: SubscriptionStatus::PublisherStarted { media: true },
+    });
+    assert!(o.messages.is_empty());
+}
+
+#[test]
+fn commands_wait_for_the_probe_and_a_close_drops_it() {
+    let mut c = Client::with_stream(settings(|_| {}));
+    let o = c.command(
+        1,
+        "play",
+        0.0,
+        Amf0Value::Null,
+        vec![s("film"), Amf0Value::Number(0.0)],
+    );
+    let (request, _) = o.app_call();
+    let decided = c.event(Event::AppResult {
+        request,
+        decision: AppDecision::accept(),
+    });
+    let probe = decided.probe();
+    // What the client sends meanwhile waits for the probe's answer.
+    let o = c.command(
+        1,
+        "receiveAudio",
+        0.0,
+        Amf0Value::Null,
+        vec![Amf0Value::Boolean(false)],
+    );
+    assert!(o.actions.is_empty(), "{:?}", o.kinds());
+    // A recorded source opened: Start, the real subscription, then the held command.
+    let o = c.event(Event::Subscription {
+        subscription: probe,
+        status: SubscriptionStatus::SourceOpened { duration_ms: 5000 },
+    });
+    assert_eq!(o.kinds(), ["unsubscribe", "write", "subscribe", "control"]);
+    let (subscription, _, _) = o.subscribed().unwrap();
+    assert!(matches!(
+        o.actions[3],
+        Action::Control { subscription: s, control: SubscriptionControl::ReceiveAudio(false) } if s == subscription
+    ));
+    assert!(play_answer(&o).contains(&"NetStream.Play.Start".to_string()));
+
+    // A connection that closes while a probe is out unsubscribes it.
+    let o = c.command(1, "play", 0.0, Amf0Value::Null, vec![s("other")]);
+    let (request, _) = o.app_call();
+    let decided = c.event(Event::AppResult {
+        request,
+        decision: AppDecision::accept(),
+    });
+    let probe = decided.probe();
+    let o = c.close();
+    let gone: Vec<u32> = o
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Unsubscribe { subscription } => Some(*subscription),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(gone, [probe], "{:?}", o.kinds());
 }

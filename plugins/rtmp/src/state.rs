@@ -80,6 +80,8 @@ pub(crate) enum Wait {
         msid: u32,
         commands: RVec<ClientCommand>,
     },
+    /// A play the app handler accepted, waiting for the first status of its probe.
+    Probe(Probe),
 }
 
 impl Wait {
@@ -87,8 +89,28 @@ impl Wait {
         match self {
             Wait::App { .. } => "the app handler",
             Wait::PublishResult { .. } => "the hub",
+            Wait::Probe(_) => "the stream's first status",
         }
     }
+}
+
+/// An accepted play before the player is told anything. Its probe subscription (format
+/// [`crate::encoder::PROBE_FORMAT`], which makes no bytes) learns whether the stream exists:
+/// only then does the player get `Play.Start` and the real subscription, or a refusal alone.
+pub(crate) struct Probe {
+    /// The probe's subscription id.
+    pub subscription: u32,
+    pub msid: u32,
+    /// `APP/NAME`.
+    pub stream: String,
+    /// The name the client used.
+    pub name: String,
+    /// The options of the real subscription.
+    pub options: SubscribeOptions,
+    /// Send `Play.Reset` before `Play.Start`.
+    pub reset: bool,
+    /// The app handler's commands for the client, sent after the play's answer.
+    pub commands: RVec<ClientCommand>,
 }
 
 /// A command that is with the app handler.

@@ -787,3 +787,107 @@ fn traversal_names_are_refused_and_the_host_keeps_serving() {
     assert!(status.is_some_and(|s| s.success()));
     assert!(flv_tags(&out).iter().filter(|t| t.0 == 9).count() >= 2 * FPS as usize);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 6. A missing file is "not found", never an empty download (issue 10)
+
+/// The onStatus codes librtmp saw, from `rtmpdump -z` (debug) output.
+fn rtmpdump_statuses(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter_map(|l| l.split_once("HandleInvoke, onStatus: "))
+        .map(|(_, code)| code.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn a_missing_file_is_not_found_for_rtmpdump_and_ffmpeg_and_a_real_one_then_plays() {
+    if !tools() || !rtmp_built() {
+        return;
+    }
+    let root = root("vod-missing", "", true);
+    make_fixture(&root.path().join("media/clip.flv"), 3, false);
+    let host = start(&root, true);
+    let addr = host.addr("rtmp");
+    let out = TempDir::new("vod-missing-out");
+
+    // Several times: the answer must not depend on timing.
+    for i in 0..3 {
+        let dumped = out.path().join(format!("nosuch-{i}.flv"));
+        let (status, _, err) = run_with_timeout(
+            Command::new("rtmpdump")
+                .args(["-z", "-r", &rtmp_url(addr, "vod/nosuch"), "-o"])
+                .arg(&dumped),
+            WAIT,
+        );
+        let status = status.expect("rtmpdump hung");
+        let statuses = rtmpdump_statuses(&err);
+        assert!(!status.success(), "rtmpdump exited 0: {statuses:?}");
+        assert!(
+            !err.contains("Download complete"),
+            "rtmpdump reported a complete download: {statuses:?}"
+        );
+        assert!(
+            statuses
+                .iter()
+                .any(|c| c == "NetStream.Play.StreamNotFound"),
+            "{statuses:?}"
+        );
+        assert!(
+            !statuses
+                .iter()
+                .any(|c| c == "NetStream.Play.Start" || c == "NetStream.Play.Reset"),
+            "Reset/Start before StreamNotFound: {statuses:?}"
+        );
+        assert!(
+            flv_tags(&std::fs::read(&dumped).unwrap_or_default()).is_empty(),
+            "rtmpdump wrote media"
+        );
+    }
+
+    // ffmpeg reading the missing file fails too.
+    let (status, _, err) = run_with_timeout(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-rtmp_live", "recorded", "-i"])
+            .arg(rtmp_url(addr, "vod/nosuch"))
+            .args(["-f", "null", "-"]),
+        WAIT,
+    );
+    let status = status.expect("ffmpeg hung");
+    assert!(!status.success(), "ffmpeg read a missing file: {err}");
+
+    // A file that exists then plays in full, with Play.Start, on the same server.
+    let dumped = out.path().join("clip.flv");
+    let (status, _, err) = run_with_timeout(
+        Command::new("rtmpdump")
+            .args(["-z", "-r", &rtmp_url(addr, "vod/clip"), "-o"])
+            .arg(&dumped),
+        Duration::from_secs(40),
+    );
+    assert!(status.is_some(), "rtmpdump hung on a real file");
+    let statuses = rtmpdump_statuses(&err);
+    assert!(
+        statuses.iter().any(|c| c == "NetStream.Play.Start"),
+        "{statuses:?}"
+    );
+    assert!(
+        !statuses
+            .iter()
+            .any(|c| c == "NetStream.Play.StreamNotFound"),
+        "{statuses:?}"
+    );
+    let decoded = decode_file(&dumped);
+    assert!(
+        decoded.video >= 3 * FPS as usize * 9 / 10,
+        "rtmpdump of a real file: {decoded:?}"
+    );
+    let (decoded, _) = decode(
+        &["-rtmp_live", "recorded"],
+        &rtmp_url(addr, "vod/clip"),
+        Duration::from_secs(40),
+    );
+    assert!(
+        decoded.video >= 3 * FPS as usize * 9 / 10,
+        "ffmpeg of a real file: {decoded:?}"
+    );
+}

@@ -708,3 +708,122 @@ fn fstream_flv_broadcast_plays_over_rtmp_and_raw_bytes_are_not_found() {
     assert_eq!(code, "NetStream.Play.StreamNotFound");
     let _ = raw.join();
 }
+
+// ---------------------------------------------------------------------------------------------
+// A live raw fstream broadcast has no RTMP form: StreamNotFound alone (issue 10)
+
+/// Messages up to the first onStatus: (the onStatus codes seen, whether a StreamBegin came).
+fn first_status(c: &mut RtmpClient) -> (String, bool) {
+    let mut stream_begin = false;
+    loop {
+        let m = c.next().expect("a status before EOF");
+        match m.type_id {
+            msg_type::COMMAND_AMF0 | msg_type::COMMAND_AMF3 => {
+                let cmd = RtmpCommand::parse(m.type_id, &m.payload, &AmfLimits::default()).unwrap();
+                if cmd.name == "onStatus" {
+                    return (info_of(&cmd).1, stream_begin);
+                }
+            }
+            t if t <= 6 => {
+                if let Ok(ControlMessage::UserControl(e)) = ControlMessage::parse(t, &m.payload) {
+                    stream_begin |= format!("{e:?}").starts_with("StreamBegin");
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn a_live_raw_broadcast_is_not_found_without_play_start_and_a_media_stream_then_plays() {
+    if !tools(&["ffmpeg", "rtmpdump"]) || !fstream_ready() {
+        return;
+    }
+    let root = root("rtmp-raw-live", true);
+    let host = Host::start(&root, &["rtmp", "fstream"], &[]);
+    let faddr = host.addr("fstream").to_string();
+    let raddr = host.addr("rtmp");
+
+    // A raw broadcast that stays live while the players try it.
+    let mut raw = std::process::Command::new(bin("fstream"))
+        .arg(&faddr)
+        .arg("broadcast,user=fier,user_password=123,channel=raw")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut feed = raw.stdin.take().unwrap();
+    feed.write_all(&[0x47; 188 * 64]).unwrap();
+    feed.flush().unwrap();
+    assert!(host.wait_log("broadcast started stream=fier/raw", WAIT));
+    assert!(host.wait_log("the broadcast is raw bytes", WAIT));
+
+    let mut c = RtmpClient::new(raddr);
+    c.connect("fier");
+    let msid = c.create_stream(2.0);
+    for i in 0..5 {
+        // More bytes between tries: the stream is live throughout.
+        feed.write_all(&[0x47; 188 * 16]).unwrap();
+        c.command(
+            msid,
+            "play",
+            3.0 + i as f64,
+            Amf0Value::Null,
+            vec![Amf0Value::from("raw")],
+        );
+        let (code, stream_begin) = first_status(&mut c);
+        assert_eq!(code, "NetStream.Play.StreamNotFound", "try {i}");
+        assert!(!stream_begin, "try {i}: StreamBegin before StreamNotFound");
+    }
+
+    // rtmpdump (librtmp) gives up with an error instead of "Download complete".
+    let (status, _, err) = run_with_timeout(
+        Command::new("rtmpdump")
+            .args(["-z", "--live", "-r", &format!("rtmp://{raddr}/fier/raw")])
+            .args(["-o", "-"]),
+        WAIT,
+    );
+    let status = status.expect("rtmpdump hung");
+    let statuses: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.split_once("HandleInvoke, onStatus: "))
+        .map(|(_, code)| code.trim())
+        .collect();
+    assert!(!status.success(), "rtmpdump exited 0: {statuses:?}");
+    assert!(!err.contains("Download complete"), "{statuses:?}");
+    assert!(
+        statuses.contains(&"NetStream.Play.StreamNotFound"),
+        "{statuses:?}"
+    );
+    assert!(!statuses.contains(&"NetStream.Play.Start"), "{statuses:?}");
+    drop(feed);
+    let _ = raw.kill();
+    let _ = raw.wait();
+
+    // The same connection then plays a media stream: Reset, Start, then media.
+    let publisher = background(
+        ffmpeg_publish(&format!("rtmp://{raddr}/fier/cam?user_password=123"), 4),
+        Duration::from_secs(30),
+    );
+    assert!(host.wait_log("publishing stream=fier/cam", WAIT));
+    c.command(
+        msid,
+        "play",
+        20.0,
+        Amf0Value::Null,
+        vec![Amf0Value::from("cam")],
+    );
+    let (code, stream_begin) = first_status(&mut c);
+    assert_eq!(code, "NetStream.Play.Reset");
+    assert!(stream_begin, "no StreamBegin before Play.Reset");
+    assert_eq!(first_status(&mut c).0, "NetStream.Play.Start");
+    let video = loop {
+        let m = c.next().expect("media before EOF");
+        if m.type_id == msg_type::VIDEO {
+            break m;
+        }
+    };
+    assert_eq!(video.stream_id, msid);
+    let _ = publisher.join();
+}
