@@ -8,7 +8,14 @@
 //! bitrate over any 2 s window), time to the first video keyframe, end-to-end delay (raw
 //! fstream), and the server's CPU seconds, CPU seconds per GB and peak RSS from /proc by PID,
 //! beside this process's own CPU so a reader can tell which side was the limit.
+//!
+//! Every viewer validates every byte it receives (`check`: the RTMP chunk stream and its
+//! messages, FLV tags, the stamped raw stream) and counts only what passed; a viewer whose
+//! stream fails to parse is `corrupt`, and then the process exits with status 2 after its
+//! report. `--churn-per-sec R` makes R viewers per second leave during the window, each
+//! replaced at once by a fresh connection, so joins after leaves are exercised and measured.
 
+mod check;
 mod procstat;
 mod publisher;
 mod rtmp_client;
@@ -79,6 +86,10 @@ struct Args {
     /// Viewers connected per second
     #[arg(long, default_value_t = 500)]
     connect_rate: u64,
+    /// During the window, this many viewers per second leave (close their connection) and as
+    /// many join afresh, keeping --viewers connected; the oldest connection leaves first
+    #[arg(long, default_value_t = 0.0)]
+    churn_per_sec: f64,
     #[arg(long, default_value_t = 2)]
     threads: usize,
     /// Write the report as JSON to this file
@@ -101,8 +112,23 @@ struct Report {
     viewer_mbps_median: f64,
     viewer_mbps_max: f64,
     stalled: usize,
+    /// Connections whose bytes failed to parse (each counted once).
+    corrupt: usize,
+    /// Their first errors, distinct texts (at most 20), with how many connections had each.
+    corrupt_examples: Vec<CorruptExample>,
+    /// Connections made, churn joins included.
+    sessions: usize,
     first_keyframe_ms_p50: Option<f64>,
     first_keyframe_ms_p99: Option<f64>,
+    churn_per_sec: f64,
+    /// Connections closed by the churn.
+    churn_leaves: usize,
+    /// Fresh connections opened in their place.
+    churn_joins: usize,
+    /// Joins that reached a keyframe (or a raw block) before the run ended or they left.
+    churn_joins_keyed: usize,
+    joiner_first_keyframe_ms_p50: Option<f64>,
+    joiner_first_keyframe_ms_p99: Option<f64>,
     delay_ms_p50: Option<f64>,
     delay_ms_p99: Option<f64>,
     server_cpu_s: Option<f64>,
@@ -111,6 +137,12 @@ struct Report {
     server_rss_growth_kib_per_viewer: Option<f64>,
     bench_cpu_s: Option<f64>,
     errors: Vec<String>,
+}
+
+#[derive(Serialize, Debug)]
+struct CorruptExample {
+    connections: usize,
+    error: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -124,6 +156,13 @@ fn main() -> anyhow::Result<()> {
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("write {path}"))?;
+    }
+    if report.corrupt > 0 {
+        eprintln!(
+            "{} of {} connections received a corrupt stream",
+            report.corrupt, report.sessions
+        );
+        std::process::exit(2);
     }
     Ok(())
 }
@@ -208,6 +247,7 @@ async fn run(a: &Args) -> anyhow::Result<Report> {
     };
 
     let mut viewers = Vec::with_capacity(a.viewers);
+    let mut leaves = Vec::with_capacity(a.viewers);
     for i in 0..a.viewers {
         let at = start_viewers + ramp.mul_f64(i as f64 / a.viewers.max(1) as f64);
         let rtmp_viewer = match a.mode {
@@ -215,22 +255,40 @@ async fn run(a: &Args) -> anyhow::Result<Report> {
             Mode::Fstream => false,
             Mode::Mix => i % 2 == 0,
         };
-        let (rtmp, fstream, app, stream) = (
-            a.rtmp.clone(),
-            a.fstream.clone(),
-            a.app.clone(),
-            a.stream.clone(),
-        );
-        let flv = a.publish != Publish::Raw;
+        let kind = if rtmp_viewer {
+            viewer::Kind::Rtmp {
+                addr: a.rtmp.clone(),
+                app: a.app.clone(),
+                name: a.stream.clone(),
+            }
+        } else {
+            viewer::Kind::Fstream {
+                addr: a.fstream.clone(),
+                action: format!("watch,user={},channel={}", a.app, a.stream),
+                raw: a.publish == Publish::Raw,
+            }
+        };
+        let leave = std::sync::Arc::new(tokio::sync::Notify::new());
+        leaves.push(leave.clone());
         viewers.push(tokio::spawn(async move {
             tokio::time::sleep_until(at.into()).await;
-            if rtmp_viewer {
-                viewer::rtmp_player(rtmp, app, stream, epoch, until).await
-            } else {
-                let action = format!("watch,user={app},channel={stream}");
-                viewer::fstream_watcher(fstream, action, flv, epoch, until).await
-            }
+            viewer::viewer(kind, epoch, until, leave).await
         }));
+    }
+
+    // The churn: leave k happens k/R seconds into the window, oldest connection first.
+    if a.churn_per_sec > 0.0 && !leaves.is_empty() {
+        let rate = a.churn_per_sec;
+        tokio::spawn(async move {
+            for k in 0u64.. {
+                let at = measure_from + Duration::from_secs_f64(k as f64 / rate);
+                if at >= measure_to {
+                    break;
+                }
+                tokio::time::sleep_until(at.into()).await;
+                leaves[(k % leaves.len() as u64) as usize].notify_one();
+            }
+        });
     }
 
     tokio::time::sleep_until(measure_from.into()).await;
@@ -284,7 +342,10 @@ async fn run(a: &Args) -> anyhow::Result<Report> {
     let mut stalled = 0;
     let mut errors = Vec::new();
     let mut keys = Vec::new();
+    let mut joiner_keys = Vec::new();
     let mut delays = Vec::new();
+    let mut corrupt = Vec::new();
+    let (mut sessions, mut leaves, mut joins) = (0, 0, 0);
     for r in &results {
         let window: Vec<u64> = (b0..b1)
             .map(|i| r.buckets.get(i).copied().unwrap_or(0))
@@ -299,19 +360,45 @@ async fn run(a: &Args) -> anyhow::Result<Report> {
         {
             stalled += 1;
         }
-        if let Some(e) = &r.error {
-            errors.push(e.clone());
+        for s in &r.sessions {
+            sessions += 1;
+            leaves += usize::from(s.left);
+            joins += usize::from(s.joiner);
+            if let Some(e) = &s.error {
+                errors.push(e.clone());
+            }
+            if let Some(c) = &s.corrupt {
+                corrupt.push(c.clone());
+            }
+            if let Some(k) = s.first_key {
+                let ms = k.as_secs_f64() * 1000.0;
+                if s.joiner {
+                    joiner_keys.push(ms);
+                } else {
+                    keys.push(ms);
+                }
+            }
+            delays.extend(s.delays.iter().map(|d| d.as_secs_f64() * 1000.0));
         }
-        if let Some(k) = r.first_key {
-            keys.push(k.as_secs_f64() * 1000.0);
-        }
-        delays.extend(r.delays.iter().map(|d| d.as_secs_f64() * 1000.0));
     }
     rates.sort_by(f64::total_cmp);
     keys.sort_by(f64::total_cmp);
+    joiner_keys.sort_by(f64::total_cmp);
     delays.sort_by(f64::total_cmp);
     errors.sort();
     errors.dedup();
+    let mut examples: Vec<CorruptExample> = Vec::new();
+    for c in &corrupt {
+        if let Some(e) = examples.iter_mut().find(|e| &e.error == c) {
+            e.connections += 1;
+        } else if examples.len() < 20 {
+            examples.push(CorruptExample {
+                connections: 1,
+                error: c.clone(),
+            });
+        }
+    }
+
     let server_cpu = match (cpu0, cpu1) {
         (Some(a), Some(b)) => Some((b - a).as_secs_f64()),
         _ => None,
@@ -331,8 +418,17 @@ async fn run(a: &Args) -> anyhow::Result<Report> {
         viewer_mbps_median: percentile(&rates, 0.5).unwrap_or(0.0),
         viewer_mbps_max: rates.last().copied().unwrap_or(0.0),
         stalled,
+        corrupt: corrupt.len(),
+        corrupt_examples: examples,
+        sessions,
         first_keyframe_ms_p50: percentile(&keys, 0.5),
         first_keyframe_ms_p99: percentile(&keys, 0.99),
+        churn_per_sec: a.churn_per_sec,
+        churn_leaves: leaves,
+        churn_joins: joins,
+        churn_joins_keyed: joiner_keys.len(),
+        joiner_first_keyframe_ms_p50: percentile(&joiner_keys, 0.5),
+        joiner_first_keyframe_ms_p99: percentile(&joiner_keys, 0.99),
         delay_ms_p50: percentile(&delays, 0.5),
         delay_ms_p99: percentile(&delays, 0.99),
         server_cpu_s: server_cpu,
@@ -359,11 +455,16 @@ fn fmt_opt(v: Option<f64>, digits: usize) -> String {
 
 fn print_table(r: &Report) {
     println!(
-        "| label | mode | viewers | connected | Mbit/s delivered | per viewer min/med/max | stalled | first key p50/p99 ms | delay p50/p99 ms | server CPU s | CPU-s/GB | peak RSS MB | RSS KiB/viewer | bench CPU s |"
+        "| label | mode | viewers | connected | Mbit/s delivered | per viewer min/med/max | stalled | corrupt | first key p50/p99 ms | churn leaves/joins | joiner key p50/p99 ms | delay p50/p99 ms | server CPU s | CPU-s/GB | peak RSS MB | RSS KiB/viewer | bench CPU s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let churn = if r.churn_per_sec > 0.0 {
+        format!("{}/{}", r.churn_leaves, r.churn_joins)
+    } else {
+        "-".into()
+    };
     println!(
-        "| {} | {} | {} | {} | {:.1} | {:.2}/{:.2}/{:.2} | {} | {}/{} | {}/{} | {} | {} | {} | {} | {} |",
+        "| {} | {} | {} | {} | {:.1} | {:.2}/{:.2}/{:.2} | {} | {} | {}/{} | {} | {}/{} | {}/{} | {} | {} | {} | {} | {} |",
         r.label,
         r.mode,
         r.viewers,
@@ -373,8 +474,12 @@ fn print_table(r: &Report) {
         r.viewer_mbps_median,
         r.viewer_mbps_max,
         r.stalled,
+        r.corrupt,
         fmt_opt(r.first_keyframe_ms_p50, 0),
         fmt_opt(r.first_keyframe_ms_p99, 0),
+        churn,
+        fmt_opt(r.joiner_first_keyframe_ms_p50, 0),
+        fmt_opt(r.joiner_first_keyframe_ms_p99, 0),
         fmt_opt(r.delay_ms_p50, 1),
         fmt_opt(r.delay_ms_p99, 1),
         fmt_opt(r.server_cpu_s, 2),
@@ -385,5 +490,8 @@ fn print_table(r: &Report) {
     );
     for e in &r.errors {
         eprintln!("viewer error: {e}");
+    }
+    for e in r.corrupt_examples.iter().take(5) {
+        eprintln!("corrupt ({} connections): {}", e.connections, e.error);
     }
 }

@@ -184,10 +184,13 @@ pub async fn fstream_flv(
 
 /// Size of a raw delay-measurement block: 7 MPEG-TS packets, so `bufsize=1316` aligns them.
 pub const BLOCK: usize = 1316;
-/// Marks the start of a block: then 8 bytes of nanoseconds since the run's epoch.
+/// Marks the start of a block: then 8 bytes of nanoseconds since the run's epoch, 8 bytes of
+/// sequence number (both big-endian), and zeros to the end of the block (checked by
+/// [`crate::check::RawCheck`]).
 pub const MAGIC: &[u8; 8] = b"FSBENCH\0";
 
-/// A raw stream at `bitrate_bps`: every 10 ms, the blocks due, each stamped with its send time.
+/// A raw stream at `bitrate_bps`: every 10 ms, the blocks due, each stamped with its send time
+/// and numbered.
 pub async fn fstream_raw(
     addr: &str,
     action: &str,
@@ -216,7 +219,8 @@ pub async fn fstream_raw(
             let now = epoch.elapsed().as_nanos() as u64;
             buf.extend_from_slice(MAGIC);
             buf.extend_from_slice(&now.to_be_bytes());
-            buf.resize(buf.len() + BLOCK - 16, 0);
+            buf.extend_from_slice(&sent.to_be_bytes());
+            buf.resize(buf.len() + BLOCK - crate::check::RAW_HEAD, 0);
             sent += 1;
         }
         sent_bytes.add(buf.len());

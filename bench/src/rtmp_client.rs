@@ -1,4 +1,6 @@
-//! A small async RTMP client: enough to play and to publish like ffmpeg does.
+//! A small async RTMP client: enough to play and to publish like ffmpeg does. Every byte it
+//! receives after the handshake goes through [`RtmpCheck`], so a stream that does not parse is
+//! an error carrying [`Corrupt`].
 
 use std::collections::VecDeque;
 
@@ -6,29 +8,30 @@ use anyhow::{anyhow, bail, Context};
 use fstream_media::{
     amf0::Amf0Value,
     rtmp::{
-        chunk::{ChunkDecoder, ChunkEncoder, ChunkLimits},
+        chunk::ChunkEncoder,
         handshake::{ClientHandshake, HandshakeStatus},
-        message::{msg_type, Command, CommandEncoding, ControlMessage, UserControlEvent},
+        message::{Command, CommandEncoding, ControlMessage, UserControlEvent},
         RtmpMessage,
     },
-    AmfLimits,
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
 
+use crate::check::{hex, Corrupt, Item, RtmpCheck};
+
 const READ_BUF: usize = 64 * 1024;
 
 pub struct RtmpConn {
     sock: TcpStream,
-    dec: ChunkDecoder,
+    check: RtmpCheck,
     enc: ChunkEncoder,
     buf: Vec<u8>,
+    /// Stream offset of the last read and its length, to show the bytes where a check failed.
+    last_read: (u64, usize),
     /// Commands and media that arrived while waiting for something else.
-    queued: VecDeque<RtmpMessage>,
-    /// Bytes read from the socket so far.
-    pub bytes_in: u64,
+    queued: VecDeque<Item>,
     acked: u64,
     window: u64,
     next_txn: f64,
@@ -59,15 +62,25 @@ impl RtmpConn {
             }
         }
         sock.write_all(&c2).await?;
-        let mut dec = ChunkDecoder::new(ChunkLimits::default());
-        dec.push(&hs.take_leftover());
+        let mut check = RtmpCheck::new();
+        let leftover = hs.take_leftover();
+        check.push(&leftover);
+        // Kept for error context only, and only when it fits (it always does: it is the tail
+        // of one read).
+        let kept = match buf.get_mut(..leftover.len()) {
+            Some(b) => {
+                b.copy_from_slice(&leftover);
+                leftover.len()
+            }
+            None => 0,
+        };
         let mut conn = RtmpConn {
             sock,
-            dec,
+            check,
             enc: ChunkEncoder::default(),
             buf,
+            last_read: (0, kept),
             queued: VecDeque::new(),
-            bytes_in: 0,
             acked: 0,
             window: 2_500_000,
             next_txn: 2.0,
@@ -95,6 +108,11 @@ impl RtmpConn {
         Ok(conn)
     }
 
+    /// Bytes received up to the end of the last complete (and valid) message.
+    pub fn validated(&self) -> u64 {
+        self.check.validated()
+    }
+
     pub async fn command(&mut self, stream_id: u32, cmd: Command) -> anyhow::Result<()> {
         let csid = if stream_id == 0 { 3 } else { 8 };
         let msg = cmd.to_message(CommandEncoding::Amf0, csid, stream_id)?;
@@ -114,37 +132,47 @@ impl RtmpConn {
         Ok(())
     }
 
-    /// The next message that is not protocol control (which is handled here).
-    pub async fn next_message(&mut self) -> anyhow::Result<RtmpMessage> {
+    /// Adds the received bytes at the failure, when they are in the last read.
+    fn with_bytes(&self, mut e: Corrupt) -> Corrupt {
+        let (start, len) = self.last_read;
+        if let Some(i) = e.at.checked_sub(start).filter(|&i| i < len as u64) {
+            let at = &self.buf[i as usize..len];
+            e.what.push_str(&format!(" (bytes there: {})", hex(at, 16)));
+        }
+        e
+    }
+
+    /// The next checked message that is not protocol control (which is handled here).
+    pub async fn next_message(&mut self) -> anyhow::Result<Item> {
         if let Some(m) = self.queued.pop_front() {
             return Ok(m);
         }
         loop {
-            while let Some(m) = self.dec.next_message()? {
-                if let Some(m) = self.handle_control(m).await? {
-                    return Ok(m);
+            match self.check.next() {
+                Ok(Some(Item::Control(c))) => self.handle_control(c).await?,
+                Ok(Some(item)) => return Ok(item),
+                Ok(None) => {
+                    let n = self.sock.read(&mut self.buf).await?;
+                    if n == 0 {
+                        bail!("server closed the connection");
+                    }
+                    self.last_read = (self.check.received(), n);
+                    self.check.push(&self.buf[..n]);
+                    let received = self.check.received();
+                    if received - self.acked >= self.window {
+                        self.acked = received;
+                        let ack = ControlMessage::Acknowledgement(received as u32);
+                        self.send(&ack.to_message()).await?;
+                    }
                 }
-            }
-            let n = self.sock.read(&mut self.buf).await?;
-            if n == 0 {
-                bail!("server closed the connection");
-            }
-            self.bytes_in += n as u64;
-            self.dec.push(&self.buf[..n]);
-            if self.bytes_in - self.acked >= self.window {
-                self.acked = self.bytes_in;
-                let ack = ControlMessage::Acknowledgement(self.bytes_in as u32);
-                self.send(&ack.to_message()).await?;
+                Err(e) => return Err(self.with_bytes(e).into()),
             }
         }
     }
 
-    async fn handle_control(&mut self, m: RtmpMessage) -> anyhow::Result<Option<RtmpMessage>> {
-        if !fstream_media::rtmp::message::is_protocol_control(m.type_id) {
-            return Ok(Some(m));
-        }
-        match ControlMessage::parse(m.type_id, &m.payload)? {
-            ControlMessage::SetChunkSize(n) => self.dec.set_chunk_size(n)?,
+    /// Answers what a client must (Set Chunk Size and Abort were applied by the check).
+    async fn handle_control(&mut self, c: ControlMessage) -> anyhow::Result<()> {
+        match c {
             ControlMessage::WindowAckSize(n) => self.window = n.max(1) as u64,
             ControlMessage::UserControl(UserControlEvent::PingRequest(t)) => {
                 let pong = ControlMessage::UserControl(UserControlEvent::PingResponse(t));
@@ -152,21 +180,21 @@ impl RtmpConn {
             }
             _ => {}
         }
-        Ok(None)
+        Ok(())
     }
 
     /// Waits for `_result`/`_error` of a transaction, queueing anything else.
     async fn wait_result(&mut self, txn: f64) -> anyhow::Result<Command> {
         let mut other = VecDeque::new();
         let found = loop {
-            let m = self.next_message().await?;
-            if matches!(m.type_id, msg_type::COMMAND_AMF0 | msg_type::COMMAND_AMF3) {
-                let c = Command::parse(m.type_id, &m.payload, &AmfLimits::default())?;
-                if (c.name == "_result" || c.name == "_error") && c.transaction_id == txn {
-                    break c;
+            match self.next_message().await? {
+                Item::Command { command: c, .. }
+                    if (c.name == "_result" || c.name == "_error") && c.transaction_id == txn =>
+                {
+                    break c
                 }
+                item => other.push_back(item),
             }
-            other.push_back(m);
         };
         other.append(&mut self.queued);
         self.queued = other;
@@ -176,9 +204,7 @@ impl RtmpConn {
     /// Waits for an `onStatus` and returns its code.
     pub async fn wait_status(&mut self) -> anyhow::Result<String> {
         loop {
-            let m = self.next_message().await?;
-            if matches!(m.type_id, msg_type::COMMAND_AMF0 | msg_type::COMMAND_AMF3) {
-                let c = Command::parse(m.type_id, &m.payload, &AmfLimits::default())?;
+            if let Item::Command { command: c, .. } = self.next_message().await? {
                 if c.name == "onStatus" {
                     let code = c
                         .arg(0)

@@ -1,29 +1,71 @@
 //! Simulated viewers: an RTMP player (handshake, connect, createStream, play, buffer length,
-//! acknowledgements) or an fstream watcher; each drains the stream and counts.
+//! acknowledgements) or an fstream watcher. Each checks every byte it receives (see
+//! [`crate::check`]) and counts only what passed; a viewer whose stream does not parse ends
+//! with the reason recorded as corrupt.
+//!
+//! A viewer is a slot that holds one connection (a session) at a time: in a churn run it is
+//! told to leave, closes its socket, and joins again at once with a fresh connection whose
+//! bytes are checked from the first.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use fstream_media::flv::{self, FlvDemuxer, TagType};
+use anyhow::bail;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
+    sync::Notify,
 };
 
-use crate::{publisher, rtmp_client::RtmpConn};
+use crate::{
+    check::{Corrupt, FlvCheck, Item, RawCheck},
+    rtmp_client::RtmpConn,
+};
 
 /// Width of a throughput bucket.
 pub const BUCKET: Duration = Duration::from_millis(250);
 
-/// What one viewer saw.
+/// What one connection saw.
+#[derive(Default, Clone, Debug)]
+pub struct Session {
+    /// It replaced a session that left (a churn join).
+    pub joiner: bool,
+    /// It was closed by the churn (a leave).
+    pub left: bool,
+    /// From the start of its connection to its first video keyframe (raw: first block).
+    pub first_key: Option<Duration>,
+    /// End-to-end delays sampled from raw blocks.
+    pub delays: Vec<Duration>,
+    /// The first thing in its bytes that did not parse.
+    pub corrupt: Option<String>,
+    /// Anything else that ended it early (refused, closed, I/O).
+    pub error: Option<String>,
+}
+
+/// What one viewer slot saw over the run.
 #[derive(Default, Clone)]
 pub struct ViewerResult {
-    /// Bytes received per bucket since the run's epoch.
+    /// Bytes received and validated per bucket since the run's epoch, over all its sessions.
     pub buckets: Vec<u64>,
-    /// From the start of its connection to its first video keyframe.
-    pub first_key: Option<Duration>,
-    /// End-to-end delays sampled from raw delay blocks.
-    pub delays: Vec<Duration>,
-    pub error: Option<String>,
+    pub sessions: Vec<Session>,
+}
+
+/// How a viewer connects and what it expects.
+#[derive(Clone, Debug)]
+pub enum Kind {
+    Rtmp {
+        addr: String,
+        app: String,
+        name: String,
+    },
+    /// An fstream watcher; `raw`: the bench's stamped raw stream, else FLV.
+    Fstream {
+        addr: String,
+        action: String,
+        raw: bool,
+    },
 }
 
 struct Counter {
@@ -32,134 +74,158 @@ struct Counter {
 }
 
 impl Counter {
-    fn add(&mut self, n: usize) {
+    fn add(&mut self, n: u64) {
+        if n == 0 {
+            return;
+        }
         let i = (self.epoch.elapsed().as_nanos() / BUCKET.as_nanos()) as usize;
         if self.buckets.len() <= i {
             self.buckets.resize(i + 1, 0);
         }
-        self.buckets[i] += n as u64;
+        self.buckets[i] += n;
     }
 }
 
-pub async fn rtmp_player(
-    addr: String,
-    app: String,
-    name: String,
+enum End {
+    Done(anyhow::Result<()>),
+    Left,
+    Until,
+}
+
+/// One viewer slot until `until`; each `leave` notification closes its connection and opens a
+/// fresh one (or, if the last one already ended, just opens a fresh one).
+pub async fn viewer(
+    kind: Kind,
     epoch: Instant,
     until: Instant,
+    leave: Arc<Notify>,
 ) -> ViewerResult {
-    let mut r = ViewerResult::default();
     let mut counter = Counter {
         epoch,
         buckets: Vec::new(),
     };
-    let t0 = Instant::now();
-    let run = async {
-        let mut c = RtmpConn::connect(&addr, &app).await?;
-        c.play(&name).await?;
-        let mut seen = c.bytes_in;
-        loop {
-            let m = c.next_message().await?;
-            counter.add((c.bytes_in - seen) as usize);
-            seen = c.bytes_in;
-            if r.first_key.is_none() && m.type_id == 9 && flv::is_video_keyframe(&m.payload) {
-                r.first_key = Some(t0.elapsed());
-            }
-        }
-        #[allow(unreachable_code)]
-        anyhow::Ok(())
-    };
-    tokio::select! {
-        res = run => if let Err(e) = res { r.error = Some(e.to_string()) },
-        _ = tokio::time::sleep_until(until.into()) => {}
-    }
-    r.buckets = counter.buckets;
-    r
-}
-
-/// An fstream watcher. `flv`: look for the first keyframe in an FLV stream; otherwise parse
-/// raw delay blocks.
-pub async fn fstream_watcher(
-    addr: String,
-    action: String,
-    flv_stream: bool,
-    epoch: Instant,
-    until: Instant,
-) -> ViewerResult {
-    let mut r = ViewerResult::default();
-    let mut counter = Counter {
-        epoch,
-        buckets: Vec::new(),
-    };
-    let t0 = Instant::now();
-    let run = async {
-        let mut s = TcpStream::connect(&addr).await?;
-        s.write_all(&fstream_wire::encode_preamble(
-            &action,
-            fstream_wire::Prelude::Blank,
-        ))
-        .await?;
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut demux = FlvDemuxer::new(16 << 20);
-        let mut parsing = flv_stream;
-        let mut block_pos = 0usize; // offset into the current raw block
-        let mut stamp = Vec::with_capacity(16);
-        let mut sample = 0u32;
-        loop {
-            let n = s.read(&mut buf).await?;
-            if n == 0 {
-                anyhow::bail!("server closed the connection");
-            }
-            counter.add(n);
-            let data = &buf[..n];
-            if parsing {
-                demux.push(data);
-                while let Some(t) = demux.next_tag()? {
-                    if t.tag.tag_type == TagType::Video && flv::is_video_keyframe(&t.tag.data) {
-                        r.first_key = Some(t0.elapsed());
-                        parsing = false;
-                        break;
+    let mut sessions = Vec::new();
+    let mut joiner = false;
+    loop {
+        let mut s = Session {
+            joiner,
+            ..Session::default()
+        };
+        let end = tokio::select! {
+            r = session(&kind, epoch, &mut counter, &mut s) => End::Done(r),
+            _ = leave.notified() => End::Left,
+            _ = tokio::time::sleep_until(until.into()) => End::Until,
+        };
+        let mut over = false;
+        match end {
+            End::Until => over = true,
+            End::Left => s.left = true,
+            End::Done(r) => {
+                if let Err(e) = r {
+                    match e.downcast_ref::<Corrupt>() {
+                        Some(c) => s.corrupt = Some(c.to_string()),
+                        None => s.error = Some(format!("{e:#}")),
                     }
                 }
-            } else if !flv_stream {
-                // Raw blocks of BLOCK bytes, aligned (bufsize); the first 16 bytes stamp them.
-                let mut i = 0;
-                while i < data.len() {
-                    let take = (publisher::BLOCK - block_pos).min(data.len() - i);
-                    if block_pos < 16 {
-                        let head = (16 - block_pos).min(take);
-                        stamp.extend_from_slice(&data[i..i + head]);
-                        if stamp.len() == 16 {
-                            if &stamp[..8] == publisher::MAGIC {
-                                sample += 1;
-                                // Keep one delay sample in 16 to stay cheap.
-                                if sample % 16 == 1 {
-                                    let sent = u64::from_be_bytes(
-                                        stamp[8..16].try_into().unwrap_or([0; 8]),
-                                    );
-                                    let now = epoch.elapsed().as_nanos() as u64;
-                                    r.delays
-                                        .push(Duration::from_nanos(now.saturating_sub(sent)));
-                                }
-                                if r.first_key.is_none() {
-                                    r.first_key = Some(t0.elapsed());
-                                }
-                            }
-                            stamp.clear();
+                // Nothing to leave: wait to be replaced, or for the end.
+                tokio::select! {
+                    _ = leave.notified() => {}
+                    _ = tokio::time::sleep_until(until.into()) => over = true,
+                }
+            }
+        }
+        sessions.push(s);
+        if over {
+            break;
+        }
+        joiner = true;
+    }
+    ViewerResult {
+        buckets: counter.buckets,
+        sessions,
+    }
+}
+
+async fn session(
+    kind: &Kind,
+    epoch: Instant,
+    counter: &mut Counter,
+    s: &mut Session,
+) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    match kind {
+        Kind::Rtmp { addr, app, name } => {
+            let mut c = RtmpConn::connect(addr, app).await?;
+            let id = c.play(name).await?;
+            let mut credited = 0;
+            loop {
+                let item = c.next_message().await?;
+                counter.add(c.validated() - credited);
+                credited = c.validated();
+                match item {
+                    Item::Media {
+                        keyframe: true,
+                        stream_id,
+                    } if stream_id == id => {
+                        s.first_key.get_or_insert_with(|| t0.elapsed());
+                    }
+                    Item::Command { command, stream_id } if stream_id == id || stream_id == 0 => {
+                        let info = command.arg(0);
+                        let level = info.and_then(|i| i.get_str("level")).unwrap_or("");
+                        if command.name == "_error" || level == "error" {
+                            let code = info.and_then(|i| i.get_str("code")).unwrap_or("");
+                            bail!("{} {code}", command.name);
                         }
                     }
-                    block_pos = (block_pos + take) % publisher::BLOCK;
-                    i += take;
+                    _ => {}
                 }
             }
         }
-        #[allow(unreachable_code)]
-        anyhow::Ok(())
-    };
-    tokio::select! {
-        res = run => if let Err(e) = res { r.error = Some(e.to_string()) },
-        _ = tokio::time::sleep_until(until.into()) => {}
+        Kind::Fstream { addr, action, raw } => {
+            let mut sock = TcpStream::connect(addr).await?;
+            sock.write_all(&fstream_wire::encode_preamble(
+                action,
+                fstream_wire::Prelude::Blank,
+            ))
+            .await?;
+            let mut buf = vec![0u8; 64 * 1024];
+            if *raw {
+                let mut check = RawCheck::default();
+                let mut sample = 0u32;
+                loop {
+                    let n = read(&mut sock, &mut buf).await?;
+                    check.push(&buf[..n], |sent| {
+                        s.first_key.get_or_insert_with(|| t0.elapsed());
+                        // Keep one delay sample in 16 to stay cheap.
+                        sample = sample.wrapping_add(1);
+                        if sample % 16 == 1 {
+                            let now = epoch.elapsed().as_nanos() as u64;
+                            s.delays
+                                .push(Duration::from_nanos(now.saturating_sub(sent)));
+                        }
+                    })?;
+                    counter.add(n as u64);
+                }
+            } else {
+                let mut check = FlvCheck::new();
+                let mut credited = 0;
+                loop {
+                    let n = read(&mut sock, &mut buf).await?;
+                    if check.push(&buf[..n])? {
+                        s.first_key.get_or_insert_with(|| t0.elapsed());
+                    }
+                    counter.add(check.validated() - credited);
+                    credited = check.validated();
+                }
+            }
+        }
     }
-    r.buckets = counter.buckets;
-    r
+}
+
+async fn read(sock: &mut TcpStream, buf: &mut [u8]) -> anyhow::Result<usize> {
+    let n = sock.read(buf).await?;
+    if n == 0 {
+        bail!("server closed the connection");
+    }
+    Ok(n)
 }
