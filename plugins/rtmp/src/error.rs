@@ -2,16 +2,21 @@
 
 use fstream_media::{
     amf0::Amf0Error,
-    rtmp::{chunk::ChunkError, handshake::HandshakeError, message::MessageError},
+    rtmp::{chunk::ChunkError, message::MessageError},
 };
 use thiserror::Error;
+
+use crate::handshake::HandshakeFailure;
 
 /// A reason to close one connection. Every variant is logged with the connection's fields;
 /// nothing else is affected.
 #[derive(Debug, Error)]
 pub enum Violation {
     #[error("handshake: {0}")]
-    Handshake(#[from] HandshakeError),
+    Handshake(#[from] HandshakeFailure),
+    /// A Flash policy file request while `policy_file` is off.
+    #[error("a Flash policy file request, and policy_file is off")]
+    PolicyRequest,
     #[error("no complete handshake within {0} ms")]
     HandshakeTimeout(u64),
     #[error("nothing received for {0} ms")]
@@ -38,6 +43,7 @@ impl Violation {
         match self {
             Violation::Handshake(_) => "handshake",
             Violation::HandshakeTimeout(_) => "handshake_timeout",
+            Violation::PolicyRequest => "policy_request",
             Violation::Idle(_) => "idle",
             Violation::Chunk(_) => "chunk",
             Violation::Message(_) => "message",

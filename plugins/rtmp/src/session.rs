@@ -62,6 +62,8 @@ pub struct RtmpSession {
     pub(crate) settings: Arc<Settings>,
     /// The peer's `IP:PORT`, for app calls.
     pub(crate) peer: String,
+    /// The port the client connected to (ours), for a Flash policy file.
+    local_port: Option<u16>,
     pub(crate) phase: Phase,
     pub(crate) input: ChunkIn,
     pub(crate) output: ChunkOut,
@@ -84,6 +86,10 @@ impl RtmpSession {
             input: ChunkIn::new(settings.chunk_limits()),
             settings,
             peer: conn.peer.to_string(),
+            local_port: conn
+                .local
+                .rsplit_once(':')
+                .and_then(|(_, port)| port.parse().ok()),
             phase: Phase::New,
             output: ChunkOut::default(),
             last_input_ms: 0,
@@ -160,6 +166,7 @@ impl RtmpSession {
                         self.input.count_handshake(data.len());
                         Ok(())
                     }
+                    Progress::PolicyRequest => self.answer_policy_request(out),
                     Progress::Done { leftover } => {
                         self.input
                             .count_handshake(data.len().saturating_sub(leftover.len()));
@@ -318,6 +325,23 @@ impl RtmpSession {
                 reset,
             } => self.play_decided(msid, name, query, start, reset, decision, out),
         }
+    }
+
+    /// A Flash Player asked for the socket policy instead of a handshake: answer it (if
+    /// `policy_file` is on) and close, as the Flash socket policy protocol expects.
+    fn answer_policy_request(&mut self, out: &mut Outbox) -> Result<(), Violation> {
+        if !self.settings.policy_file {
+            return Err(Violation::PolicyRequest);
+        }
+        let Some(port) = self.local_port else {
+            tracing::warn!("a Flash policy file request, but our port is unknown; closing");
+            self.finish(CloseMode::Now, out);
+            return Ok(());
+        };
+        tracing::info!(port, "answered a Flash policy file request");
+        self.output.raw(&crate::handshake::policy_file(port));
+        self.finish(CloseMode::AfterFlush, out);
+        Ok(())
     }
 
     // -----------------------------------------------------------------------------------------

@@ -1494,3 +1494,64 @@ fn commands_wait_for_the_probe_and_a_close_drops_it() {
         .collect();
     assert_eq!(gone, [probe], "{:?}", o.kinds());
 }
+
+#[test]
+fn a_flash_policy_request_gets_the_policy_for_our_port_then_a_close() {
+    use crate::handshake::{policy_file, POLICY_REQUEST};
+    // In one piece, or split anywhere.
+    for split in [POLICY_REQUEST.len(), 1, 10] {
+        let (mut c, _) = Client::new(settings(|_| {}));
+        let (a, b) = POLICY_REQUEST.split_at(split);
+        let o = c.send_raw(a, false);
+        if !b.is_empty() {
+            assert!(o.actions.is_empty(), "{:?}", o.kinds());
+            let o = c.send_raw(b, false);
+            assert_eq!(o.raw, policy_file(1935));
+            assert_eq!(o.closed(), Some(CloseMode::AfterFlush));
+            continue;
+        }
+        assert_eq!(o.kinds(), ["write", "close"]);
+        assert_eq!(o.raw, policy_file(1935));
+        let text = String::from_utf8_lossy(&o.raw);
+        assert!(text.contains(r#"to-ports="1935""#), "{text}");
+        assert_eq!(o.closed(), Some(CloseMode::AfterFlush));
+        // Nothing more after the answer.
+        assert!(c.send_raw(b"more", false).actions.is_empty());
+    }
+
+    // The port is the one the client connected to.
+    let mut session = RtmpSession::new(
+        settings(|_| {}),
+        &ConnInfo {
+            id: 1,
+            peer: "[::1]:5000".into(),
+            local: "[::1]:19350".into(),
+        },
+    );
+    let mut out = Outbox::new();
+    session.start(0, &mut out).unwrap();
+    let mut out = Outbox::new();
+    session.bytes(POLICY_REQUEST, 0, &mut out).unwrap();
+    let written: Vec<u8> = out
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Write(p) => Some(p.to_vec()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(written, policy_file(19350));
+
+    // Turned off: closed at once, without a byte.
+    let (mut c, _) = Client::new(settings(|s| s.policy_file = false));
+    let o = c.send_raw(POLICY_REQUEST, false);
+    assert!(o.raw.is_empty());
+    assert_eq!(o.closed(), Some(CloseMode::Now));
+
+    // Anything else that starts with '<' is no handshake either.
+    let (mut c, _) = Client::new(settings(|_| {}));
+    let o = c.send_raw(b"<html><body>", false);
+    assert!(o.raw.is_empty());
+    assert_eq!(o.closed(), Some(CloseMode::Now));
+}

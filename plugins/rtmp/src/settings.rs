@@ -74,6 +74,9 @@ pub struct Settings {
     pub player_queue_bytes: u64,
     /// `wait` or `stop`, see [`StreamEnd`].
     pub on_stream_end: StreamEnd,
+    /// Answer a Flash Player's `<policy-file-request/>` on the RTMP port with a cross-domain
+    /// policy allowing any domain to this port (as rtmplite does); off: close without a byte.
+    pub policy_file: bool,
 }
 
 impl Default for Settings {
@@ -95,6 +98,7 @@ impl Default for Settings {
             play_wait_ms: u32::MAX,
             player_queue_bytes: 0,
             on_stream_end: StreamEnd::Wait,
+            policy_file: true,
         }
     }
 }
@@ -191,6 +195,8 @@ mod tests {
         assert_eq!(s.second_publisher, SecondPublisher::Replace);
         assert_eq!(s.play_wait_ms, u32::MAX);
         assert_eq!(s.on_stream_end, StreamEnd::Wait);
+        assert!(s.policy_file);
+        assert!(!Settings::parse("policy_file = false").unwrap().policy_file);
     }
 
     #[test]

@@ -827,3 +827,61 @@ fn a_live_raw_broadcast_is_not_found_without_play_start_and_a_media_stream_then_
     assert_eq!(video.stream_id, msid);
     let _ = publisher.join();
 }
+
+// ---------------------------------------------------------------------------------------------
+// A Flash policy file request on the RTMP port (rtmplite's behaviour, issue 10)
+
+/// Sends a Flash Player's socket policy request and reads until the server closes.
+fn ask_for_policy(addr: SocketAddr) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(b"<policy-file-request/>\0").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return got,
+            Err(e) => panic!("reading the policy answer: {e}"),
+        }
+    }
+}
+
+#[test]
+fn a_flash_policy_request_gets_the_cross_domain_policy_unless_turned_off() {
+    let on = root("rtmp-policy", false);
+    let host = Host::start(&on, &["rtmp"], &[]);
+    let addr = host.addr("rtmp");
+    for _ in 0..3 {
+        let got = ask_for_policy(addr);
+        assert_eq!(got.last(), Some(&0), "not NUL-terminated: {got:?}");
+        let text = String::from_utf8(got[..got.len() - 1].to_vec()).unwrap();
+        assert!(text.contains("<cross-domain-policy>"), "{text}");
+        let allow = format!(
+            r#"<allow-access-from domain="*" to-ports="{}"/>"#,
+            addr.port()
+        );
+        assert!(text.contains(&allow), "{text}");
+        assert!(
+            text.trim_end().ends_with("</cross-domain-policy>"),
+            "{text}"
+        );
+    }
+    assert!(host.wait_log("answered a Flash policy file request", WAIT));
+    // RTMP on the same port is unaffected.
+    let mut c = RtmpClient::new(addr);
+    let (_, code, _) = info_of(&c.connect("fier"));
+    assert_eq!(code, "NetConnection.Connect.Success");
+
+    // policy_file = false: the request is closed without a byte.
+    let off = root("rtmp-no-policy", false);
+    off.write("mods/rtmp.toml", "policy_file = false\n");
+    let host = Host::start(&off, &["rtmp"], &[]);
+    let addr = host.addr("rtmp");
+    assert!(ask_for_policy(addr).is_empty());
+    assert!(host.wait_log("policy_file is off", WAIT));
+    let mut c = RtmpClient::new(addr);
+    let (_, code, _) = info_of(&c.connect("fier"));
+    assert_eq!(code, "NetConnection.Connect.Success");
+}
