@@ -13,12 +13,14 @@
 # fuzz/corpus/TARGET, which is not committed). A crash leaves its input in
 # fuzz/artifacts/TARGET/; after fixing the bug, copy it to fuzz/regressions/TARGET/ with a name
 # that says what it was, so `cargo test -p fuzz-harness` replays it from then on.
-# Environment: FUZZ_TOOLCHAIN (default stable), FUZZ_JOBS (build jobs), FUZZ_ARGS (extra
-# libFuzzer flags, e.g. "-max_len=8192").
+# Environment: FUZZ_TOOLCHAIN (default stable), FUZZ_JOBS (fuzzing processes: cargo fuzz's
+# --jobs, libFuzzer's -fork), FUZZ_ARGS (extra libFuzzer flags, e.g. "-max_len=8192"); limit the
+# build's parallelism with CARGO_BUILD_JOBS.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-TARGETS=(fstream_preamble rtmp_handshake rtmp_chunk amf0 amf3 flv_tag mods_file host_toml)
+TARGETS=(fstream_preamble rtmp_handshake rtmp_chunk amf0 amf3 flv_tag rtmp_session fstream_session
+    mods_file host_toml)
 
 usage() {
     sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'

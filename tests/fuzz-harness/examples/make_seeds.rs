@@ -144,6 +144,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         with_control(0x45, file.get(13..).unwrap_or_default()),
     ));
 
+    // rtmp_session / fstream_session: scripts of client bytes and host events.
+    for (name, bytes) in fuzz_harness::session::rtmp::seeds() {
+        seeds.push(("rtmp_session", name, bytes));
+    }
+    for (name, bytes) in fuzz_harness::session::fstream::seeds() {
+        seeds.push(("fstream_session", name, bytes));
+    }
+
     // mods_file / host_toml
     seeds.push((
         "mods_file",

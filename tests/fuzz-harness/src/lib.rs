@@ -6,7 +6,9 @@
 //! - feeding a stream in pieces gives the same result as feeding it at once (all our decoders
 //!   are incremental, and the network splits reads anywhere);
 //! - what was decoded re-encodes, and the encoding decodes to the same thing;
-//! - offsets and lengths a decoder reports point inside its input.
+//! - offsets and lengths a decoder reports point inside its input;
+//! - a protocol session (`session`) keeps its contract with the host whatever bytes and events
+//!   arrive, in whatever order.
 //!
 //! The fuzz crate (`fuzz/`, its own workspace, run with `fuzz/run.sh`) calls these functions;
 //! `tests/replay.rs` runs the same functions over `fuzz/seeds/TARGET/*` and every crash input
@@ -16,6 +18,7 @@ pub mod flv;
 #[cfg(feature = "host")]
 pub mod host;
 pub mod media;
+pub mod session;
 pub mod wire;
 
 /// A target's body: the fuzzer's bytes in, a panic on a finding.
@@ -29,6 +32,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("amf0", media::amf0),
     ("amf3", media::amf3),
     ("flv_tag", flv::flv_tag),
+    ("rtmp_session", session::rtmp::rtmp_session),
+    ("fstream_session", session::fstream::fstream_session),
     #[cfg(feature = "host")]
     ("mods_file", host::mods_file),
     #[cfg(feature = "host")]
