@@ -77,8 +77,13 @@ impl Encode for FlvEncoder {
             MediaKind::Video => TagType::Video,
             MediaKind::Script => TagType::Script,
         };
+        let ts = if tag_type == TagType::Script {
+            0
+        } else {
+            packet.timestamp
+        };
         let mut out = Vec::new();
-        write_tag(&mut out, tag_type, packet.timestamp, &packet.payload)
+        write_tag(&mut out, tag_type, ts, &packet.payload)
             .map_err(|e| PluginError::new(e.to_string()))?;
         Ok(Some(payload_from_vec(out)))
     }

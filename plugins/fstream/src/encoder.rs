@@ -29,8 +29,16 @@ impl Encode for FstreamEncoder {
             MediaKind::Video => TagType::Video,
             MediaKind::Script => TagType::Script,
         };
+        // Script data (onMetaData) goes at timestamp 0, as in a file: ffmpeg's FLV reader takes
+        // a script tag with any other timestamp for a subtitle packet, and a second publisher's
+        // metadata arrives mid-stream.
+        let timestamp = if tag_type == TagType::Script {
+            0
+        } else {
+            packet.timestamp
+        };
         let mut out = Vec::with_capacity(TAG_HEADER_LEN + packet.len() + PREVIOUS_TAG_SIZE_LEN);
-        write_tag(&mut out, tag_type, packet.timestamp, &packet.payload)
+        write_tag(&mut out, tag_type, timestamp, &packet.payload)
             .map_err(|e| PluginError::new(format!("cannot write an FLV tag: {e}")))?;
         Ok(Some(payload_from_vec(out)))
     }
@@ -70,7 +78,13 @@ mod tests {
                 payload_from(&[0x17, 1, 0, 0, 0, 5]),
             ),
             MediaPacket::new(MediaKind::Audio, 0, 7, payload_from(&[0xAF, 1, 2])),
-            MediaPacket::new(MediaKind::Script, flags::METADATA, 0, payload_from(b"\x02")),
+            // Mid-stream metadata (a new publisher's) is written at timestamp 0.
+            MediaPacket::new(
+                MediaKind::Script,
+                flags::METADATA,
+                9000,
+                payload_from(b"\x02"),
+            ),
         ];
         for p in &packets {
             bytes.extend_from_slice(&e.encode(p).unwrap().unwrap());
@@ -80,7 +94,12 @@ mod tests {
         for p in &packets {
             let t = d.next_tag().unwrap().unwrap().tag;
             assert_eq!(t.tag_type as u8, p.kind as u8);
-            assert_eq!(t.timestamp, p.timestamp);
+            let ts = if p.kind == MediaKind::Script {
+                0
+            } else {
+                p.timestamp
+            };
+            assert_eq!(t.timestamp, ts);
             assert_eq!(&t.data[..], &p.payload[..]);
         }
         assert!(d.next_tag().unwrap().is_none());
