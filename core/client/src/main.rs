@@ -43,7 +43,8 @@ Environment:
                        line's, and the server keeps the last duplicate, so the command line wins.
 
 Exit status:
-  0  success (watch: the stream ended after data arrived, or stdout was closed)
+  0  success (watch: the stream ended after data arrived, or stdout was closed; broadcast: the
+     input ended and the server, which had not refused within --verdict-wait, closed after it)
   1  the server refused the request or cut the connection
   2  usage error (bad arguments, action or fserv_arg_* variable)
   3  could not resolve or connect to HOST:PORT
@@ -71,6 +72,24 @@ struct Cli {
     /// Give up connecting after this many seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     connect_timeout: u64,
+
+    /// broadcast: how long after connecting the server may still refuse (a refusal is a close
+    /// without a byte; nothing says "accepted"). Input that ends sooner keeps the connection
+    /// open until then, so that a refusal is never taken for a short broadcast. Keep it above
+    /// the server's auth_timeout_ms
+    #[arg(long, value_name = "SECONDS", default_value_t = session::DEFAULT_VERDICT_WAIT.as_secs_f64(),
+        value_parser = parse_seconds)]
+    verdict_wait: f64,
+}
+
+/// A number of seconds, fractions allowed, from 0 to a day.
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if (0.0..=86_400.0).contains(&s) => Ok(s),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds from 0 to 86400"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -166,7 +185,9 @@ fn run(cli: Cli) -> Result<(), Fail> {
     let _ = sock.set_nodelay(true);
     let preamble = encode_preamble(&action, prelude);
     match parsed.request {
-        Request::Broadcast { .. } => session::broadcast(sock, &preamble),
+        Request::Broadcast { .. } => {
+            session::broadcast(sock, &preamble, Duration::from_secs_f64(cli.verdict_wait))
+        }
         Request::Watch { .. } => session::watch(sock, &preamble),
         Request::Token { .. } => session::token(sock, &preamble),
     }

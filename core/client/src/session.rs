@@ -4,8 +4,8 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -14,9 +14,12 @@ use crate::{finish, Fail};
 /// Size of one read from stdin or the socket; whatever a read returns is written at once.
 const CHUNK: usize = 64 * 1024;
 
-/// A broadcast the server closes within this time of connecting is reported as refused (auth is
-/// checked right after the preamble); a later close is reported as cut off.
-const REFUSAL_WINDOW: Duration = Duration::from_secs(5);
+/// How long after connecting a broadcast may still be refused, by default. The protocol never
+/// says "accepted": a refusal is a close without a byte, and the server decides after
+/// authenticating (the host gives up on an authenticator after `auth_timeout_ms`, 5 s by
+/// default). So a broadcast whose input ends sooner keeps its side open until this much time
+/// has passed: a close before our end is a refusal, whatever the input's length.
+pub const DEFAULT_VERDICT_WAIT: Duration = Duration::from_secs(6);
 
 /// After stdin ends, how long to wait for the server to close its side before leaving anyway.
 const CLOSE_WAIT: Duration = Duration::from_secs(60);
@@ -75,10 +78,16 @@ fn drain(mut sock: &TcpStream) -> io::Result<()> {
     }
 }
 
-/// Describes the server closing a broadcast that was still sending.
-fn broadcast_closed(sent: u64, elapsed: Duration, cause: Option<io::Error>) -> Fail {
+/// Describes the server closing a broadcast before the client ended it. Within `verdict_wait`
+/// of connecting (or before any byte went out) that is a refusal; later, a cut-off.
+fn broadcast_closed(
+    sent: u64,
+    elapsed: Duration,
+    verdict_wait: Duration,
+    cause: Option<io::Error>,
+) -> Fail {
     let cause = cause.map(|e| format!(" ({e})")).unwrap_or_default();
-    if sent == 0 || elapsed < REFUSAL_WINDOW {
+    if sent == 0 || elapsed < verdict_wait {
         Fail::Closed(format!(
             "{CLOSED}{cause}: the broadcast was refused ({sent} bytes had been sent).\n\
              {BROADCAST_REASONS}\n{SEE_LOG}"
@@ -93,16 +102,30 @@ fn broadcast_closed(sent: u64, elapsed: Duration, cause: Option<io::Error>) -> F
     }
 }
 
-/// Copies stdin to the server until stdin ends, then waits for the server to close.
+/// Where a broadcast stands, as the socket's reader thread must know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Copying stdin: a close by the server ends the process at once.
+    Sending,
+    /// Stdin ended; our side stays open until the verdict wait is over, and a close by the
+    /// server is passed to the main thread as a refusal.
+    Deciding,
+    /// Our side is closed (EOF sent): the server's close is the normal end.
+    Ending,
+}
+
+/// Copies stdin to the server until stdin ends, then ends the broadcast and waits for the
+/// server to close.
 ///
 /// A second thread reads the socket: the server never sends anything to a broadcaster, so EOF or
 /// an error there means the server has closed, and the process ends at once with status 1 even
-/// while stdin is idle.
-pub fn broadcast(sock: TcpStream, preamble: &[u8]) -> Result<(), Fail> {
+/// while stdin is idle. When stdin ends within `verdict_wait` of connecting, our EOF waits until
+/// that time: a server that closes first refused (status 1), even with no input at all.
+pub fn broadcast(sock: TcpStream, preamble: &[u8], verdict_wait: Duration) -> Result<(), Fail> {
     let start = Instant::now();
     send_preamble(&sock, preamble)?;
 
-    let stdin_done = Arc::new(AtomicBool::new(false));
+    let stage = Arc::new(Mutex::new(Stage::Sending));
     let sent = Arc::new(AtomicU64::new(0));
     let (ended_tx, ended_rx) = mpsc::channel();
     let reader = sock.try_clone().map_err(|source| Fail::LocalIo {
@@ -110,13 +133,21 @@ pub fn broadcast(sock: TcpStream, preamble: &[u8]) -> Result<(), Fail> {
         source,
     })?;
     {
-        let stdin_done = Arc::clone(&stdin_done);
+        let stage = Arc::clone(&stage);
         let sent = Arc::clone(&sent);
         thread::spawn(move || {
             let end = drain(&reader);
-            if !stdin_done.load(Ordering::SeqCst) {
+            // Under the lock: the main thread changes the stage under it too, so a close seen
+            // before our EOF went out is never taken for the normal end.
+            let stage = stage.lock().unwrap_or_else(|e| e.into_inner());
+            if *stage == Stage::Sending {
                 let sent = sent.load(Ordering::SeqCst);
-                finish(Err(broadcast_closed(sent, start.elapsed(), end.err())));
+                finish(Err(broadcast_closed(
+                    sent,
+                    start.elapsed(),
+                    verdict_wait,
+                    end.err(),
+                )));
             }
             let _ = ended_tx.send(end);
         });
@@ -140,12 +171,38 @@ pub fn broadcast(sock: TcpStream, preamble: &[u8]) -> Result<(), Fail> {
         };
         if let Err(e) = (&sock).write_all(&buf[..n]) {
             let sent = sent.load(Ordering::SeqCst);
-            return Err(broadcast_closed(sent, start.elapsed(), Some(e)));
+            return Err(broadcast_closed(
+                sent,
+                start.elapsed(),
+                verdict_wait,
+                Some(e),
+            ));
         }
         sent.fetch_add(n as u64, Ordering::SeqCst);
     }
 
-    stdin_done.store(true, Ordering::SeqCst);
+    let set_stage = |s: Stage| *stage.lock().unwrap_or_else(|e| e.into_inner()) = s;
+    let refused = |end: io::Result<()>| {
+        broadcast_closed(
+            sent.load(Ordering::SeqCst),
+            start.elapsed(),
+            verdict_wait,
+            end.err(),
+        )
+    };
+    // The verdict may still be out: keep our side open until it must be in.
+    set_stage(Stage::Deciding);
+    let left = verdict_wait.saturating_sub(start.elapsed());
+    if !left.is_zero() {
+        if let Ok(end) = ended_rx.recv_timeout(left) {
+            return Err(refused(end));
+        }
+    }
+    set_stage(Stage::Ending);
+    // A close that came while the stage changed is still one before our EOF.
+    if let Ok(end) = ended_rx.try_recv() {
+        return Err(refused(end));
+    }
     let _ = sock.shutdown(Shutdown::Write);
     match ended_rx.recv_timeout(CLOSE_WAIT) {
         // The server read our EOF and closed: done. Or it is slow to close: leave anyway, the

@@ -453,3 +453,127 @@ fn help_documents_exit_codes_and_version_prints() {
         .unwrap()
         .starts_with("fstream "));
 }
+
+/// How a test server refuses a broadcast.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// Close right after the preamble, unread bytes and all.
+    AtOnce,
+    /// Read what the client sends for a moment (as while authenticating), then close.
+    AfterReading(Duration),
+}
+
+/// A server that refuses one broadcast as `how` says; returns the bytes it read.
+fn refusing_server(how: Refusal) -> (String, mpsc::Receiver<Vec<u8>>) {
+    serve(move |mut sock, got| {
+        let mut seen = got.leftover;
+        if let Refusal::AfterReading(t) = how {
+            let until = Instant::now() + t;
+            let mut buf = [0u8; 4096];
+            loop {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                sock.set_read_timeout(Some(left)).unwrap();
+                match sock.read(&mut buf) {
+                    // The client ended its side before the verdict: nothing more to read.
+                    Ok(0) => break,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    Err(_) => break,
+                }
+            }
+        }
+        drop(sock);
+        seen
+    })
+}
+
+#[test]
+fn broadcast_refusals_exit_1_with_empty_or_short_input_every_time() {
+    let inputs: [Option<&[u8]>; 3] = [None, Some(b""), Some(b"abc")];
+    let hows = [
+        Refusal::AtOnce,
+        Refusal::AfterReading(Duration::from_millis(30)),
+        Refusal::AfterReading(Duration::from_millis(100)),
+    ];
+    for i in 0..20 {
+        for input in inputs {
+            for how in hows {
+                let (addr, rx) = refusing_server(how);
+                let cmd = client(&[&addr, "broadcast,user=fier,user_password=wrong"]);
+                // None: stdin is /dev/null; Some: a pipe that ends after these bytes.
+                let out = run(cmd, input.map(<[u8]>::to_vec));
+                result(&rx);
+                assert_eq!(
+                    out.status.code(),
+                    Some(1),
+                    "run {i}, input {input:?}, {how:?}: {}",
+                    out.stderr
+                );
+                assert!(out.stderr.contains("refused"), "{}", out.stderr);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_refusal_later_than_the_input_but_within_the_verdict_wait_exits_1() {
+    // An authenticator that takes a while: the refusal comes 1.5 s after an empty input ended.
+    let (addr, rx) = refusing_server(Refusal::AfterReading(Duration::from_millis(1500)));
+    let t = Instant::now();
+    let out = run(
+        client(&["--verdict-wait", "3", &addr, "broadcast,user=u,token=t"]),
+        Some(Vec::new()),
+    );
+    result(&rx);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "the refusal was not reported at once"
+    );
+}
+
+#[test]
+fn accepted_short_broadcasts_exit_0_after_the_verdict_wait() {
+    for input in [None, Some(b"".to_vec()), Some(b"hello".to_vec())] {
+        // The server accepts: it reads to EOF, then closes.
+        let (addr, rx) = serve(|mut sock, got| {
+            let mut stream = got.leftover;
+            let t = Instant::now();
+            sock.read_to_end(&mut stream).unwrap();
+            (stream, t.elapsed())
+        });
+        let out = run(
+            client(&[
+                "--verdict-wait",
+                "0.5",
+                &addr,
+                "broadcast,user=u,user_password=p",
+            ]),
+            input.clone(),
+        );
+        assert_eq!(out.status.code(), Some(0), "{input:?}: {}", out.stderr);
+        assert_eq!(out.stderr, "");
+        let (stream, held) = result(&rx);
+        assert_eq!(stream, input.unwrap_or_default());
+        // The EOF waited for the verdict.
+        assert!(held >= Duration::from_millis(400), "{held:?}");
+    }
+}
+
+#[test]
+fn a_bad_verdict_wait_is_a_usage_error() {
+    for bad in ["-1", "x", "1e9"] {
+        let out = run(
+            client(&[
+                "--verdict-wait",
+                bad,
+                "127.0.0.1:1",
+                "broadcast,user=u,token=t",
+            ]),
+            None,
+        );
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", out.stderr);
+    }
+}

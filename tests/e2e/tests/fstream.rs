@@ -679,10 +679,12 @@ fn tokens_are_single_use_per_user_and_expire() {
     assert!(!bcast(&t3, "ann", "ta").0);
     let (ok, mut b) = bcast(&t3, "fier", "t3");
     assert!(ok);
-    assert!(b.finish().success());
-    let (ok, mut b) = bcast(&ta, "ann", "ta2");
+    // Both start before either ends: a short broadcast's client holds its end for the verdict
+    // wait, longer than this test's token lifetime.
+    let (ok, mut b2) = bcast(&ta, "ann", "ta2");
     assert!(ok);
     assert!(b.finish().success());
+    assert!(b2.finish().success());
 
     // Expiry.
     let t4 = get_token(&addr, "fier", "123");
@@ -1046,4 +1048,77 @@ fn set_rcvbuf(s: &TcpStream, bytes: i32) {
         )
     };
     assert_eq!(r, 0, "setsockopt SO_RCVBUF");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. A refused broadcast exits 1 whatever the length of its input; an accepted short one 0
+//    (issue 10).
+
+#[test]
+fn refused_broadcasts_with_empty_or_short_input_exit_1_and_accepted_ones_0() {
+    let root = root("short-refusals", "", "");
+    let (host, addr) = start(&root);
+    let refused = [
+        "broadcast,user=fier,user_password=wrong,channel=short",
+        "broadcast,user=nobody,user_password=123,channel=short",
+        "broadcast,user=fier,token=00000000000000000000000000000000,channel=short",
+    ];
+    for i in 0..20 {
+        for action in refused {
+            // `</dev/null`
+            let mut c = Client::spawn(&addr, action, &[], Stdio::null());
+            let status = c.exit();
+            assert_eq!(
+                status.code(),
+                Some(1),
+                "run {i}, {action}, no input: {}",
+                c.stderr()
+            );
+            assert!(c.stderr().contains("refused"), "{}", c.stderr());
+            // A few bytes, then EOF.
+            let mut c = Client::broadcast(&addr, action);
+            c.send(b"\x47\x40\x00");
+            let status = c.finish();
+            assert_eq!(
+                status.code(),
+                Some(1),
+                "run {i}, {action}, 3 bytes: {}",
+                c.stderr()
+            );
+        }
+    }
+    assert_eq!(log_count(&host, &started("fier/short")), 0);
+
+    // Accepted: an empty broadcast (the default verdict wait), then a short one that a watcher
+    // receives (a shorter wait), both end cleanly with 0.
+    let ok = "broadcast,user=fier,user_password=123,channel=short";
+    let t = Instant::now();
+    let mut c = Client::spawn(&addr, ok, &[], Stdio::null());
+    let status = c.exit();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "empty accepted broadcast: {}",
+        c.stderr()
+    );
+    assert!(t.elapsed() >= Duration::from_secs(5), "{:?}", t.elapsed());
+    wait_log_count(&host, &started("fier/short"), 1);
+    assert!(host.wait_log("broadcast ended stream=fier/short", WAIT));
+
+    let ok = "broadcast,user=fier,user_password=123,channel=short2";
+    let w = Client::watch(&addr, "watch,user=fier,channel=short2");
+    wait_log_count(&host, &waiting("fier/short2"), 1);
+    for n in 0..3 {
+        let mut c = Client::spawn(&addr, ok, &["--verdict-wait", "1"], Stdio::piped());
+        c.send(&[b'a' + n; 5]);
+        let status = c.finish();
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "short accepted broadcast: {}",
+            c.stderr()
+        );
+        w.wait_len(5 * (n as usize + 1));
+    }
+    assert_eq!(w.data(), b"aaaaabbbbbccccc");
 }
