@@ -203,8 +203,11 @@ impl RtmpSession {
                 });
             }
         }
-        if let Some(seq) = self.input.ack_due() {
-            self.output.control(&ControlMessage::Acknowledgement(seq))?;
+        // A command just handled may have closed the session: then nothing more is sent.
+        if matches!(self.phase, Phase::Chunks) {
+            if let Some(seq) = self.input.ack_due() {
+                self.output.control(&ControlMessage::Acknowledgement(seq))?;
+            }
         }
         Ok(())
     }

@@ -816,6 +816,20 @@ fn commands_before_connect_are_refused_without_closing() {
 }
 
 #[test]
+fn no_acknowledgement_after_a_connect_refused_in_the_same_read() {
+    // The window arrives with a connect that is refused at once (a bad app name): the
+    // acknowledgement the window asks for must not follow the close (found by the rtmp_session
+    // fuzz target, fuzz/regressions/rtmp_session/ack-after-refused-connect).
+    let mut c = Client::handshaken(settings(|_| {}), false);
+    let mut b = c.bytes_of(&ControlMessage::WindowAckSize(100).to_message());
+    b.extend(c.command_bytes(0, "connect", 1.0, connect_object("a/b", 0.0), vec![]));
+    let o = c.send(&b);
+    assert_eq!(o.closed(), Some(CloseMode::AfterFlush));
+    assert_eq!(o.kinds().last(), Some(&"close"), "nothing after the close");
+    assert!(o.controls().is_empty(), "{:?}", o.controls());
+}
+
+#[test]
 fn a_rejected_connect_gets_connect_rejected_then_closes() {
     let mut c = Client::handshaken(settings(|_| {}), false);
     let o = c.command(0, "connect", 1.0, connect_object("nope", 0.0), vec![]);
