@@ -24,16 +24,11 @@ fn main() {
     for f in files {
         let data = std::fs::read(f).unwrap_or_else(|e| panic!("{f}: {e}"));
         println!("{f}: {} bytes", data.len());
-        let lines = match (trace, name.as_str()) {
-            (true, "rtmp_session") => rtmp::rtmp_session_trace(&data),
-            (true, "fstream_session") => fstream::fstream_session_trace(&data),
-            _ => {
-                target(&data);
-                continue;
-            }
-        };
-        for l in lines {
-            println!("  {l}");
+        // A trace prints its lines on stderr as they come.
+        match (trace, name.as_str()) {
+            (true, "rtmp_session") => drop(rtmp::rtmp_session_trace(&data)),
+            (true, "fstream_session") => drop(fstream::fstream_session_trace(&data)),
+            _ => target(&data),
         }
     }
 }

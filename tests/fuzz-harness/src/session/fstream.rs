@@ -49,7 +49,9 @@ use fstream_abi::{
 use fstream_media::flv::{FlvDemuxer, FlvTag, TagType, MAX_TAG_DATA_SIZE};
 use fstream_wire::{encode_preamble, PreambleParser, Prelude, Request};
 
-use super::{advance, check_flags, describe, is_final, valid_stream, Op, Reader, Script, Used};
+use super::{
+    advance, check_flags, describe, is_final, note, valid_stream, Op, Reader, Script, Used,
+};
 
 const FLV_MAGIC: &[u8] = b"FLV\x01";
 
@@ -640,9 +642,7 @@ impl Host {
     }
 
     fn action(&mut self, a: Action, allowed: &mut Allowed) {
-        if let Some(t) = &mut self.trace {
-            t.push(describe(&a));
-        }
+        note(&mut self.trace, || describe(&a));
         match a {
             Action::Write(p) => {
                 let line = allowed

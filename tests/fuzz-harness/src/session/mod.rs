@@ -445,3 +445,12 @@ pub fn describe(a: &Action) -> String {
         Action::Control { control, .. } => format!("control {control:?}"),
     }
 }
+
+/// Adds a line to a trace (and prints it at once, so a trace that ends in a panic is seen).
+pub fn note(trace: &mut Option<Vec<String>>, line: impl FnOnce() -> String) {
+    if let Some(t) = trace {
+        let l = line();
+        eprintln!("  {l}");
+        t.push(l);
+    }
+}

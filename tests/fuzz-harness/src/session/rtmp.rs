@@ -68,7 +68,9 @@ use rtmp::encoder::{parse_format, RtmpEncoder, PROBE_FORMAT};
 use rtmp::session::RtmpSession;
 use rtmp::settings::{SecondPublisher, Settings, StreamEnd};
 
-use super::{advance, check_flags, describe, is_final, valid_stream, Op, Reader, Script, Used};
+use super::{
+    advance, check_flags, describe, is_final, note, valid_stream, Op, Reader, Script, Used,
+};
 
 /// S0 + S1 + S2.
 const SERVER_HANDSHAKE_LEN: usize = 1 + 2 * HANDSHAKE_SIZE;
@@ -891,9 +893,7 @@ impl Host {
     }
 
     fn action(&mut self, a: Action, allowed: &mut Allowed, close_call_here: &mut bool) {
-        if let Some(t) = &mut self.trace {
-            t.push(describe(&a));
-        }
+        note(&mut self.trace, || describe(&a));
         if let Action::Unsubscribe { subscription } = &a {
             if allowed.unsubscribe == Some(*subscription) {
                 allowed.unsubscribe = None;
@@ -1182,9 +1182,7 @@ impl Host {
                     let code = cmd.args.iter().find_map(|a| a.get_str("code"));
                     let code = code.unwrap_or_default().to_string();
                     self.peer.play_start |= code == "NetStream.Play.Start";
-                    if let Some(t) = &mut self.trace {
-                        t.push(format!("status {code}"));
-                    }
+                    note(&mut self.trace, || format!("status {code}"));
                     self.peer.last_status.insert(m.stream_id, code);
                 }
             }
