@@ -6,7 +6,13 @@
 #
 # Writes a dated section into BENCHMARKS.md and the raw JSON under target/bench-results/.
 # Environment: NS="1 100 500 1000 2000" (RTMP players), FSTREAM_NS (fstream watchers, default NS),
-# GATHER="0 20 50 100" (gathering windows to sweep at N=1000), SKIP_NGINX=1.
+# GATHER="0 20 50 100" (gathering windows to sweep at N=1000), CHURN="1000:50" (churn rows:
+# N viewers, R leaves and joins per second; empty for none), SKIP_NGINX=1.
+#
+# Every viewer validates every byte it receives; the `corrupt` column counts those whose stream
+# did not parse. A run with corrupt viewers (or any other failure of the load generator) is kept
+# in the table, noted in target/bench-results/.../failures.txt, and makes this script exit 1 at
+# the end; nothing is written to BENCHMARKS.md then.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-2}
@@ -14,6 +20,7 @@ SECS=${2:-20}
 NS=${NS:-"1 100 500 1000 2000"}
 FSTREAM_NS=${FSTREAM_NS:-$NS}
 GATHER=${GATHER:-"0 20 50 100"}
+CHURN=${CHURN-"1000:50"}
 OUT=$(pwd)/target/bench-results/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
 ulimit -n 65536 || true
@@ -73,39 +80,67 @@ CONF
 
 stop_server() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; sleep 1; }
 
-run_bench() { # label server-pid rtmp-addr mode publish n json
-    "$BENCH" --label "$1" --server-pid "$2" --rtmp "$3" --fstream 127.0.0.1:19351 --mode "$4" \
-        --publish "$5" --file "$MEDIA" --viewers "$6" --seconds "$SECS" --json "$7" 2>>"$OUT/bench.err" | tail -1
-}
-
 TABLE=$OUT/table.md
-{
-    echo "| label | mode | viewers | connected | Mbit/s delivered | per viewer min/med/max | stalled | first key p50/p99 ms | delay p50/p99 ms | server CPU s | CPU-s/GB | peak RSS MB | RSS KiB/viewer | bench CPU s |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-} > "$TABLE"
+FAILURES=$OUT/failures.txt
+: > "$FAILURES"
+run_bench() { # label server-pid rtmp-addr mode publish n json [more fstream-bench options]
+    local rc=0
+    "$BENCH" --label "$1" --server-pid "$2" --rtmp "$3" --fstream 127.0.0.1:19351 --mode "$4" \
+        --publish "$5" --file "$MEDIA" --viewers "$6" --seconds "$SECS" --json "$7" "${@:8}" \
+        >"$OUT/last.txt" 2>>"$OUT/bench.err" || rc=$?
+    # The table's header comes from the load generator itself.
+    [ -s "$TABLE" ] || head -2 "$OUT/last.txt" > "$TABLE"
+    tail -1 "$OUT/last.txt" | grep '^| ' | tee -a "$TABLE" || true
+    if [ "$rc" -ne 0 ]; then
+        echo "$1 (n=$6 ${*:8}): fstream-bench exited $rc (2: corrupt viewers; see $OUT/bench.err)" | tee -a "$FAILURES" >&2
+    fi
+}
 
 for run in $(seq "$RUNS"); do
     for n in $NS; do
         if [ -z "${SKIP_NGINX:-}" ]; then
             start_nginx
-            run_bench "nginx-rtmp run$run" "$SERVER_PID" 127.0.0.1:19352 rtmp rtmp "$n" "$OUT/nginx-$n-$run.json" | tee -a "$TABLE"
+            run_bench "nginx-rtmp run$run" "$SERVER_PID" 127.0.0.1:19352 rtmp rtmp "$n" "$OUT/nginx-$n-$run.json"
             stop_server "$NGINX_MASTER"
         fi
         start_fstream_host 50
-        run_bench "fstream-host run$run" "$SERVER_PID" 127.0.0.1:19350 rtmp rtmp "$n" "$OUT/fh-rtmp-$n-$run.json" | tee -a "$TABLE"
+        run_bench "fstream-host run$run" "$SERVER_PID" 127.0.0.1:19350 rtmp rtmp "$n" "$OUT/fh-rtmp-$n-$run.json"
         stop_server "$SERVER_PID"
     done
     for n in $FSTREAM_NS; do
         start_fstream_host 50
-        run_bench "fstream-host fstream run$run" "$SERVER_PID" 127.0.0.1:19350 fstream fstream "$n" "$OUT/fh-fstream-$n-$run.json" | tee -a "$TABLE"
+        run_bench "fstream-host fstream run$run" "$SERVER_PID" 127.0.0.1:19350 fstream fstream "$n" "$OUT/fh-fstream-$n-$run.json"
         stop_server "$SERVER_PID"
     done
 done
 for g in $GATHER; do
     start_fstream_host "$g"
-    run_bench "fstream-host gather=${g}ms" "$SERVER_PID" 127.0.0.1:19350 rtmp rtmp 1000 "$OUT/fh-gather-$g.json" | tee -a "$TABLE"
+    run_bench "fstream-host gather=${g}ms" "$SERVER_PID" 127.0.0.1:19350 rtmp rtmp 1000 "$OUT/fh-gather-$g.json"
     stop_server "$SERVER_PID"
 done
+# Churn: during the window R viewers per second leave and as many join afresh.
+for spec in $CHURN; do
+    n=${spec%%:*}
+    rate=${spec##*:}
+    if [ -z "${SKIP_NGINX:-}" ]; then
+        start_nginx
+        run_bench "nginx-rtmp churn ${rate}/s" "$SERVER_PID" 127.0.0.1:19352 rtmp rtmp "$n" "$OUT/nginx-churn-$n-$rate.json" --churn-per-sec "$rate"
+        stop_server "$NGINX_MASTER"
+    fi
+    start_fstream_host 50
+    run_bench "fstream-host churn ${rate}/s" "$SERVER_PID" 127.0.0.1:19350 rtmp rtmp "$n" "$OUT/fh-churn-$n-$rate.json" --churn-per-sec "$rate"
+    stop_server "$SERVER_PID"
+    start_fstream_host 50
+    run_bench "fstream-host fstream churn ${rate}/s" "$SERVER_PID" 127.0.0.1:19350 fstream fstream "$n" "$OUT/fh-fstream-churn-$n-$rate.json" --churn-per-sec "$rate"
+    stop_server "$SERVER_PID"
+done
+
+if [ -s "$FAILURES" ]; then
+    echo "Not written to BENCHMARKS.md: some runs failed ($FAILURES):" >&2
+    cat "$FAILURES" >&2
+    echo "table so far: $TABLE" >&2
+    exit 1
+fi
 
 {
     echo
