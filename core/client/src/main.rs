@@ -44,7 +44,7 @@ Environment:
 
 Exit status:
   0  success (watch: the stream ended after data arrived, or stdout was closed; broadcast: the
-     input ended and the server, which had not refused within --verdict-wait, closed after it)
+     input ended and the server closed in order after it; fstream-host resets a refused one)
   1  the server refused the request or cut the connection
   2  usage error (bad arguments, action or fserv_arg_* variable)
   3  could not resolve or connect to HOST:PORT
@@ -73,10 +73,10 @@ struct Cli {
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     connect_timeout: u64,
 
-    /// broadcast: how long after connecting the server may still refuse (a refusal is a close
-    /// without a byte; nothing says "accepted"). Input that ends sooner keeps the connection
-    /// open until then, so that a refusal is never taken for a short broadcast. Keep it above
-    /// the server's auth_timeout_ms
+    /// broadcast, for servers that refuse with an ordinary close rather than a reset (the
+    /// original fstream server): how long after connecting a refusal may still come. Input
+    /// that ends sooner keeps the connection open until then, so a refusal is never taken for
+    /// a short broadcast. fstream-host needs none (0)
     #[arg(long, value_name = "SECONDS", default_value_t = session::DEFAULT_VERDICT_WAIT.as_secs_f64(),
         value_parser = parse_seconds)]
     verdict_wait: f64,

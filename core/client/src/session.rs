@@ -14,12 +14,12 @@ use crate::{finish, Fail};
 /// Size of one read from stdin or the socket; whatever a read returns is written at once.
 const CHUNK: usize = 64 * 1024;
 
-/// How long after connecting a broadcast may still be refused, by default. The protocol never
-/// says "accepted": a refusal is a close without a byte, and the server decides after
-/// authenticating (the host gives up on an authenticator after `auth_timeout_ms`, 5 s by
-/// default). So a broadcast whose input ends sooner keeps its side open until this much time
-/// has passed: a close before our end is a refusal, whatever the input's length.
-pub const DEFAULT_VERDICT_WAIT: Duration = Duration::from_secs(6);
+/// fstream-host refuses a broadcast by resetting the connection, which the client tells from the
+/// orderly close that ends an accepted one, so it needs no wait by default. A server that
+/// refuses with an ordinary close (the original fstream server) cannot be told from a short
+/// broadcast's end unless the client holds its side open until the verdict must be in:
+/// `--verdict-wait` (above that server's authentication time).
+pub const DEFAULT_VERDICT_WAIT: Duration = Duration::ZERO;
 
 /// After stdin ends, how long to wait for the server to close its side before leaving anyway.
 const CLOSE_WAIT: Duration = Duration::from_secs(60);
@@ -93,10 +93,11 @@ fn broadcast_closed(
              {BROADCAST_REASONS}\n{SEE_LOG}"
         ))
     } else {
+        // A reset comes for a refusal and for a broadcast cut off alike.
         Fail::Closed(format!(
             "the server closed the connection{cause} after {sent} bytes ({:.1} s): the broadcast \
-             was cut off.\nLikely: the server stopped, or another broadcaster of the same user and \
-             channel replaced this one.",
+             was refused or cut off.\n{BROADCAST_REASONS}\n  - cut off: the server stopped, or \
+             another broadcaster of the same user and channel replaced this one\n{SEE_LOG}",
             elapsed.as_secs_f64()
         ))
     }
@@ -210,8 +211,8 @@ pub fn broadcast(sock: TcpStream, preamble: &[u8], verdict_wait: Duration) -> Re
         Ok(Ok(())) | Err(_) => Ok(()),
         // A reset after a clean end means the server dropped bytes it never read.
         Ok(Err(e)) => Err(Fail::Closed(format!(
-            "the server reset the connection ({e}) after {} bytes: it may have refused or cut \
-             off the broadcast.\n{SEE_LOG}",
+            "the server reset the connection ({e}) after {} bytes: the broadcast was refused \
+             (or cut off).\n{BROADCAST_REASONS}\n{SEE_LOG}",
             sent.load(Ordering::SeqCst)
         ))),
     }

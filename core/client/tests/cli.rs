@@ -463,8 +463,35 @@ enum Refusal {
     AfterReading(Duration),
 }
 
-/// A server that refuses one broadcast as `how` says; returns the bytes it read.
+/// Makes closing `sock` send a reset, as fstream-host does when it refuses (SO_LINGER 0).
+fn reset_on_close(sock: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket and a valid option value of the given size.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0);
+}
+
+/// A server that refuses one broadcast as `how` says, with a reset as fstream-host does;
+/// returns the bytes it read.
 fn refusing_server(how: Refusal) -> (String, mpsc::Receiver<Vec<u8>>) {
+    refusing_server_closing(how, true)
+}
+
+/// Like [`refusing_server`]; `reset: false` refuses with an ordinary close, as the original
+/// fstream server does.
+fn refusing_server_closing(how: Refusal, reset: bool) -> (String, mpsc::Receiver<Vec<u8>>) {
     serve(move |mut sock, got| {
         let mut seen = got.leftover;
         if let Refusal::AfterReading(t) = how {
@@ -483,6 +510,9 @@ fn refusing_server(how: Refusal) -> (String, mpsc::Receiver<Vec<u8>>) {
                     Err(_) => break,
                 }
             }
+        }
+        if reset {
+            reset_on_close(&sock);
         }
         drop(sock);
         seen
@@ -517,10 +547,61 @@ fn broadcast_refusals_exit_1_with_empty_or_short_input_every_time() {
     }
 }
 
+/// A server that refuses with an ordinary close: `--verdict-wait` keeps the client's side open
+/// long enough to tell the refusal from a short broadcast's end.
+#[test]
+fn orderly_close_refusals_exit_1_with_a_verdict_wait() {
+    let inputs: [Option<&[u8]>; 3] = [None, Some(b""), Some(b"abc")];
+    let hows = [
+        Refusal::AtOnce,
+        Refusal::AfterReading(Duration::from_millis(30)),
+    ];
+    for input in inputs {
+        for how in hows {
+            let (addr, rx) = refusing_server_closing(how, false);
+            let cmd = client(&[
+                "--verdict-wait",
+                "0.5",
+                &addr,
+                "broadcast,user=fier,user_password=wrong",
+            ]);
+            let out = run(cmd, input.map(<[u8]>::to_vec));
+            result(&rx);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{input:?}, {how:?}: {}",
+                out.stderr
+            );
+            assert!(out.stderr.contains("refused"), "{}", out.stderr);
+        }
+    }
+}
+
+#[test]
+fn accepted_short_broadcasts_exit_0_at_once() {
+    for input in [None, Some(b"".to_vec()), Some(b"hello".to_vec())] {
+        let (addr, rx) = serve(|mut sock, got| {
+            let mut stream = got.leftover;
+            sock.read_to_end(&mut stream).unwrap();
+            stream
+        });
+        let t = Instant::now();
+        let out = run(
+            client(&[&addr, "broadcast,user=u,user_password=p"]),
+            input.clone(),
+        );
+        assert_eq!(out.status.code(), Some(0), "{input:?}: {}", out.stderr);
+        assert_eq!(result(&rx), input.unwrap_or_default());
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    }
+}
+
 #[test]
 fn a_refusal_later_than_the_input_but_within_the_verdict_wait_exits_1() {
     // An authenticator that takes a while: the refusal comes 1.5 s after an empty input ended.
-    let (addr, rx) = refusing_server(Refusal::AfterReading(Duration::from_millis(1500)));
+    let (addr, rx) =
+        refusing_server_closing(Refusal::AfterReading(Duration::from_millis(1500)), false);
     let t = Instant::now();
     let out = run(
         client(&["--verdict-wait", "3", &addr, "broadcast,user=u,token=t"]),

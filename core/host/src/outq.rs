@@ -280,8 +280,14 @@ impl Outq {
         self.wake.notify_one();
     }
 
-    /// Stops at once.
+    /// Stops at once. The socket is reset when it closes (SO_LINGER 0) rather than closed in
+    /// order: what was queued is dropped, and the peer can tell this abort (a refusal, a
+    /// protocol violation, a viewer too slow) from an orderly end. The fstream protocol has no
+    /// other way to say "refused".
     pub fn abort(&self) {
+        if let Some(sock) = &self.sock {
+            reset_on_close(sock.socket().as_ref().as_raw_fd());
+        }
         {
             let mut st = self.lock();
             st.closing = Closing::Aborted;
@@ -573,5 +579,39 @@ impl Flusher {
                     .extend(keep);
             }
         }
+    }
+}
+
+impl Drop for Outq {
+    fn drop(&mut self) {
+        // tokio's write half shuts the socket's write side down when dropped, which would send
+        // a FIN before the reset an abort asked for: let the socket's close do it alone.
+        if self.lock().closing == Closing::Aborted {
+            if let Some(sock) = self.sock.take() {
+                sock.into_socket().forget();
+            }
+        }
+    }
+}
+
+/// Makes the kernel send a reset instead of a FIN when `fd` is closed.
+fn reset_on_close(fd: std::os::fd::RawFd) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `fd` is an open socket owned by this queue's connection; the option value is a
+    // valid `linger` of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot set SO_LINGER");
     }
 }

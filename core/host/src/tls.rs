@@ -446,6 +446,12 @@ impl WriteSide {
     pub fn is_tls(&self) -> bool {
         matches!(self, WriteSide::Tls(..))
     }
+
+    pub fn into_socket(self) -> OwnedWriteHalf {
+        match self {
+            WriteSide::Plain(w) | WriteSide::Tls(w, _) => w,
+        }
+    }
 }
 
 /// `io::Read` over a tokio socket's non-blocking read, for rustls.

@@ -666,7 +666,7 @@ fn tokens_are_single_use_per_user_and_expire() {
     // Used once: refused the second time.
     let (ok, b) = bcast(&t1, "fier", "t1b");
     assert!(!ok);
-    assert!(b.stderr().contains("closed the connection before any data"));
+    assert!(b.stderr().contains("refused"), "{}", b.stderr());
 
     // A new token cancels the old one.
     let t2 = get_token(&addr, "fier", "123");
@@ -1089,8 +1089,8 @@ fn refused_broadcasts_with_empty_or_short_input_exit_1_and_accepted_ones_0() {
     }
     assert_eq!(log_count(&host, &started("fier/short")), 0);
 
-    // Accepted: an empty broadcast (the default verdict wait), then a short one that a watcher
-    // receives (a shorter wait), both end cleanly with 0.
+    // Accepted: an empty broadcast, then short ones that a watcher receives, all end cleanly
+    // with 0 and at once (the host resets a refused connection, so the client needs no wait).
     let ok = "broadcast,user=fier,user_password=123,channel=short";
     let t = Instant::now();
     let mut c = Client::spawn(&addr, ok, &[], Stdio::null());
@@ -1101,7 +1101,7 @@ fn refused_broadcasts_with_empty_or_short_input_exit_1_and_accepted_ones_0() {
         "empty accepted broadcast: {}",
         c.stderr()
     );
-    assert!(t.elapsed() >= Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     wait_log_count(&host, &started("fier/short"), 1);
     assert!(host.wait_log("broadcast ended stream=fier/short", WAIT));
 
@@ -1109,7 +1109,7 @@ fn refused_broadcasts_with_empty_or_short_input_exit_1_and_accepted_ones_0() {
     let w = Client::watch(&addr, "watch,user=fier,channel=short2");
     wait_log_count(&host, &waiting("fier/short2"), 1);
     for n in 0..3 {
-        let mut c = Client::spawn(&addr, ok, &["--verdict-wait", "1"], Stdio::piped());
+        let mut c = Client::spawn(&addr, ok, &[], Stdio::piped());
         c.send(&[b'a' + n; 5]);
         let status = c.finish();
         assert_eq!(
