@@ -101,9 +101,6 @@ pub struct MediaCheck {
     aac_config: bool,
     /// The next coded video frame must be a keyframe.
     need_key: bool,
-    pub video_frames: u64,
-    pub keyframes: u64,
-    pub audio_frames: u64,
 }
 
 impl MediaCheck {
@@ -170,8 +167,6 @@ impl MediaCheck {
                     ));
                 }
                 self.need_key &= !key;
-                self.video_frames += 1;
-                self.keyframes += u64::from(key);
                 Ok(key)
             }
             VideoPacket::SequenceEnd | VideoPacket::Metadata | VideoPacket::Command => Ok(false),
@@ -208,7 +203,6 @@ impl MediaCheck {
                 if data.len() <= 2 {
                     return Err(bad("empty AAC frame"));
                 }
-                self.audio_frames += 1;
                 Ok(())
             }
             (AudioCodec::FourCc(cc), _)
@@ -219,10 +213,7 @@ impl MediaCheck {
             {
                 Err(bad(&format!("unknown FourCC {}", hex(&cc, 4))))
             }
-            _ => {
-                self.audio_frames += 1;
-                Ok(())
-            }
+            _ => Ok(()),
         }
     }
 }
