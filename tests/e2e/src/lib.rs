@@ -117,7 +117,19 @@ impl Host {
         extra_args: &[&str],
         rust_log: Option<&str>,
     ) -> Host {
-        let mut cmd = Command::new(bin("fstream-host"));
+        Self::start_exe(&bin("fstream-host"), root, listen, extra_args, rust_log)
+    }
+
+    /// Like [`Host::start_with_log`], with another build of the host (an older or a
+    /// differently versioned one).
+    pub fn start_exe(
+        exe: &Path,
+        root: &Root,
+        listen: &[&str],
+        extra_args: &[&str],
+        rust_log: Option<&str>,
+    ) -> Host {
+        let mut cmd = Command::new(exe);
         cmd.arg("--root").arg(root.path());
         for l in listen {
             cmd.arg("--listen").arg(format!("{l}=127.0.0.1:0"));

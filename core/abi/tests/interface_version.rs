@@ -1,0 +1,14 @@
+//! abi_stable stamps this crate's version on every type of the interface and refuses a plugin
+//! whose copy has another 0.y (or a lower 0.y.z) than the host's. Plugins built against v1 have
+//! 0.1.0, so the crate keeps 0.1.0 for good; the product's version is free to move. The proof
+//! with real old builds is tests/e2e/tests/compat.rs.
+
+#[test]
+fn the_interface_crate_keeps_the_version_v1_plugins_were_built_with() {
+    assert_eq!(
+        env!("CARGO_PKG_VERSION"),
+        "0.1.0",
+        "fstream-abi's version must stay 0.1.0: any other makes abi_stable refuse every plugin \
+         built against v1 (see core/abi/CHANGELOG.md)"
+    );
+}

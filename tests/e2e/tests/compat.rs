@@ -1,0 +1,251 @@
+//! The interface promise, proven with real old builds: the stock plugins as built at the
+//! commit that froze an interface version are loaded into today's host, and into today's host
+//! with the product version bumped as a release would bump it (9.0.0), and still work end to
+//! end: ini authentication, an fstream broadcast to two watchers (byte-identical), an RTMP
+//! publish played by ffmpeg, a recording read back by ffprobe.
+//!
+//! The old plugins and the bumped host are built by `.ci/compat-build` (cached between runs;
+//! the first run takes a few minutes). The commits are those listed under "Compatibility
+//! builds" in `core/abi/CHANGELOG.md`.
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::Command,
+    sync::OnceLock,
+    thread,
+    time::{Duration, Instant},
+};
+
+use fstream_e2e::{
+    background, bin, decoded_frames, ffmpeg_play, ffmpeg_publish, fstream_preamble,
+    run_with_timeout, Host, Root,
+};
+
+const WAIT: Duration = Duration::from_secs(20);
+/// Interface versions frozen so far, with the commit that froze each.
+const FROZEN: &[(&str, &str)] = &[("v1", "84a8393")];
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn compat_build(args: &[&str]) -> PathBuf {
+    let out = Command::new("bash")
+        .arg(repo().join(".ci/compat-build"))
+        .args(args)
+        .output()
+        .expect("run .ci/compat-build");
+    assert!(
+        out.status.success(),
+        ".ci/compat-build {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// The old plugins of `commit` (built once per test process; the script caches across runs).
+fn old_plugins(commit: &'static str) -> PathBuf {
+    static DIRS: OnceLock<std::sync::Mutex<Vec<(&'static str, PathBuf)>>> = OnceLock::new();
+    let dirs = DIRS.get_or_init(Default::default);
+    let mut d = dirs.lock().unwrap();
+    if let Some((_, p)) = d.iter().find(|(c, _)| *c == commit) {
+        return p.clone();
+    }
+    let p = compat_build(&["plugins", commit]);
+    d.push((commit, p.clone()));
+    p
+}
+
+fn bumped_host() -> PathBuf {
+    static HOST: OnceLock<PathBuf> = OnceLock::new();
+    HOST.get_or_init(|| compat_build(&["bumped-host"])).clone()
+}
+
+/// A root with the old commit's settings files and the user `fier` (123).
+fn old_root(tag: &str, plugins_dir: &Path, record: bool) -> Root {
+    let root = Root::new(
+        tag,
+        &["auth-ini", "fstream", "rtmp", "rtmp-app", "flv-recorder"],
+    );
+    for entry in std::fs::read_dir(plugins_dir.join("mods")).expect("old mods") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.ends_with(".toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            root.write(&format!("mods/{name}"), &text);
+        }
+    }
+    if record {
+        root.write(
+            "mods/flv-recorder.toml",
+            "dir = \"recordings\"\nrecord = [\"fier/*\"]\n",
+        );
+    }
+    root.user("fier", "123");
+    root
+}
+
+/// The hosts each old build must work in: today's, and today's with a bumped version.
+fn hosts() -> Vec<(&'static str, PathBuf)> {
+    vec![
+        ("current host", bin("fstream-host")),
+        ("host 9.0.0", bumped_host()),
+    ]
+}
+
+fn start(exe: &Path, root: &Root, plugins: &Path) -> Host {
+    let dir = plugins.to_string_lossy().to_string();
+    let host = Host::start_exe(
+        exe,
+        root,
+        &["fstream", "rtmp"],
+        &["--plugin-dir", &dir],
+        Some("debug"),
+    );
+    for p in ["auth-ini", "fstream", "rtmp", "rtmp-app", "flv-recorder"] {
+        assert!(
+            host.log().contains(&format!("loaded plugin={p} ")),
+            "{p} not loaded:\n{}",
+            host.log()
+        );
+    }
+    host
+}
+
+fn fstream_conn(host: &Host, action: &str) -> TcpStream {
+    let mut s = TcpStream::connect(host.addr("fstream")).expect("connect");
+    s.write_all(&fstream_preamble(action)).expect("preamble");
+    s
+}
+
+#[test]
+fn check_lists_old_plugins_as_v1_in_every_host() {
+    for (interface, commit) in FROZEN {
+        let plugins = old_plugins(commit);
+        for (what, exe) in hosts() {
+            let root = old_root("compat-check", &plugins, false);
+            let mut c = Command::new(&exe);
+            c.arg("--root")
+                .arg(root.path())
+                .arg("--plugin-dir")
+                .arg(&plugins)
+                .arg("--check");
+            let (status, out, err) = run_with_timeout(&mut c, WAIT);
+            let text = String::from_utf8_lossy(&out).to_string() + &err;
+            assert!(
+                status.map(|s| s.success()).unwrap_or(false),
+                "{what} refused the {interface} plugins of {commit}:\n{text}"
+            );
+            for p in ["auth-ini", "fstream", "rtmp", "rtmp-app", "flv-recorder"] {
+                let line = text
+                    .lines()
+                    .find(|l| l.starts_with(&format!("{p} ")))
+                    .unwrap_or_else(|| panic!("{what}: no line for {p}:\n{text}"));
+                assert!(line.contains(interface), "{what}: {line}");
+            }
+        }
+    }
+}
+
+#[test]
+fn old_plugins_authenticate_and_fan_out_fstream_byte_identical() {
+    for (_, commit) in FROZEN {
+        let plugins = old_plugins(commit);
+        for (what, exe) in hosts() {
+            let root = old_root("compat-fstream", &plugins, false);
+            let host = start(&exe, &root, &plugins);
+            // A wrong password is refused without a byte.
+            let mut bad = fstream_conn(&host, "broadcast,user=fier,user_password=nope");
+            let _ = bad.set_read_timeout(Some(WAIT));
+            let mut buf = [0u8; 16];
+            assert!(
+                matches!(bad.read(&mut buf), Ok(0) | Err(_)),
+                "{what}: wrong password"
+            );
+            let watchers: Vec<_> = (0..2)
+                .map(|_| {
+                    let w = fstream_conn(&host, "watch,user=fier,channel=cam");
+                    w.set_read_timeout(Some(WAIT)).unwrap();
+                    w
+                })
+                .collect();
+            let deadline = Instant::now() + WAIT;
+            while host
+                .log()
+                .matches("watcher waiting for a broadcaster stream=fier/cam")
+                .count()
+                < 2
+                && Instant::now() < deadline
+            {
+                thread::sleep(Duration::from_millis(20));
+            }
+            let data: Vec<u8> = (0..256 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+            let mut b = fstream_conn(&host, "broadcast,user=fier,user_password=123,channel=cam");
+            b.write_all(&data).expect("broadcast");
+            drop(b);
+            for (i, mut w) in watchers.into_iter().enumerate() {
+                let mut got = Vec::new();
+                let _ = w.read_to_end(&mut got);
+                assert!(
+                    got == data,
+                    "{what}, plugins of {commit}: watcher {i} got {} of {} bytes (equal prefix: {})",
+                    got.len(),
+                    data.len(),
+                    data.starts_with(&got)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn old_plugins_play_rtmp_to_ffmpeg_and_record() {
+    fstream_e2e::require(&["ffmpeg", "ffprobe"]);
+    for (_, commit) in FROZEN {
+        let plugins = old_plugins(commit);
+        for (what, exe) in hosts() {
+            let root = old_root("compat-rtmp", &plugins, true);
+            let mut host = start(&exe, &root, &plugins);
+            let url = format!("rtmp://{}/fier/cam", host.addr("rtmp"));
+            let player = background(ffmpeg_play(&url), Duration::from_secs(40));
+            let deadline = Instant::now() + WAIT;
+            while !host.log().contains("playing stream=fier/cam") && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(20));
+            }
+            let (status, _, err) = run_with_timeout(
+                &mut ffmpeg_publish(&format!("{url}?user_password=123"), 4),
+                Duration::from_secs(40),
+            );
+            assert!(
+                status.map(|s| s.success()).unwrap_or(false),
+                "{what}: publish: {err}"
+            );
+            let (_, out, err) = player.join().expect("player");
+            let frames = decoded_frames(&out);
+            eprintln!("{what}, plugins of {commit}: ffmpeg decoded {frames} frames");
+            assert!(frames >= 80, "{what}: {frames} frames; {err}");
+            // A clean stop: the recorder finishes its file.
+            host.signal(libc::SIGTERM);
+            assert!(
+                host.wait_exit(WAIT).is_some(),
+                "{what}: the host did not stop"
+            );
+            let dir = root.path().join("recordings/fier");
+            let file = std::fs::read_dir(&dir)
+                .unwrap_or_else(|e| panic!("{what}: {}: {e}", dir.display()))
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .find(|p| p.extension().is_some_and(|x| x == "flv"))
+                .unwrap_or_else(|| panic!("{what}: no recording in {}", dir.display()));
+            let mut c = Command::new("ffprobe");
+            c.args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+                .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+                .arg(&file);
+            let (_, out, _) = run_with_timeout(&mut c, WAIT);
+            let recorded: usize = String::from_utf8_lossy(&out).trim().parse().unwrap_or(0);
+            eprintln!("{what}: the recording has {recorded} frames");
+            assert!(recorded >= 80, "{what}: {recorded} frames recorded");
+        }
+    }
+}
