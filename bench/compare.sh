@@ -7,7 +7,9 @@
 # Writes a dated section into BENCHMARKS.md and the raw JSON under target/bench-results/.
 # Environment: NS="1 100 500 1000 2000" (RTMP players), FSTREAM_NS (fstream watchers, default NS),
 # GATHER="0 20 50 100" (gathering windows to sweep at N=1000), CHURN="1000:50" (churn rows:
-# N viewers, R leaves and joins per second; empty for none), SKIP_NGINX=1.
+# N viewers, R leaves and joins per second; empty for none), SKIP_NGINX=1, FSTREAM_HOST (the
+# server binary, default target/release/fstream-host, with its plugins beside it: e.g. a build of
+# a clean snapshot), SKIP_BUILD=1, NO_APPEND=1 (leave BENCHMARKS.md alone).
 #
 # Every viewer validates every byte it receives; the `corrupt` column counts those whose stream
 # did not parse. A run with corrupt viewers (or any other failure of the load generator) is kept
@@ -30,7 +32,8 @@ if ! need ffmpeg || { [ -z "${SKIP_NGINX:-}" ] && [ ! -e /usr/lib/nginx/modules/
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg nginx libnginx-mod-rtmp >/dev/null
 fi
-cargo build --release --workspace
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release --workspace
+HOST=${FSTREAM_HOST:-target/release/fstream-host}
 
 # A 2 Mbit/s H.264+AAC FLV with a keyframe every 2 s, 30 s long, looped by the publisher.
 MEDIA=$OUT/stream-2mbps.flv
@@ -47,7 +50,7 @@ printf '[DEFAULT]\npassword=123\n' > "$ROOT/users/fier.ini"
 start_fstream_host() { # $1 = gather_ms
     # Every test client is 127.0.0.1: lift the per-address connection limit for the run.
     printf '[limits]\nmax_connections_per_ip = 0\n[hub]\ngather_ms = %s\n' "$1" > "$ROOT/mods/host.toml"
-    RUST_LOG=warn,fstream_host::server=info target/release/fstream-host --root "$ROOT" \
+    RUST_LOG=warn,fstream_host::server=info "$HOST" --root "$ROOT" \
         --listen rtmp=127.0.0.1:19350 --listen fstream=127.0.0.1:19351 2>"$OUT/host.log" &
     SERVER_PID=$!
     for _ in $(seq 50); do grep -q "listening protocol=rtmp" "$OUT/host.log" 2>/dev/null && return; sleep 0.1; done
@@ -142,6 +145,11 @@ if [ -s "$FAILURES" ]; then
     exit 1
 fi
 
+if [ -n "${NO_APPEND:-}" ]; then
+    cat "$TABLE"
+    echo "results in $OUT"
+    exit 0
+fi
 {
     echo
     echo "## Side by side, $(date -u +%Y-%m-%d) (bench/compare.sh)"

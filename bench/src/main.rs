@@ -14,8 +14,16 @@
 //! stream fails to parse is `corrupt`, and then the process exits with status 2 after its
 //! report. `--churn-per-sec R` makes R viewers per second leave during the window, each
 //! replaced at once by a fresh connection, so joins after leaves are exercised and measured.
+//!
+//! `--join-burst N --burst-within-ms T`: while the `--viewers` watch, N more join within T ms
+//! (from `--burst-at` seconds into the window). The viewers already watching record when each
+//! media message arrives; the report gives their longest delivery gap during the burst window
+//! and outside it (`gaps`), the joiners' time to their first keyframe, and the server's RSS
+//! before the burst and at its peak. The joiners run on a runtime of their own, so checking
+//! their bursts does not delay the watchers' reads in this process.
 
 mod check;
+mod gaps;
 mod procstat;
 mod publisher;
 mod rtmp_client;
@@ -90,6 +98,23 @@ struct Args {
     /// many join afresh, keeping --viewers connected; the oldest connection leaves first
     #[arg(long, default_value_t = 0.0)]
     churn_per_sec: f64,
+    /// Viewers that join in a burst during the window, besides --viewers (who are then the
+    /// players already watching, whose delivery gaps are measured)
+    #[arg(long, default_value_t = 0)]
+    join_burst: usize,
+    /// The burst's joiners connect evenly spread over this many ms
+    #[arg(long, default_value_t = 1000)]
+    burst_within_ms: u64,
+    /// When the burst starts, in seconds into the window (default: a third of --seconds)
+    #[arg(long)]
+    burst_at: Option<f64>,
+    /// The burst window lasts from the first join to this many ms after the last
+    #[arg(long, default_value_t = 1000)]
+    burst_tail_ms: u64,
+    /// The server's gathering window (only for the burst's verdict: the longest gap should stay
+    /// under this + 100 ms)
+    #[arg(long, default_value_t = 50)]
+    gather_ms: u64,
     #[arg(long, default_value_t = 2)]
     threads: usize,
     /// Write the report as JSON to this file
@@ -136,7 +161,45 @@ struct Report {
     server_peak_rss_mb: Option<f64>,
     server_rss_growth_kib_per_viewer: Option<f64>,
     bench_cpu_s: Option<f64>,
+    /// With --join-burst.
+    burst: Option<BurstReport>,
     errors: Vec<String>,
+}
+
+/// The join burst: the gaps of the players already watching, the joiners, the server's memory.
+#[derive(Serialize, Default)]
+struct BurstReport {
+    /// Players already watching (gaps measured).
+    watching: usize,
+    joiners: usize,
+    within_ms: u64,
+    /// The burst window, ms from the start of the measured window.
+    window_from_ms: f64,
+    window_to_ms: f64,
+    /// Joiners that received a validated byte, and that reached a keyframe.
+    joiners_connected: usize,
+    joiners_keyed: usize,
+    /// Over the watching players, of each one's longest gap between media messages overlapping
+    /// the burst window: the largest, and the 99th percentile.
+    gap_ms_burst_max: Option<f64>,
+    gap_ms_burst_p99: Option<f64>,
+    /// The same for the rest of the measured window.
+    gap_ms_outside_max: Option<f64>,
+    gap_ms_outside_p99: Option<f64>,
+    /// Where the longest gap of all ended, ms after the burst started.
+    worst_gap_end_ms: Option<f64>,
+    /// The publisher's own longest pause between writes (this process, not the server).
+    publisher_gap_ms_burst: Option<f64>,
+    publisher_gap_ms_outside: Option<f64>,
+    joiner_first_keyframe_ms_p50: Option<f64>,
+    joiner_first_keyframe_ms_p99: Option<f64>,
+    joiner_first_keyframe_ms_max: Option<f64>,
+    /// Bytes the joiners received (validated) during the burst window, MB.
+    joiner_mb_in_burst_window: f64,
+    server_rss_before_burst_mb: Option<f64>,
+    gather_ms: u64,
+    /// Longest gap during the burst under gather_ms + 100 ms.
+    goal_met: bool,
 }
 
 #[derive(Serialize, Debug)]
@@ -151,8 +214,23 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(args.threads.max(1))
         .enable_all()
         .build()?;
-    let report = rt.block_on(run(&args))?;
+    // The burst's joiners get their own runtime (and threads).
+    let burst_rt = if args.join_burst > 0 {
+        Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(args.threads.max(1))
+                .thread_name("burst")
+                .enable_all()
+                .build()?,
+        )
+    } else {
+        None
+    };
+    let report = rt.block_on(run(&args, burst_rt.as_ref().map(|r| r.handle().clone())))?;
     print_table(&report);
+    if let Some(b) = &report.burst {
+        print_burst_table(&report, b);
+    }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("write {path}"))?;
@@ -175,13 +253,26 @@ fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     Some(sorted[i.min(sorted.len() - 1)])
 }
 
-async fn run(a: &Args) -> anyhow::Result<Report> {
+async fn run(a: &Args, burst_rt: Option<tokio::runtime::Handle>) -> anyhow::Result<Report> {
     let epoch = Instant::now();
     let ramp = Duration::from_millis(a.viewers as u64 * 1000 / a.connect_rate.max(1));
     let start_viewers = epoch + Duration::from_millis(1500);
     let measure_from = start_viewers + ramp + Duration::from_secs(a.warmup);
     let measure_to = measure_from + Duration::from_secs(a.seconds);
     let until = measure_to + Duration::from_millis(200);
+    let burst = a.join_burst > 0;
+    let burst_from =
+        measure_from + Duration::from_secs_f64(a.burst_at.unwrap_or(a.seconds as f64 / 3.0));
+    let burst_to = burst_from + Duration::from_millis(a.burst_within_ms + a.burst_tail_ms);
+    if burst {
+        if a.churn_per_sec > 0.0 {
+            bail!("--join-burst and --churn-per-sec do not go together");
+        }
+        if burst_to > measure_to {
+            bail!("the burst window does not end within the measured window (see --burst-at, --seconds)");
+        }
+    }
+    let ns = |t: Instant| (t - epoch).as_nanos() as u64;
 
     let media = match a.publish {
         Publish::Rtmp | Publish::Fstream => {
@@ -246,10 +337,16 @@ async fn run(a: &Args) -> anyhow::Result<Report> {
             .and_then(|p| procstat::status_kib(p, "VmRSS"))
     };
 
-    let mut viewers = Vec::with_capacity(a.viewers);
+    let mut viewers = Vec::with_capacity(a.viewers + a.join_burst);
     let mut leaves = Vec::with_capacity(a.viewers);
-    for i in 0..a.viewers {
-        let at = start_viewers + ramp.mul_f64(i as f64 / a.viewers.max(1) as f64);
+    for i in 0..a.viewers + a.join_burst {
+        let joiner = i >= a.viewers;
+        let at = if joiner {
+            let j = (i - a.viewers) as f64 / a.join_burst as f64;
+            burst_from + Duration::from_millis(a.burst_within_ms).mul_f64(j)
+        } else {
+            start_viewers + ramp.mul_f64(i as f64 / a.viewers.max(1) as f64)
+        };
         let rtmp_viewer = match a.mode {
             Mode::Rtmp => true,
             Mode::Fstream => false,
@@ -269,11 +366,17 @@ async fn run(a: &Args) -> anyhow::Result<Report> {
             }
         };
         let leave = std::sync::Arc::new(tokio::sync::Notify::new());
-        leaves.push(leave.clone());
-        viewers.push(tokio::spawn(async move {
+        if !joiner {
+            leaves.push(leave.clone());
+        }
+        let task = async move {
             tokio::time::sleep_until(at.into()).await;
-            viewer::viewer(kind, epoch, until, leave).await
-        }));
+            viewer::viewer(kind, epoch, until, leave, burst && !joiner).await
+        };
+        viewers.push(match (&burst_rt, joiner) {
+            (Some(rt), true) => rt.spawn(task),
+            _ => tokio::spawn(task),
+        });
     }
 
     // The churn: leave k happens k/R seconds into the window, oldest connection first.
@@ -294,6 +397,13 @@ async fn run(a: &Args) -> anyhow::Result<Report> {
     tokio::time::sleep_until(measure_from.into()).await;
     let cpu0 = pid.as_deref().and_then(procstat::cpu_time);
     let own0 = procstat::cpu_time("self");
+    let rss_before_burst = if burst {
+        tokio::time::sleep_until((burst_from - Duration::from_millis(50)).into()).await;
+        pid.as_deref()
+            .and_then(|p| procstat::status_kib(p, "VmRSS"))
+    } else {
+        None
+    };
     tokio::time::sleep_until(measure_to.into()).await;
     let cpu1 = pid.as_deref().and_then(procstat::cpu_time);
     let own1 = procstat::cpu_time("self");
@@ -346,12 +456,50 @@ async fn run(a: &Args) -> anyhow::Result<Report> {
     let mut delays = Vec::new();
     let mut corrupt = Vec::new();
     let (mut sessions, mut leaves, mut joins) = (0, 0, 0);
-    for r in &results {
+    // The burst: the watchers' longest gaps, the joiners' keys and bytes in the burst window.
+    let (window_ns, burst_ns) = (
+        ns(measure_from)..ns(measure_to),
+        ns(burst_from)..ns(burst_to),
+    );
+    let (mut gaps_burst, mut gaps_outside, mut worst) = (Vec::new(), Vec::new(), (0u64, 0u64));
+    let (mut burst_keys, mut joiners_connected, mut joiner_bytes) = (Vec::new(), 0, 0u64);
+    let bucket_of = |t: Instant| ((t - epoch).as_nanos() / viewer::BUCKET.as_nanos()) as usize;
+    for (i, r) in results.iter().enumerate() {
         let window: Vec<u64> = (b0..b1)
             .map(|i| r.buckets.get(i).copied().unwrap_or(0))
             .collect();
         let bytes: u64 = window.iter().sum();
         total += bytes;
+        if i >= a.viewers {
+            // A burst joiner: only its own figures (it was not there for most of the window).
+            joiners_connected += usize::from(r.buckets.iter().any(|&b| b > 0));
+            joiner_bytes += (bucket_of(burst_from)..bucket_of(burst_to))
+                .map(|i| r.buckets.get(i).copied().unwrap_or(0))
+                .sum::<u64>();
+            for s in &r.sessions {
+                sessions += 1;
+                if let Some(e) = &s.error {
+                    errors.push(e.clone());
+                }
+                if let Some(c) = &s.corrupt {
+                    corrupt.push(c.clone());
+                }
+                if let Some(k) = s.first_key {
+                    burst_keys.push(k.as_secs_f64() * 1000.0);
+                }
+            }
+            continue;
+        }
+        if burst {
+            let media_at = r.sessions.first().map_or(&[][..], |s| &s.media_at[..]);
+            let g = gaps::longest(media_at, window_ns.clone(), burst_ns.clone());
+            gaps_burst.extend(g.in_burst.map(|g| g as f64 / 1e6));
+            gaps_outside.extend(g.outside.map(|g| g as f64 / 1e6));
+            let longest = g.in_burst.max(g.outside).unwrap_or(0);
+            if longest > worst.0 {
+                worst = (longest, g.worst_end.unwrap_or(0));
+            }
+        }
         rates.push(bytes as f64 * 8.0 / secs / 1e6);
         if window
             .windows(per_2s)
@@ -382,6 +530,9 @@ async fn run(a: &Args) -> anyhow::Result<Report> {
         }
     }
     rates.sort_by(f64::total_cmp);
+    gaps_burst.sort_by(f64::total_cmp);
+    gaps_outside.sort_by(f64::total_cmp);
+    burst_keys.sort_by(f64::total_cmp);
     keys.sort_by(f64::total_cmp);
     joiner_keys.sort_by(f64::total_cmp);
     delays.sort_by(f64::total_cmp);
@@ -399,6 +550,35 @@ async fn run(a: &Args) -> anyhow::Result<Report> {
         }
     }
 
+    let burst = burst.then(|| {
+        let publisher = gaps::longest(&sent.times(), window_ns.clone(), burst_ns.clone());
+        let ms = |g: Option<u64>| g.map(|g| g as f64 / 1e6);
+        let rel = |t: Instant| (t - measure_from).as_secs_f64() * 1000.0;
+        let gap_ms_burst_max = gaps_burst.last().copied();
+        BurstReport {
+            watching: a.viewers,
+            joiners: a.join_burst,
+            within_ms: a.burst_within_ms,
+            window_from_ms: rel(burst_from),
+            window_to_ms: rel(burst_to),
+            joiners_connected,
+            joiners_keyed: burst_keys.len(),
+            gap_ms_burst_max,
+            gap_ms_burst_p99: percentile(&gaps_burst, 0.99),
+            gap_ms_outside_max: gaps_outside.last().copied(),
+            gap_ms_outside_p99: percentile(&gaps_outside, 0.99),
+            worst_gap_end_ms: (worst.0 > 0).then(|| (worst.1 as f64 - ns(burst_from) as f64) / 1e6),
+            publisher_gap_ms_burst: ms(publisher.in_burst),
+            publisher_gap_ms_outside: ms(publisher.outside),
+            joiner_first_keyframe_ms_p50: percentile(&burst_keys, 0.5),
+            joiner_first_keyframe_ms_p99: percentile(&burst_keys, 0.99),
+            joiner_first_keyframe_ms_max: burst_keys.last().copied(),
+            joiner_mb_in_burst_window: joiner_bytes as f64 / 1e6,
+            server_rss_before_burst_mb: rss_before_burst.map(|k| k as f64 / 1024.0),
+            gather_ms: a.gather_ms,
+            goal_met: gap_ms_burst_max.is_some_and(|g| g < (a.gather_ms + 100) as f64),
+        }
+    });
     let server_cpu = match (cpu0, cpu1) {
         (Some(a), Some(b)) => Some((b - a).as_secs_f64()),
         _ => None,
@@ -407,7 +587,7 @@ async fn run(a: &Args) -> anyhow::Result<Report> {
         label: a.label.clone(),
         mode: format!("{:?}", a.mode).to_lowercase(),
         viewers: a.viewers,
-        connected: results
+        connected: results[..a.viewers]
             .iter()
             .filter(|r| r.buckets.iter().any(|&b| b > 0))
             .count(),
@@ -444,6 +624,7 @@ async fn run(a: &Args) -> anyhow::Result<Report> {
             (Some(a), Some(b)) => Some((b - a).as_secs_f64()),
             _ => None,
         },
+        burst,
         errors,
     })
 }
@@ -494,4 +675,39 @@ fn print_table(r: &Report) {
     for e in r.corrupt_examples.iter().take(5) {
         eprintln!("corrupt ({} connections): {}", e.connections, e.error);
     }
+}
+
+fn print_burst_table(r: &Report, b: &BurstReport) {
+    println!();
+    println!(
+        "| label | mode | watching | joiners within ms | joined/keyed | burst window s | watchers' longest gap in burst max/p99 ms | outside max/p99 ms | worst gap ends at ms | publisher gap burst/outside ms | joiner key p50/p99/max ms | joiners' MB in burst window | corrupt | server RSS before burst MB | peak RSS MB | gap < gather+100 ms |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {} | {} in {} | {}/{} | {:.1}-{:.1} | {}/{} | {}/{} | {} | {}/{} | {}/{}/{} | {:.1} | {} | {} | {} | {} |",
+        r.label,
+        r.mode,
+        b.watching,
+        b.joiners,
+        b.within_ms,
+        b.joiners_connected,
+        b.joiners_keyed,
+        b.window_from_ms / 1000.0,
+        b.window_to_ms / 1000.0,
+        fmt_opt(b.gap_ms_burst_max, 0),
+        fmt_opt(b.gap_ms_burst_p99, 0),
+        fmt_opt(b.gap_ms_outside_max, 0),
+        fmt_opt(b.gap_ms_outside_p99, 0),
+        fmt_opt(b.worst_gap_end_ms, 0),
+        fmt_opt(b.publisher_gap_ms_burst, 0),
+        fmt_opt(b.publisher_gap_ms_outside, 0),
+        fmt_opt(b.joiner_first_keyframe_ms_p50, 0),
+        fmt_opt(b.joiner_first_keyframe_ms_p99, 0),
+        fmt_opt(b.joiner_first_keyframe_ms_max, 0),
+        b.joiner_mb_in_burst_window,
+        r.corrupt,
+        fmt_opt(b.server_rss_before_burst_mb, 1),
+        fmt_opt(r.server_peak_rss_mb, 1),
+        if b.goal_met { "yes" } else { "**no**" },
+    );
 }

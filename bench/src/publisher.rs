@@ -13,35 +13,50 @@ use tokio::{io::AsyncWriteExt, net::TcpStream};
 use crate::rtmp_client::RtmpConn;
 
 /// Bytes the publisher sent per bucket since the run's epoch, so viewers can be compared with
-/// what was actually published in the same window (the file's bitrate is not constant).
+/// what was actually published in the same window (the file's bitrate is not constant); and
+/// when each write was made, so a pause of the publisher itself (this process being late) can
+/// be told from a pause of the server.
 #[derive(Clone)]
 pub struct Sent {
     epoch: Instant,
-    buckets: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+    inner: std::sync::Arc<std::sync::Mutex<SentLog>>,
+}
+
+#[derive(Default)]
+struct SentLog {
+    buckets: Vec<u64>,
+    /// ns since the epoch of each write of a media message (or raw batch).
+    times: Vec<u64>,
 }
 
 impl Sent {
     pub fn new(epoch: Instant) -> Self {
         Self {
             epoch,
-            buckets: Default::default(),
+            inner: Default::default(),
         }
     }
 
     fn add(&self, n: usize) {
-        let i = (self.epoch.elapsed().as_nanos() / crate::viewer::BUCKET.as_nanos()) as usize;
-        let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if b.len() <= i {
-            b.resize(i + 1, 0);
+        let now = self.epoch.elapsed().as_nanos();
+        let i = (now / crate::viewer::BUCKET.as_nanos()) as usize;
+        let mut log = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if log.buckets.len() <= i {
+            log.buckets.resize(i + 1, 0);
         }
-        b[i] += n as u64;
+        log.buckets[i] += n as u64;
+        log.times.push(now as u64);
     }
 
     pub fn buckets(&self) -> Vec<u64> {
-        self.buckets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        let log = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        log.buckets.clone()
+    }
+
+    /// When each write was made (ns since the epoch, ascending).
+    pub fn times(&self) -> Vec<u64> {
+        let log = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        log.times.clone()
     }
 }
 

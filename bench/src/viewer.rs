@@ -38,6 +38,9 @@ pub struct Session {
     pub first_key: Option<Duration>,
     /// End-to-end delays sampled from raw blocks.
     pub delays: Vec<Duration>,
+    /// With gap tracking (the first session of a slot only): when media messages arrived, ns
+    /// since the run's epoch, one entry per read that completed at least one.
+    pub media_at: Vec<u64>,
     /// The first thing in its bytes that did not parse.
     pub corrupt: Option<String>,
     /// Anything else that ended it early (refused, closed, I/O).
@@ -93,12 +96,14 @@ enum End {
 }
 
 /// One viewer slot until `until`; each `leave` notification closes its connection and opens a
-/// fresh one (or, if the last one already ended, just opens a fresh one).
+/// fresh one (or, if the last one already ended, just opens a fresh one). `track_gaps`: its
+/// first session records when its media messages arrive ([`Session::media_at`]).
 pub async fn viewer(
     kind: Kind,
     epoch: Instant,
     until: Instant,
     leave: Arc<Notify>,
+    track_gaps: bool,
 ) -> ViewerResult {
     let mut counter = Counter {
         epoch,
@@ -112,7 +117,7 @@ pub async fn viewer(
             ..Session::default()
         };
         let end = tokio::select! {
-            r = session(&kind, epoch, &mut counter, &mut s) => End::Done(r),
+            r = session(&kind, epoch, &mut counter, &mut s, track_gaps && !joiner) => End::Done(r),
             _ = leave.notified() => End::Left,
             _ = tokio::time::sleep_until(until.into()) => End::Until,
         };
@@ -151,8 +156,16 @@ async fn session(
     epoch: Instant,
     counter: &mut Counter,
     s: &mut Session,
+    track_gaps: bool,
 ) -> anyhow::Result<()> {
     let t0 = Instant::now();
+    // Records a media arrival (once per distinct time).
+    let arrived = |s: &mut Session| {
+        let now = epoch.elapsed().as_nanos() as u64;
+        if s.media_at.last() != Some(&now) {
+            s.media_at.push(now);
+        }
+    };
     match kind {
         Kind::Rtmp { addr, app, name } => {
             let mut c = RtmpConn::connect(addr, app).await?;
@@ -164,10 +177,15 @@ async fn session(
                 credited = c.validated();
                 match item {
                     Item::Media {
-                        keyframe: true,
+                        keyframe,
                         stream_id,
                     } if stream_id == id => {
-                        s.first_key.get_or_insert_with(|| t0.elapsed());
+                        if keyframe {
+                            s.first_key.get_or_insert_with(|| t0.elapsed());
+                        }
+                        if track_gaps {
+                            arrived(s);
+                        }
                     }
                     Item::Command { command, stream_id } if stream_id == id || stream_id == 0 => {
                         let info = command.arg(0);
@@ -194,7 +212,9 @@ async fn session(
                 let mut sample = 0u32;
                 loop {
                     let n = read(&mut sock, &mut buf).await?;
+                    let mut got = false;
                     check.push(&buf[..n], |sent| {
+                        got = true;
                         s.first_key.get_or_insert_with(|| t0.elapsed());
                         // Keep one delay sample in 16 to stay cheap.
                         sample = sample.wrapping_add(1);
@@ -204,6 +224,9 @@ async fn session(
                                 .push(Duration::from_nanos(now.saturating_sub(sent)));
                         }
                     })?;
+                    if track_gaps && got {
+                        arrived(s);
+                    }
                     counter.add(n as u64);
                 }
             } else {
@@ -211,8 +234,12 @@ async fn session(
                 let mut credited = 0;
                 loop {
                     let n = read(&mut sock, &mut buf).await?;
+                    let tags = check.tags;
                     if check.push(&buf[..n])? {
                         s.first_key.get_or_insert_with(|| t0.elapsed());
+                    }
+                    if track_gaps && check.tags > tags {
+                        arrived(s);
                     }
                     counter.add(check.validated() - credited);
                     credited = check.validated();
