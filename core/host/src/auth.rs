@@ -8,7 +8,6 @@
 
 use std::{
     collections::HashMap,
-    net::IpAddr,
     sync::{Arc, Mutex, RwLock},
     time::{Duration, Instant},
 };
@@ -20,69 +19,19 @@ use fstream_abi::{
 use rand::RngCore;
 use subtle::ConstantTimeEq;
 
+use crate::{
+    auth_guard::{AuthGuard, GuardRule},
+    call_gate::{GateError, SyncSlots},
+};
+
 /// The authenticators of the current configuration (replaced whole on reload) and the tokens,
 /// which outlive reloads.
 pub struct AuthChain {
     authenticators: RwLock<Arc<Vec<(String, AuthenticatorBox)>>>,
     tokens: TokenStore,
-    guard: BruteForceGuard,
-}
-
-/// Refuses an IP address for a while after too many failed authentications from it, without
-/// asking the authenticators (password guessing gets slow and cheap to refuse).
-struct BruteForceGuard {
-    /// (failures allowed, window, ban); 0 failures disables the guard.
-    rule: Mutex<(u32, Duration, Duration)>,
-    /// Whether loopback addresses are subject to the rule.
-    loopback: std::sync::atomic::AtomicBool,
-    by_ip: Mutex<HashMap<IpAddr, Failures>>,
-}
-
-struct Failures {
-    count: u32,
-    since: Instant,
-    banned_until: Option<Instant>,
-}
-
-impl BruteForceGuard {
-    fn banned(&self, ip: IpAddr) -> bool {
-        let map = self.by_ip.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&ip)
-            .and_then(|f| f.banned_until)
-            .map(|t| t > Instant::now())
-            .unwrap_or(false)
-    }
-
-    fn failed(&self, ip: IpAddr) {
-        let (allowed, window, ban) = *self.rule.lock().unwrap_or_else(|p| p.into_inner());
-        if allowed == 0
-            || (ip.is_loopback() && !self.loopback.load(std::sync::atomic::Ordering::Relaxed))
-        {
-            return;
-        }
-        let now = Instant::now();
-        let mut map = self.by_ip.lock().unwrap_or_else(|p| p.into_inner());
-        // Forget old entries so the map stays small.
-        if map.len() > 10_000 {
-            map.retain(|_, f| f.since + window > now || f.banned_until.is_some_and(|t| t > now));
-        }
-        let f = map.entry(ip).or_insert(Failures {
-            count: 0,
-            since: now,
-            banned_until: None,
-        });
-        if f.since + window <= now {
-            f.count = 0;
-            f.since = now;
-        }
-        f.count += 1;
-        if f.count >= allowed {
-            f.banned_until = Some(now + ban);
-            f.count = 0;
-            f.since = now;
-            tracing::warn!(%ip, ban_ms = ban.as_millis() as u64, "too many failed authentications; refusing this address for a while");
-        }
-    }
+    guard: AuthGuard,
+    /// Authenticator calls at once (each may hash a password), and how long one may wait.
+    slots: RwLock<(Arc<SyncSlots>, Duration)>,
 }
 
 impl AuthChain {
@@ -90,27 +39,29 @@ impl AuthChain {
         Self {
             authenticators: RwLock::new(Arc::new(authenticators)),
             tokens: TokenStore::new(token_ttl),
-            guard: BruteForceGuard {
-                rule: Mutex::new((0, Duration::ZERO, Duration::ZERO)),
-                loopback: std::sync::atomic::AtomicBool::new(false),
-                by_ip: Mutex::new(HashMap::new()),
-            },
+            guard: AuthGuard::default(),
+            slots: RwLock::new((
+                Arc::new(SyncSlots::new("authentication", default_concurrency(), 256)),
+                Duration::from_secs(5),
+            )),
         }
     }
 
-    /// Sets the brute-force rule: after `failures` failed authentications from one address
-    /// within `window`, refuse it for `ban` (0 failures: no limit).
-    pub fn set_failure_limit(
-        &self,
-        failures: u32,
-        window: Duration,
-        ban: Duration,
-        loopback: bool,
-    ) {
-        *self.guard.rule.lock().unwrap_or_else(|p| p.into_inner()) = (failures, window, ban);
-        self.guard
-            .loopback
-            .store(loopback, std::sync::atomic::Ordering::Relaxed);
+    /// At most `concurrency` authenticator calls at once (0: one per core), `queue` more
+    /// waiting up to `wait`; past that an authentication is refused as "busy".
+    pub fn set_concurrency(&self, concurrency: usize, queue: usize, wait: Duration) {
+        let n = if concurrency == 0 {
+            default_concurrency()
+        } else {
+            concurrency
+        };
+        *self.slots.write().unwrap_or_else(|p| p.into_inner()) =
+            (Arc::new(SyncSlots::new("authentication", n, queue)), wait);
+    }
+
+    /// Sets the failed-login guard's rule (see [`crate::auth_guard`]).
+    pub fn set_failure_limit(&self, rule: GuardRule) {
+        self.guard.set_rule(rule);
     }
 
     /// Installs a new configuration's authenticators and token lifetime (SIGHUP). Requests
@@ -130,25 +81,30 @@ impl AuthChain {
             .is_empty()
     }
 
-    /// Answers a request; blocks while authenticators work.
+    /// Answers a request; blocks while authenticators work (or wait for a free slot).
     pub fn check(&self, req: &AuthRequest) -> AuthOutcome {
         let ip = req
             .peer
             .parse::<std::net::SocketAddr>()
             .map(|a| a.ip())
             .ok();
-        if let Some(ip) = ip {
-            if self.guard.banned(ip) {
-                tracing::warn!(user = %req.user, peer = %req.peer, "authentication refused: too many failures from this address");
-                return AuthOutcome::Denied(
-                    "too many failed authentications from this address".into(),
-                );
+        let attempt = match self.guard.begin(ip) {
+            Ok(a) => a,
+            Err(why) => {
+                tracing::warn!(user = %req.user, peer = %req.peer, reason = why, "authentication refused");
+                return AuthOutcome::Denied(why.into());
             }
-        }
-        let outcome = self.decide(req);
-        if let (AuthOutcome::Denied(_), Some(ip)) = (&outcome, ip) {
-            self.guard.failed(ip);
-        }
+        };
+        let (outcome, counts) = match self.decide(req) {
+            Decision::Answer(o) => (o, true),
+            // The server was too busy to ask: not the client's failure.
+            Decision::Busy(e) => (
+                AuthOutcome::Denied(format!("server busy: {e}").into()),
+                false,
+            ),
+        };
+        self.guard
+            .end(attempt, counts && matches!(outcome, AuthOutcome::Denied(_)));
         match &outcome {
             AuthOutcome::Allowed => tracing::info!(
                 user = %req.user, action = ?req.action, peer = %req.peer, "authenticated"
@@ -161,16 +117,25 @@ impl AuthChain {
         outcome
     }
 
-    fn decide(&self, req: &AuthRequest) -> AuthOutcome {
+    fn decide(&self, req: &AuthRequest) -> Decision {
         if let Err(e) = validate_part(&req.user) {
-            return AuthOutcome::Denied(format!("invalid user name: {e}").into());
+            return Decision::Answer(AuthOutcome::Denied(
+                format!("invalid user name: {e}").into(),
+            ));
         }
         if let Credential::Token(token) = &req.credential {
-            return self
-                .tokens
-                .check(&req.user, token, req.action == AuthAction::Publish);
+            return Decision::Answer(self.tokens.check(
+                &req.user,
+                token,
+                req.action == AuthAction::Publish,
+            ));
         }
-        self.ask_authenticators(req)
+        let (slots, wait) = self.slots.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let decision = match slots.enter(wait) {
+            Ok(_slot) => Decision::Answer(self.ask_authenticators(req)),
+            Err(e) => Decision::Busy(e),
+        };
+        decision
     }
 
     fn ask_authenticators(&self, req: &AuthRequest) -> AuthOutcome {
@@ -204,6 +169,19 @@ impl AuthChain {
             AuthOutcome::Denied(why) => Err(why.into()),
         }
     }
+}
+
+enum Decision {
+    Answer(AuthOutcome),
+    Busy(GateError),
+}
+
+/// One authenticator call per core by default: an argon2 check keeps a core busy anyway, and
+/// its memory (19 MiB with the default parameters) is then bounded by the core count.
+fn default_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
 }
 
 /// Issued tokens: user -> (token, expiry).
@@ -319,12 +297,12 @@ mod tests {
     #[test]
     fn an_address_with_too_many_failures_is_refused_for_a_while() {
         let c = chain(1000);
-        c.set_failure_limit(
-            3,
-            Duration::from_secs(60),
-            Duration::from_millis(200),
-            false,
-        );
+        c.set_failure_limit(GuardRule {
+            allowed: 3,
+            window: Duration::from_secs(60),
+            ban: Duration::from_millis(200),
+            ..GuardRule::default()
+        });
         // Loopback is exempt unless asked.
         for _ in 0..5 {
             assert!(!c.check(&from_peer("zed", "127.0.0.1:5")).is_allowed());
@@ -339,6 +317,52 @@ mod tests {
         assert!(c.check(&from("amy", "10.0.0.2:6")).is_allowed());
         std::thread::sleep(Duration::from_millis(250));
         assert!(c.check(&from("amy", "10.0.0.1:7")).is_allowed());
+    }
+
+    /// An authenticator that takes a while and counts how many run at once.
+    struct Slow {
+        running: Arc<std::sync::atomic::AtomicUsize>,
+        most: Arc<std::sync::atomic::AtomicUsize>,
+    }
+    impl Authenticate for Slow {
+        fn authenticate(&self, _: &AuthRequest) -> Result<AuthVerdict, PluginError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = self.running.fetch_add(1, SeqCst) + 1;
+            self.most.fetch_max(now, SeqCst);
+            std::thread::sleep(Duration::from_millis(30));
+            self.running.fetch_sub(1, SeqCst);
+            Ok(AuthVerdict::Deny("wrong password".into()))
+        }
+    }
+
+    #[test]
+    fn authenticator_calls_are_bounded_and_the_rest_refused_as_busy() {
+        let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let c = Arc::new(AuthChain::new(
+            vec![(
+                "slow".into(),
+                authenticator_box(Slow {
+                    running: Arc::default(),
+                    most: most.clone(),
+                }),
+            )],
+            Duration::from_secs(1),
+        ));
+        c.set_concurrency(2, 4, Duration::from_secs(5));
+        let threads: Vec<_> = (0..20)
+            .map(|i| {
+                let c = c.clone();
+                std::thread::spawn(move || c.check(&from_peer("amy", &format!("10.0.{i}.1:5"))))
+            })
+            .collect();
+        let outcomes: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let busy = outcomes
+            .iter()
+            .filter(|o| matches!(o, AuthOutcome::Denied(w) if w.contains("busy")))
+            .count();
+        assert!(outcomes.iter().all(|o| !o.is_allowed()));
+        assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert!(busy >= 20 - 2 - 4, "{busy} refused as busy");
     }
 
     #[test]

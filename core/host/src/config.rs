@@ -123,6 +123,17 @@ pub struct Limits {
     /// Apply that rule to loopback addresses too. Off by default: behind a local proxy every
     /// client comes from 127.0.0.1, and one guesser would get everyone refused.
     pub auth_limit_loopback: bool,
+    /// IPv6 addresses sharing this many leading bits count as one address for that rule.
+    pub auth_ipv6_prefix: u8,
+    /// Addresses that rule tracks at most (past it, new addresses go untracked).
+    pub auth_guard_addresses: usize,
+    /// Authenticator calls running at once (0: one per core; each argon2 check of auth-ini
+    /// takes about 19 MiB), and calls waiting for one beyond that; more are refused as busy.
+    pub auth_concurrency: usize,
+    pub auth_queue: usize,
+    /// App-handler calls running at once, and waiting; more are refused as busy.
+    pub app_concurrency: usize,
+    pub app_queue: usize,
 }
 
 impl Default for Limits {
@@ -137,6 +148,12 @@ impl Default for Limits {
             auth_failure_window_ms: 60_000,
             auth_ban_ms: 60_000,
             auth_limit_loopback: false,
+            auth_ipv6_prefix: 64,
+            auth_guard_addresses: 100_000,
+            auth_concurrency: 0,
+            auth_queue: 256,
+            app_concurrency: 64,
+            app_queue: 1024,
         }
     }
 }

@@ -22,6 +22,7 @@ use tokio::{
 use tracing::Instrument;
 
 use crate::{
+    call_gate::{CallGate, GateError},
     frontends::Frontend,
     hub::{EventTx, Peer, Stream},
     outq::{self, Outq},
@@ -292,17 +293,17 @@ impl Conn {
                     auth.peer = self.peer_addr.clone().into();
                     auth.protocol = self.peer.frontend.protocol.clone().into();
                     let services = self.ctx.services.clone();
+                    let live = self.ctx.live();
                     self.blocking(
-                        self.ctx.live().cfg.auth_timeout_ms,
+                        live.auth_gate.clone(),
+                        live.cfg.auth_timeout_ms,
                         move || {
                             let outcome = services.auth.check(&auth);
                             Event::AuthResult { request, outcome }
                         },
-                        move || Event::AuthResult {
+                        move |e| Event::AuthResult {
                             request,
-                            outcome: AuthOutcome::Denied(
-                                "authentication timed out or failed".into(),
-                            ),
+                            outcome: AuthOutcome::Denied(e.to_string().into()),
                         },
                     );
                 }
@@ -311,8 +312,10 @@ impl Conn {
                     auth.peer = self.peer_addr.clone().into();
                     auth.protocol = self.peer.frontend.protocol.clone().into();
                     let services = self.ctx.services.clone();
+                    let live = self.ctx.live();
                     self.blocking(
-                        self.ctx.live().cfg.auth_timeout_ms,
+                        live.auth_gate.clone(),
+                        live.cfg.auth_timeout_ms,
                         move || {
                             let token = services.auth.issue_token(&auth);
                             Event::TokenResult {
@@ -320,9 +323,9 @@ impl Conn {
                                 token: token.map(Into::into).map_err(Into::into).into(),
                             }
                         },
-                        move || Event::TokenResult {
+                        move |e| Event::TokenResult {
                             request,
-                            token: RResult::RErr("authentication timed out or failed".into()),
+                            token: RResult::RErr(e.to_string().into()),
                         },
                     );
                 }
@@ -480,6 +483,7 @@ impl Conn {
             return;
         }
         self.blocking(
+            live.app_gate.clone(),
             live.cfg.app_timeout_ms,
             move || {
                 let decision = match live.apps.route(&app) {
@@ -494,33 +498,39 @@ impl Conn {
                 };
                 Event::AppResult { request, decision }
             },
-            move || Event::AppResult {
+            move |e| Event::AppResult {
                 request,
-                decision: AppDecision::reject("The app handler timed out"),
+                decision: AppDecision::reject(match e {
+                    GateError::Busy(_) => "Server busy; try again",
+                    _ => "The app handler timed out",
+                }),
             },
         );
     }
 
-    /// Runs `work` on a blocking thread; its event (or `on_timeout`'s) comes back to the session.
+    /// Runs `work` on a blocking thread through `gate` (bounded concurrency and queue); its
+    /// event, or `on_fail`'s when the gate refused, the call timed out or failed, comes back to
+    /// the session.
     fn blocking(
         &self,
+        gate: Arc<CallGate>,
         timeout_ms: u64,
         work: impl FnOnce() -> Event + Send + 'static,
-        on_timeout: impl FnOnce() -> Event + Send + 'static,
+        on_fail: impl FnOnce(GateError) -> Event + Send + 'static,
     ) {
         let tx: EventTx = self.peer.events.clone();
         let span = tracing::Span::current();
         tokio::spawn(async move {
-            let h = tokio::task::spawn_blocking(move || span.in_scope(work));
-            let ev = match tokio::time::timeout(Duration::from_millis(timeout_ms), h).await {
-                Ok(Ok(ev)) => ev,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "a blocking plugin call failed");
-                    on_timeout()
-                }
-                Err(_) => {
-                    tracing::warn!(timeout_ms, "a blocking plugin call timed out");
-                    on_timeout()
+            let r = gate
+                .run(Duration::from_millis(timeout_ms), move || {
+                    span.in_scope(work)
+                })
+                .await;
+            let ev = match r {
+                Ok(ev) => ev,
+                Err(e) => {
+                    tracing::warn!(timeout_ms, error = %e, "a blocking plugin call gave no answer");
+                    on_fail(e)
                 }
             };
             tx.send(ev);

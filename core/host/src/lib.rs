@@ -2,6 +2,8 @@
 //! hub and the loader directly. The binary is `src/main.rs`.
 
 pub mod auth;
+pub mod auth_guard;
+pub mod call_gate;
 pub mod config;
 pub mod conn;
 pub mod frontends;

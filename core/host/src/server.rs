@@ -17,6 +17,7 @@ use tokio::{net::TcpListener, sync::watch};
 use tracing::Instrument;
 
 use crate::{
+    call_gate::CallGate,
     config::HostConfig,
     conn,
     frontends::{AppRoutes, Frontend},
@@ -50,6 +51,9 @@ impl ListenSpec {
 /// The part of the configuration a reload replaces.
 pub struct Live {
     pub cfg: HostConfig,
+    /// Bounds on the blocking calls clients cause: authentications, app-handler calls.
+    pub auth_gate: Arc<CallGate>,
+    pub app_gate: Arc<CallGate>,
     pub apps: AppRoutes,
     /// Source plugins by the app they serve.
     pub sources: Vec<Arc<SourceEntry>>,
