@@ -451,6 +451,23 @@ pub fn ffmpeg_play(url: &str) -> Command {
     c
 }
 
+/// Video frames ffprobe decodes in a file (0 when it reads none, e.g. an empty file; ffprobe's
+/// complaint is printed).
+pub fn video_frames_in(path: &Path) -> usize {
+    let mut c = Command::new("ffprobe");
+    c.args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(path);
+    let (_, out, err) = run_with_timeout(&mut c, Duration::from_secs(30));
+    match String::from_utf8_lossy(&out).trim().parse() {
+        Ok(n) => n,
+        Err(_) => {
+            eprintln!("ffprobe of {}: {err}", path.display());
+            0
+        }
+    }
+}
+
 /// Video frames in `ffmpeg_play`'s output.
 pub fn decoded_frames(stdout: &[u8]) -> usize {
     String::from_utf8_lossy(stdout)

@@ -238,12 +238,7 @@ fn old_plugins_play_rtmp_to_ffmpeg_and_record() {
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .find(|p| p.extension().is_some_and(|x| x == "flv"))
                 .unwrap_or_else(|| panic!("{what}: no recording in {}", dir.display()));
-            let mut c = Command::new("ffprobe");
-            c.args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
-                .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
-                .arg(&file);
-            let (_, out, _) = run_with_timeout(&mut c, WAIT);
-            let recorded: usize = String::from_utf8_lossy(&out).trim().parse().unwrap_or(0);
+            let recorded = fstream_e2e::video_frames_in(&file);
             eprintln!("{what}: the recording has {recorded} frames");
             assert!(recorded >= 80, "{what}: {recorded} frames recorded");
         }

@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use fstream_e2e::{background, bin, ffmpeg_publish, run_with_timeout, Host, Root};
+use fstream_e2e::{background, bin, ffmpeg_publish, run_with_timeout, video_frames_in, Host, Root};
 
 const WAIT: Duration = Duration::from_secs(20);
 /// The generated stream: 25 frames per second, a keyframe every second.
@@ -84,7 +84,7 @@ fn play(host: &Host, dir: &Path, player: Player, secs: u32, tag: &str) -> usize 
             let mut c = Command::new("rtmpdump");
             c.args(["-r", &url, "--live", "-q", "-o"]).arg(&file);
             run_for(c, secs);
-            ffprobe_frames(&file)
+            video_frames_in(&file)
         }
         Player::Rtmp2src | Player::Rtmpsrc => {
             let src = match player {
@@ -101,7 +101,7 @@ fn play(host: &Host, dir: &Path, player: Player, secs: u32, tag: &str) -> usize 
                 .arg("watch,user=fier,channel=cam")
                 .stdout(out);
             run_for(w, secs);
-            ffprobe_frames(&file)
+            video_frames_in(&file)
         }
     }
 }
@@ -137,15 +137,6 @@ fn gst_frames(src: &str, secs: u32, tag: &str) -> usize {
         );
     }
     frames
-}
-
-fn ffprobe_frames(path: &Path) -> usize {
-    let mut c = Command::new("ffprobe");
-    c.args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
-        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
-        .arg(path);
-    let (_, out, _) = run_with_timeout(&mut c, WAIT);
-    String::from_utf8_lossy(&out).trim().parse().unwrap_or(0)
 }
 
 fn files(root: &Root) -> PathBuf {
