@@ -5,8 +5,8 @@
 #   bench/compare.sh [RUNS] [SECONDS]        (defaults: 2 runs, 20 s windows)
 #
 # Writes a dated section into BENCHMARKS.md and the raw JSON under target/bench-results/.
-# Environment: NS="1 100 500 1000 2000" (RTMP players), FSTREAM_NS (fstream watchers, default NS),
-# GATHER="0 20 50 100" (gathering windows to sweep at N=1000), CHURN="1000:50" (churn rows:
+# Environment: NS="1 100 500 1000 2000" (RTMP players), FSTREAM_NS (fstream watchers, default NS; empty for none),
+# GATHER="0 20 50 100" (gathering windows to sweep at N=1000; empty for none), CHURN="1000:50" (churn rows:
 # N viewers, R leaves and joins per second; empty for none), SKIP_NGINX=1, FSTREAM_HOST (the
 # server binary, default target/release/fstream-host, with its plugins beside it: e.g. a build of
 # a clean snapshot), SKIP_BUILD=1, NO_APPEND=1 (leave BENCHMARKS.md alone).
@@ -20,8 +20,8 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-2}
 SECS=${2:-20}
 NS=${NS:-"1 100 500 1000 2000"}
-FSTREAM_NS=${FSTREAM_NS:-$NS}
-GATHER=${GATHER:-"0 20 50 100"}
+FSTREAM_NS=${FSTREAM_NS-$NS}
+GATHER=${GATHER-"0 20 50 100"}
 CHURN=${CHURN-"1000:50"}
 OUT=$(pwd)/target/bench-results/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"

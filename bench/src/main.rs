@@ -183,9 +183,12 @@ struct BurstReport {
     /// the burst window: the largest, and the 99th percentile.
     gap_ms_burst_max: Option<f64>,
     gap_ms_burst_p99: Option<f64>,
-    /// The same for the rest of the measured window.
-    gap_ms_outside_max: Option<f64>,
-    gap_ms_outside_p99: Option<f64>,
+    /// The same for the gaps before the burst window (the watchers alone) and after it (the
+    /// joiners still there).
+    gap_ms_before_max: Option<f64>,
+    gap_ms_before_p99: Option<f64>,
+    gap_ms_after_max: Option<f64>,
+    gap_ms_after_p99: Option<f64>,
     /// Where the longest gap of all ended, ms after the burst started.
     worst_gap_end_ms: Option<f64>,
     /// The publisher's own longest pause between writes (this process, not the server).
@@ -461,7 +464,8 @@ async fn run(a: &Args, burst_rt: Option<tokio::runtime::Handle>) -> anyhow::Resu
         ns(measure_from)..ns(measure_to),
         ns(burst_from)..ns(burst_to),
     );
-    let (mut gaps_burst, mut gaps_outside, mut worst) = (Vec::new(), Vec::new(), (0u64, 0u64));
+    let (mut gaps_before, mut gaps_burst, mut gaps_after) = (Vec::new(), Vec::new(), Vec::new());
+    let mut worst = (0u64, 0u64);
     let (mut burst_keys, mut joiners_connected, mut joiner_bytes) = (Vec::new(), 0, 0u64);
     let bucket_of = |t: Instant| ((t - epoch).as_nanos() / viewer::BUCKET.as_nanos()) as usize;
     for (i, r) in results.iter().enumerate() {
@@ -493,9 +497,10 @@ async fn run(a: &Args, burst_rt: Option<tokio::runtime::Handle>) -> anyhow::Resu
         if burst {
             let media_at = r.sessions.first().map_or(&[][..], |s| &s.media_at[..]);
             let g = gaps::longest(media_at, window_ns.clone(), burst_ns.clone());
+            gaps_before.extend(g.before.map(|g| g as f64 / 1e6));
             gaps_burst.extend(g.in_burst.map(|g| g as f64 / 1e6));
-            gaps_outside.extend(g.outside.map(|g| g as f64 / 1e6));
-            let longest = g.in_burst.max(g.outside).unwrap_or(0);
+            gaps_after.extend(g.after.map(|g| g as f64 / 1e6));
+            let longest = g.in_burst.max(g.outside()).unwrap_or(0);
             if longest > worst.0 {
                 worst = (longest, g.worst_end.unwrap_or(0));
             }
@@ -530,8 +535,9 @@ async fn run(a: &Args, burst_rt: Option<tokio::runtime::Handle>) -> anyhow::Resu
         }
     }
     rates.sort_by(f64::total_cmp);
+    gaps_before.sort_by(f64::total_cmp);
     gaps_burst.sort_by(f64::total_cmp);
-    gaps_outside.sort_by(f64::total_cmp);
+    gaps_after.sort_by(f64::total_cmp);
     burst_keys.sort_by(f64::total_cmp);
     keys.sort_by(f64::total_cmp);
     joiner_keys.sort_by(f64::total_cmp);
@@ -565,11 +571,13 @@ async fn run(a: &Args, burst_rt: Option<tokio::runtime::Handle>) -> anyhow::Resu
             joiners_keyed: burst_keys.len(),
             gap_ms_burst_max,
             gap_ms_burst_p99: percentile(&gaps_burst, 0.99),
-            gap_ms_outside_max: gaps_outside.last().copied(),
-            gap_ms_outside_p99: percentile(&gaps_outside, 0.99),
+            gap_ms_before_max: gaps_before.last().copied(),
+            gap_ms_before_p99: percentile(&gaps_before, 0.99),
+            gap_ms_after_max: gaps_after.last().copied(),
+            gap_ms_after_p99: percentile(&gaps_after, 0.99),
             worst_gap_end_ms: (worst.0 > 0).then(|| (worst.1 as f64 - ns(burst_from) as f64) / 1e6),
             publisher_gap_ms_burst: ms(publisher.in_burst),
-            publisher_gap_ms_outside: ms(publisher.outside),
+            publisher_gap_ms_outside: ms(publisher.outside()),
             joiner_first_keyframe_ms_p50: percentile(&burst_keys, 0.5),
             joiner_first_keyframe_ms_p99: percentile(&burst_keys, 0.99),
             joiner_first_keyframe_ms_max: burst_keys.last().copied(),
@@ -680,11 +688,11 @@ fn print_table(r: &Report) {
 fn print_burst_table(r: &Report, b: &BurstReport) {
     println!();
     println!(
-        "| label | mode | watching | joiners within ms | joined/keyed | burst window s | watchers' longest gap in burst max/p99 ms | outside max/p99 ms | worst gap ends at ms | publisher gap burst/outside ms | joiner key p50/p99/max ms | joiners' MB in burst window | corrupt | server RSS before burst MB | peak RSS MB | gap < gather+100 ms |"
+        "| label | mode | watching | joiners within ms | joined/keyed | burst window s | watchers' longest gap before / in / after the burst window, max/p99 ms | worst gap ends at ms | publisher gap burst/outside ms | joiner key p50/p99/max ms | joiners' MB in burst window | corrupt | server RSS before burst MB | peak RSS MB | gap < gather+100 ms |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {} | {} | {} | {} in {} | {}/{} | {:.1}-{:.1} | {}/{} | {}/{} | {} | {}/{} | {}/{}/{} | {:.1} | {} | {} | {} | {} |",
+        "| {} | {} | {} | {} in {} | {}/{} | {:.1}-{:.1} | {}/{} / {}/{} / {}/{} | {} | {}/{} | {}/{}/{} | {:.1} | {} | {} | {} | {} |",
         r.label,
         r.mode,
         b.watching,
@@ -694,10 +702,12 @@ fn print_burst_table(r: &Report, b: &BurstReport) {
         b.joiners_keyed,
         b.window_from_ms / 1000.0,
         b.window_to_ms / 1000.0,
+        fmt_opt(b.gap_ms_before_max, 0),
+        fmt_opt(b.gap_ms_before_p99, 0),
         fmt_opt(b.gap_ms_burst_max, 0),
         fmt_opt(b.gap_ms_burst_p99, 0),
-        fmt_opt(b.gap_ms_outside_max, 0),
-        fmt_opt(b.gap_ms_outside_p99, 0),
+        fmt_opt(b.gap_ms_after_max, 0),
+        fmt_opt(b.gap_ms_after_p99, 0),
         fmt_opt(b.worst_gap_end_ms, 0),
         fmt_opt(b.publisher_gap_ms_burst, 0),
         fmt_opt(b.publisher_gap_ms_outside, 0),
