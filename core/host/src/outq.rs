@@ -531,10 +531,14 @@ pub async fn run_writer(out: Arc<Outq>) {
     }
 }
 
-/// Times gathered writes for every queue with pending media: one task, a few ticks per window.
+/// Times gathered writes for every queue with pending media: one task, a few ticks per window
+/// while any queue waits, asleep while none does.
 pub struct Flusher {
     pending: Mutex<Vec<Weak<Outq>>>,
     period: Duration,
+    /// Wakes the flusher when the first queue registers after it found none: an idle host
+    /// does not tick.
+    wake: Notify,
 }
 
 impl Flusher {
@@ -543,14 +547,20 @@ impl Flusher {
             pending: Mutex::new(Vec::new()),
             // Four ticks per window bound the extra delay to a quarter window.
             period: (gather / 4).max(Duration::from_millis(2)),
+            wake: Notify::new(),
         })
     }
 
     fn register(&self, q: Arc<Outq>) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Arc::downgrade(&q));
+        let was_empty = {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            pending.push(Arc::downgrade(&q));
+            pending.len() == 1
+        };
+        if was_empty {
+            // A permit is kept if the flusher is not waiting yet, so no wake-up is lost.
+            self.wake.notify_one();
+        }
     }
 
     /// Runs until the process ends.
@@ -559,6 +569,15 @@ impl Flusher {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut work = Vec::new();
         loop {
+            let idle = self
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty();
+            if idle {
+                self.wake.notified().await;
+                tick.reset();
+            }
             tick.tick().await;
             std::mem::swap(
                 &mut work,

@@ -174,6 +174,11 @@ fn parallel_guesses_from_one_address_reach_the_authenticator_only_its_allowance(
         let mut buf = [0u8; 8];
         assert!(matches!(s.read(&mut buf), Ok(0) | Err(_)));
     }
+    // The host's log lines are read from its stderr by a thread: let them all arrive.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while host.log().matches("from this address").count() < 190 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let log = host.log();
     let asked = log.matches("reason=auth-ini:").count();
     let guarded = log.matches("from this address").count();
