@@ -134,6 +134,9 @@ pub struct Limits {
     /// App-handler calls running at once, and waiting; more are refused as busy.
     pub app_concurrency: usize,
     pub app_queue: usize,
+    /// A connection's own answers (not media) waiting to be written, at most: a peer that
+    /// keeps asking and never reads is closed.
+    pub max_control_queue_bytes: usize,
 }
 
 impl Default for Limits {
@@ -154,6 +157,7 @@ impl Default for Limits {
             auth_queue: 256,
             app_concurrency: 64,
             app_queue: 1024,
+            max_control_queue_bytes: 1 << 20,
         }
     }
 }

@@ -108,6 +108,7 @@ async fn run(
         Duration::from_millis(ctx.live().cfg.limits.write_stall_ms),
         ctx.flusher.clone(),
     );
+    out.set_control_limit(ctx.live().cfg.limits.max_control_queue_bytes);
     tokio::spawn(outq::run_writer(out.clone()).in_current_span());
     let (events, mut events_rx) = unbounded_channel();
     let events = EventTx::new(events);

@@ -86,6 +86,10 @@ struct State {
     pending: bool,
     /// A session write is queued: write without waiting for the window.
     urgent: bool,
+    /// Bytes of session writes in `items`, and their bound: a peer that sends requests and
+    /// never reads the answers is closed rather than allowed to grow the queue.
+    control_bytes: usize,
+    control_limit: usize,
 }
 
 pub struct Outq {
@@ -143,6 +147,8 @@ impl Outq {
                 blocked: false,
                 pending: false,
                 urgent: false,
+                control_bytes: 0,
+                control_limit: usize::MAX,
             }),
             sock,
             wake: Notify::new(),
@@ -182,6 +188,18 @@ impl Outq {
             if st.closing != Closing::Open {
                 return;
             }
+            if st.control_bytes + data.len() > st.control_limit {
+                let (queued, limit) = (st.control_bytes, st.control_limit);
+                drop(st);
+                tracing::warn!(
+                    queued,
+                    limit,
+                    "peer does not read what the server answers; closing the connection"
+                );
+                self.abort();
+                return;
+            }
+            st.control_bytes += data.len();
             st.bytes += data.len();
             st.items.push_back(Item {
                 data,
@@ -193,6 +211,11 @@ impl Outq {
             st.urgent = true;
         }
         self.flush(true);
+    }
+
+    /// Bounds the session's own writes waiting in the queue (0: no bound).
+    pub fn set_control_limit(&self, bytes: usize) {
+        self.lock().control_limit = if bytes == 0 { usize::MAX } else { bytes };
     }
 
     /// Queues media unless that would take the queue past `limit` bytes. The flusher writes it
@@ -293,6 +316,7 @@ impl Outq {
             st.closing = Closing::Aborted;
             st.items.clear();
             st.bytes = 0;
+            st.control_bytes = 0;
         }
         self.end();
     }
@@ -309,6 +333,7 @@ impl Outq {
         }
         st.head_written = 0;
         st.bytes = 0;
+        st.control_bytes = 0;
         st.oldest = None;
         st.urgent = false;
         st.pending = false;
@@ -362,6 +387,7 @@ impl Outq {
                 st.pending = false;
                 st.urgent = false;
                 st.bytes = 0;
+                st.control_bytes = 0;
                 st.oldest = None;
                 let batch: Vec<Item> = st.items.drain(..).collect();
                 (batch, std::mem::take(&mut st.head_written), close)
@@ -377,6 +403,7 @@ impl Outq {
                 st.closing = Closing::Aborted;
                 st.items.clear();
                 st.bytes = 0;
+                st.control_bytes = 0;
                 drop(st);
                 self.end();
                 return false;
@@ -385,6 +412,11 @@ impl Outq {
                 // Put back what the socket did not take, ahead of anything queued meanwhile.
                 let rest: Vec<Item> = batch.into_iter().skip(written_to).collect();
                 let rest_bytes = rest.iter().map(|i| i.data.len()).sum::<usize>() - offset;
+                st.control_bytes += rest
+                    .iter()
+                    .filter(|i| i.kind == ItemKind::Control)
+                    .map(|i| i.data.len())
+                    .sum::<usize>();
                 for it in rest.into_iter().rev() {
                     st.items.push_front(it);
                 }

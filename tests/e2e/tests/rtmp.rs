@@ -879,3 +879,55 @@ fn a_flash_policy_request_gets_the_cross_domain_policy_unless_turned_off() {
     let (_, code, _) = info_of(&c.connect("fier"));
     assert_eq!(code, "NetConnection.Connect.Success");
 }
+
+// ---------------------------------------------------------------------------------------------
+// A client that asks and never reads
+
+/// A client floods the server with commands (each answered with `_error`) and never reads the
+/// answers: once more than `max_control_queue_bytes` of answers wait, the server closes that
+/// connection, while a live stream goes on.
+#[test]
+fn a_client_that_never_reads_its_answers_is_closed_while_a_stream_flows() {
+    if !fstream_ready() {
+        return;
+    }
+    let root = root("rtmp-unread-answers", true);
+    root.write(
+        "mods/host.toml",
+        "[limits]\nmax_control_queue_bytes = 65536\n",
+    );
+    let host = Host::start(&root, &["rtmp", "fstream"], &[]);
+    let flow = fstream_e2e::LiveFlow::start(host.addr("fstream"), "fier", "123", "flow");
+    assert!(flow.flows(64 * 1024, WAIT));
+    let mut c = RtmpClient::new(host.addr("rtmp"));
+    assert_eq!(c.connect("fier").name, "_result");
+    let m = RtmpCommand::new("_checkbw", 9.0, Amf0Value::Null, vec![])
+        .to_message(CommandEncoding::Amf0, 3, 0)
+        .unwrap();
+    let one = c.enc.encode_message(3, &m).unwrap();
+    let burst: Vec<u8> = one.iter().copied().cycle().take(one.len() * 1000).collect();
+    let deadline = Instant::now() + WAIT;
+    let mut sent = 0usize;
+    let closed = loop {
+        if host
+            .log()
+            .contains("peer does not read what the server answers")
+        {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        match c.sock.write_all(&burst) {
+            Ok(()) => sent += 1000,
+            // The server closed it: what we wanted.
+            Err(_) => thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    eprintln!("sent {sent} commands without reading");
+    assert!(
+        closed,
+        "the server kept answering a client that never reads"
+    );
+    assert!(flow.flows(64 * 1024, WAIT), "the live stream stalled");
+}
