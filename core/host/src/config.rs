@@ -26,6 +26,8 @@ pub struct HostConfig {
     pub limits: Limits,
     /// Milliseconds to let sinks finish on shutdown.
     pub shutdown_grace_ms: u64,
+    /// The runtime's worker threads (0: one per core).
+    pub worker_threads: usize,
 }
 
 impl Default for HostConfig {
@@ -40,6 +42,7 @@ impl Default for HostConfig {
             hub: HubConfig::default(),
             limits: Limits::default(),
             shutdown_grace_ms: 3_000,
+            worker_threads: 0,
         }
     }
 }
@@ -84,6 +87,9 @@ pub struct HubConfig {
     pub gather_bytes: u64,
     /// Packets a sink's queue holds before packets for it are dropped (slow disk).
     pub sink_queue_packets: usize,
+    /// Flusher shards: connections are spread over this many write tasks (0: one per runtime
+    /// worker thread).
+    pub flush_shards: usize,
 }
 
 impl Default for HubConfig {
@@ -95,6 +101,7 @@ impl Default for HubConfig {
             gather_ms: 50,
             gather_bytes: 32 * 1024,
             sink_queue_packets: 8192,
+            flush_shards: 0,
         }
     }
 }

@@ -106,7 +106,7 @@ async fn run(
         Duration::from_millis(hub_cfg.gather_ms),
         hub_cfg.gather_bytes as usize,
         Duration::from_millis(ctx.live().cfg.limits.write_stall_ms),
-        ctx.flusher.clone(),
+        ctx.flushers.for_conn(id),
     );
     out.set_control_limit(ctx.live().cfg.limits.max_control_queue_bytes);
     tokio::spawn(outq::run_writer(out.clone()).in_current_span());

@@ -162,10 +162,14 @@ fn run(cli: Cli, root: PathBuf) -> anyhow::Result<()> {
     }
 
     let setup::Loaded {
-        cfg,
+        mut cfg,
         registry,
         listen,
     } = loaded;
+    let workers = resolve_concurrency(cfg.worker_threads);
+    if cfg.hub.flush_shards == 0 {
+        cfg.hub.flush_shards = workers;
+    }
     let grace = Duration::from_millis(cfg.shutdown_grace_ms);
     let hub = Hub::new(cfg.hub.clone(), Vec::new());
     let ctx = HostCtx::new(
@@ -176,13 +180,19 @@ fn run(cli: Cli, root: PathBuf) -> anyhow::Result<()> {
     install(&ctx, cfg, registry);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .thread_name("fstream-io")
         .build()?;
     rt.block_on(async {
         // Handlers first, so a signal that arrives as soon as we listen is not fatal.
         let mut signals = Signals::install()?;
-        tokio::spawn(ctx.flusher.clone().run());
+        ctx.flushers.spawn_all();
+        tracing::info!(
+            worker_threads = workers,
+            flush_shards = ctx.hub.cfg.flush_shards,
+            "runtime"
+        );
         ctx.apply_listeners(&listen).await?;
         if listen.is_empty() {
             tracing::warn!("no protocol frontend is loaded: nothing to listen on");
@@ -190,7 +200,16 @@ fn run(cli: Cli, root: PathBuf) -> anyhow::Result<()> {
         while signals.next().await == Signal::Reload {
             reload(&ctx, &paths, &host_api).await;
         }
-        tracing::info!("shutting down");
+        let busy_ms: Vec<u64> = ctx
+            .flushers
+            .busy()
+            .iter()
+            .map(|d| d.as_millis() as u64)
+            .collect();
+        tracing::info!(
+            ?busy_ms,
+            "shutting down; time each flusher shard spent writing"
+        );
         let _ = ctx.shutdown.send(true);
         ctx.stop_listeners();
         let hub = hub.clone();

@@ -563,14 +563,12 @@ pub async fn run_writer(out: Arc<Outq>) {
     }
 }
 
-/// Times gathered writes for every queue with pending media: one task, a few ticks per window
-/// while any queue waits, asleep while none does.
+/// Times gathered writes for the queues of one shard: one task, a few ticks per window.
 pub struct Flusher {
     pending: Mutex<Vec<Weak<Outq>>>,
     period: Duration,
-    /// Wakes the flusher when the first queue registers after it found none: an idle host
-    /// does not tick.
-    wake: Notify,
+    /// Time spent writing, and rounds that wrote, for the shard figures.
+    busy_ns: std::sync::atomic::AtomicU64,
 }
 
 impl Flusher {
@@ -579,20 +577,20 @@ impl Flusher {
             pending: Mutex::new(Vec::new()),
             // Four ticks per window bound the extra delay to a quarter window.
             period: (gather / 4).max(Duration::from_millis(2)),
-            wake: Notify::new(),
+            busy_ns: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
+    /// Time this flusher has spent writing queues.
+    pub fn busy(&self) -> Duration {
+        Duration::from_nanos(self.busy_ns.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     fn register(&self, q: Arc<Outq>) {
-        let was_empty = {
-            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            pending.push(Arc::downgrade(&q));
-            pending.len() == 1
-        };
-        if was_empty {
-            // A permit is kept if the flusher is not waiting yet, so no wake-up is lost.
-            self.wake.notify_one();
-        }
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::downgrade(&q));
     }
 
     /// Runs until the process ends.
@@ -601,16 +599,8 @@ impl Flusher {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut work = Vec::new();
         loop {
-            let idle = self
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .is_empty();
-            if idle {
-                self.wake.notified().await;
-                tick.reset();
-            }
             tick.tick().await;
+            let started = std::time::Instant::now();
             std::mem::swap(
                 &mut work,
                 &mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()),
@@ -629,7 +619,44 @@ impl Flusher {
                     .unwrap_or_else(|p| p.into_inner())
                     .extend(keep);
             }
+            self.busy_ns.fetch_add(
+                started.elapsed().as_nanos() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
         }
+    }
+}
+
+/// The flushers, one per shard of connections: each is a task of its own, so the runtime's
+/// workers write different viewers' sockets at the same time (one stream's thousands of viewers
+/// are spread over every shard), and a queue registers with its shard's list alone.
+pub struct Flushers {
+    shards: Vec<Arc<Flusher>>,
+}
+
+impl Flushers {
+    /// `shards` 0 is taken as 1.
+    pub fn new(gather: Duration, shards: usize) -> Self {
+        Self {
+            shards: (0..shards.max(1)).map(|_| Flusher::new(gather)).collect(),
+        }
+    }
+
+    /// The flusher of connection `id`.
+    pub fn for_conn(&self, id: u64) -> Arc<Flusher> {
+        self.shards[(id % self.shards.len() as u64) as usize].clone()
+    }
+
+    /// Starts every shard's task (on the current runtime).
+    pub fn spawn_all(&self) {
+        for f in &self.shards {
+            tokio::spawn(f.clone().run());
+        }
+    }
+
+    /// Each shard's time spent writing so far.
+    pub fn busy(&self) -> Vec<Duration> {
+        self.shards.iter().map(|f| f.busy()).collect()
     }
 }
 

@@ -23,7 +23,7 @@ use crate::{
     frontends::{AppRoutes, Frontend},
     host_api::HostServices,
     hub::Hub,
-    outq::Flusher,
+    outq::Flushers,
     source_player::SourceEntry,
     tls::TlsSettings,
 };
@@ -64,8 +64,8 @@ pub struct HostCtx {
     pub services: HostServices,
     live: RwLock<Arc<Live>>,
     pub shutdown: watch::Sender<bool>,
-    /// Times the gathered writes of every connection.
-    pub flusher: Arc<Flusher>,
+    /// Time the gathered writes of the connections, a shard each.
+    pub flushers: Flushers,
     /// The running listeners by name ([`ListenSpec::name`]).
     listeners: Mutex<HashMap<String, Listener>>,
     /// Open connections, in all and per IP address.
@@ -109,13 +109,16 @@ struct Listener {
 impl HostCtx {
     pub fn new(hub: Arc<Hub>, services: HostServices, live: Live) -> Arc<Self> {
         let (shutdown, _) = watch::channel(false);
-        let flusher = Flusher::new(std::time::Duration::from_millis(hub.cfg.gather_ms));
+        let flushers = Flushers::new(
+            std::time::Duration::from_millis(hub.cfg.gather_ms),
+            hub.cfg.flush_shards,
+        );
         Arc::new(Self {
             hub,
             services,
             live: RwLock::new(Arc::new(live)),
             shutdown,
-            flusher,
+            flushers,
             listeners: Mutex::new(HashMap::new()),
             open: Mutex::new(OpenConns::default()),
             next_conn: AtomicU64::new(1),

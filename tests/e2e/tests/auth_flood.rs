@@ -154,8 +154,10 @@ fn parallel_guesses_from_one_address_reach_the_authenticator_only_its_allowance(
     add_hashed_user(&root, "hashed", "righthorsebattery");
     root.write(
         "mods/host.toml",
-        "[limits]\nmax_connections_per_ip = 10000\nauth_concurrency = 2\n\
-         auth_failures_per_ip = 10\nauth_limit_loopback = true\n",
+        // A long authentication timeout: on a loaded machine (debug argon2 checks of a few
+        // seconds) no attempt times out, so each one counts against the allowance.
+        "auth_timeout_ms = 120000\n[limits]\nmax_connections_per_ip = 10000\n\
+         auth_concurrency = 2\nauth_failures_per_ip = 10\nauth_limit_loopback = true\n",
     );
     let host = Host::start(&root, &["fstream"], &[]);
     let addr = host.addr("fstream");
