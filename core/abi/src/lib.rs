@@ -20,6 +20,7 @@ pub mod log_bridge;
 pub mod names;
 pub mod sdk;
 pub mod v1;
+pub mod v2;
 
 pub use abi_stable;
-pub use v1::*;
+pub use v2::*;

@@ -15,7 +15,7 @@ use tracing_core::{
     span, Event, Interest, Level, LevelFilter, Metadata, Subscriber,
 };
 
-use crate::v1::{HostApiBox, LogLevel, LogRecord};
+use crate::v2::{HostApiBox, LogLevel, LogRecord};
 
 /// Installs the bridge as the plugin's global subscriber. Later calls do nothing (a plugin is
 /// initialised once, but a test may build several instances).

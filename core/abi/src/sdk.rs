@@ -13,7 +13,7 @@ use abi_stable::{
     std_types::{ROption, RResult, RSlice, RStr, RString, RVec},
 };
 
-use crate::v1::*;
+use crate::v2::*;
 
 /// Runs `f`, turning a panic into an error.
 pub fn guard<T>(f: impl FnOnce() -> Result<T, PluginError>) -> RResult<T, PluginError> {
@@ -121,8 +121,8 @@ pub trait Authenticate: Send + Sync + 'static {
 pub struct Guarded<T>(pub T);
 
 impl<T: Authenticate> Authenticator for Guarded<T> {
-    fn authenticate(&self, request: &AuthRequest) -> RResult<AuthVerdict, PluginError> {
-        guard(|| self.0.authenticate(request))
+    fn authenticate(&self, request: &AuthRequest) -> RResult<AuthVerdict_NE, PluginError> {
+        guard(|| self.0.authenticate(request).map(AuthVerdict_NE::new))
     }
 }
 
@@ -186,8 +186,17 @@ impl<T: SessionLogic> Session for Guarded<T> {
     ) -> RResult<(), PluginError> {
         guard(|| self.0.bytes(data.as_slice(), now_ms, out))
     }
-    fn event(&mut self, event: Event, now_ms: u64, out: &mut Outbox) -> RResult<(), PluginError> {
-        guard(|| self.0.event(event, now_ms, out))
+    fn event(
+        &mut self,
+        event: Event_NE,
+        now_ms: u64,
+        out: &mut Outbox,
+    ) -> RResult<(), PluginError> {
+        // An event added after this plugin's build means nothing to it: skip it.
+        match event.into_enum() {
+            Ok(event) => guard(|| self.0.event(event, now_ms, out)),
+            Err(_) => RResult::ROk(()),
+        }
     }
     fn timer(&mut self, now_ms: u64, out: &mut Outbox) -> RResult<(), PluginError> {
         guard(|| self.0.timer(now_ms, out))
@@ -236,8 +245,13 @@ impl<T: HandleApp> AppHandler for Guarded<T> {
             .map(RString::from)
             .collect()
     }
-    fn call(&self, call: &AppCall) -> RResult<AppDecision, PluginError> {
-        guard(|| self.0.call(call))
+    fn call(&self, call: &AppCall_NE) -> RResult<AppDecision, PluginError> {
+        // A call added after this handler's build: let the host go on as if there were no
+        // handler for it.
+        match call.as_enum() {
+            Ok(call) => guard(|| self.0.call(call)),
+            Err(_) => RResult::ROk(AppDecision::accept()),
+        }
     }
 }
 
@@ -292,10 +306,11 @@ impl<T: MakeSource> SourceFactory for Guarded<T> {
     fn app(&self) -> RString {
         guard_or(String::new(), || self.0.app()).into()
     }
-    fn open(&self, request: &SourceOpen) -> RResult<SourceBox, SourceError> {
+    fn open(&self, request: &SourceOpen) -> RResult<SourceBox, SourceError_NE> {
         match guard(|| Ok(self.0.open(request))) {
-            RResult::ROk(r) => r.into(),
-            RResult::RErr(e) => RResult::RErr(SourceError::Failed(e)),
+            RResult::ROk(Ok(source)) => RResult::ROk(source),
+            RResult::ROk(Err(e)) => RResult::RErr(SourceError_NE::new(e)),
+            RResult::RErr(e) => RResult::RErr(SourceError_NE::new(SourceError::Failed(e))),
         }
     }
 }
@@ -326,7 +341,7 @@ pub fn source_box<T: Produce>(t: T) -> SourceBox {
     Source_TO::from_value(Guarded(t), TD_Opaque)
 }
 
-/// Exports a plugin's root module.
+/// Exports a plugin's root module (interface v2, at this crate's minor version).
 ///
 /// ```ignore
 /// fstream_abi::export_plugin! {
@@ -340,29 +355,30 @@ pub fn source_box<T: Produce>(t: T) -> SourceBox {
 macro_rules! export_plugin {
     (name: $name:expr, kinds: $kinds:expr, init: $init:path $(,)?) => {
         #[$crate::abi_stable::export_root_module]
-        pub fn fstream_plugin_root_module() -> $crate::v1::PluginModV1_Ref {
+        pub fn fstream_plugin_root_module() -> $crate::v2::PluginModV2_Ref {
             use $crate::abi_stable::prefix_type::PrefixTypeTrait;
-            $crate::v1::PluginModV1 {
+            $crate::v2::PluginModV2 {
                 describe: __fstream_plugin_describe,
                 init: __fstream_plugin_init,
             }
             .leak_into_prefix()
         }
 
-        extern "C" fn __fstream_plugin_describe() -> $crate::v1::PluginDescriptor {
-            $crate::v1::PluginDescriptor {
+        extern "C" fn __fstream_plugin_describe() -> $crate::v2::PluginDescriptor {
+            $crate::v2::PluginDescriptor {
                 name: $crate::abi_stable::std_types::RStr::from_str($name),
                 version: $crate::abi_stable::std_types::RStr::from_str(env!("CARGO_PKG_VERSION")),
+                interface: $crate::v2::INTERFACE,
                 kinds: $kinds,
             }
         }
 
         extern "C" fn __fstream_plugin_init(
-            host: $crate::v1::HostApiBox,
-            ctx: $crate::v1::InitContext,
+            host: $crate::v2::HostApiBox,
+            ctx: $crate::v2::InitContext,
         ) -> $crate::abi_stable::std_types::RResult<
-            $crate::v1::PluginInstance,
-            $crate::v1::PluginError,
+            $crate::v2::PluginInstance,
+            $crate::v2::PluginError,
         > {
             $crate::sdk::run_init(host, ctx, $init)
         }

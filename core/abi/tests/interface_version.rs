@@ -12,3 +12,15 @@ fn the_interface_crate_keeps_the_version_v1_plugins_were_built_with() {
          built against v1 (see core/abi/CHANGELOG.md)"
     );
 }
+
+#[test]
+fn the_v2_root_module_says_its_minor_version_in_its_header() {
+    use fstream_abi::abi_stable::library::RootModule;
+    let v = <fstream_abi::PluginModV2_Ref as RootModule>::VERSION_STRINGS;
+    assert_eq!(
+        v.to_string(),
+        format!("2.{}.0", fstream_abi::INTERFACE_MINOR),
+        "PluginModV2's VERSION_STRINGS must be \"2.<INTERFACE_MINOR>.0\": the loader reads the \
+         plugin's interface version from it before it checks any layout"
+    );
+}

@@ -117,6 +117,7 @@ fn fan_out(subscribers: usize, format: &str) -> f64 {
             grace_ms: 0,
             record: RecordMode::Live,
             query: "".into(),
+            ext: Default::default(),
         },
     );
     let stream = stream.expect("published");
@@ -136,6 +137,7 @@ fn fan_out(subscribers: usize, format: &str) -> f64 {
                 audio: true,
                 video: true,
                 start_ms: 0,
+                ext: Default::default(),
             },
         );
     }

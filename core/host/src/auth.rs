@@ -113,6 +113,7 @@ impl AuthChain {
                 user = %req.user, action = ?req.action, peer = %req.peer, reason = %why,
                 "authentication denied"
             ),
+            _ => {}
         }
         outcome
     }
@@ -123,11 +124,11 @@ impl AuthChain {
                 format!("invalid user name: {e}").into(),
             ));
         }
-        if let Credential::Token(token) = &req.credential {
+        if let Some(Credential::Token(token)) = req.credential() {
             return Decision::Answer(self.tokens.check(
                 &req.user,
                 token,
-                req.action == AuthAction::Publish,
+                req.action() == Some(AuthAction::Publish),
             ));
         }
         let (slots, wait) = self.slots.read().unwrap_or_else(|p| p.into_inner()).clone();
@@ -145,12 +146,17 @@ impl AuthChain {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         for (name, auth) in authenticators.iter() {
-            match auth.authenticate(req).into_result() {
-                Ok(AuthVerdict::Allow) => return AuthOutcome::Allowed,
-                Ok(AuthVerdict::Deny(why)) => {
+            match auth.authenticate(req).into_result().map(|v| v.into_enum()) {
+                Ok(Ok(AuthVerdict::Allow)) => return AuthOutcome::Allowed,
+                Ok(Ok(AuthVerdict::Deny(why))) => {
                     return AuthOutcome::Denied(format!("{name}: {why}").into())
                 }
-                Ok(AuthVerdict::Abstain) => {}
+                Ok(Ok(AuthVerdict::Abstain)) => {}
+                // A verdict this host does not know (it cannot come from a plugin it loaded):
+                // a refusal, not a pass.
+                Ok(Ok(_) | Err(_)) => {
+                    return AuthOutcome::Denied(format!("{name}: unknown verdict").into())
+                }
                 Err(e) => {
                     tracing::error!(plugin = %name, error = %e, "authenticator failed; asking the next one")
                 }
@@ -161,12 +167,13 @@ impl AuthChain {
 
     /// Checks the password in `req` (its credential must be a password), then issues a token.
     pub fn issue_token(&self, req: &AuthRequest) -> Result<String, String> {
-        if !matches!(req.credential, Credential::Password(_)) {
+        if !matches!(req.credential(), Some(Credential::Password(_))) {
             return Err("a token needs user_password".into());
         }
         match self.check(req) {
             AuthOutcome::Allowed => Ok(self.tokens.issue(&req.user)),
             AuthOutcome::Denied(why) => Err(why.into()),
+            _ => Err("refused".into()),
         }
     }
 }
@@ -234,7 +241,7 @@ impl TokenStore {
 mod tests {
     use super::*;
     use fstream_abi::sdk::{authenticator_box, Authenticate};
-    use fstream_abi::PluginError;
+    use fstream_abi::{AuthAction_NE, Credential_NE, NetAddr, PluginError};
 
     struct Fixed(&'static str, AuthVerdict);
     impl Authenticate for Fixed {
@@ -250,11 +257,13 @@ mod tests {
     fn req(user: &str, cred: Credential) -> AuthRequest {
         AuthRequest {
             user: user.into(),
-            action: AuthAction::Publish,
-            credential: cred,
+            action: AuthAction_NE::new(AuthAction::Publish),
+            credential: Credential_NE::new(cred),
             stream: "".into(),
             peer: "127.0.0.1:1".into(),
+            peer_addr: NetAddr::parse_or_unspecified("127.0.0.1:1"),
             protocol: "test".into(),
+            ext: Default::default(),
         }
     }
 

@@ -11,8 +11,9 @@ use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use abi_stable::std_types::{RResult, RSlice};
 use fstream_abi::{
-    names, AppCall, AppDecision, AuthOutcome, CloseMode, ConnInfo, Event, Outbox, PluginError,
-    PublishOutcome, SessionBox,
+    names, AppCall, AppCall_NE, AppDecision, AuthOutcome, AuthOutcome_NE, Caller, CloseMode,
+    ConnInfo, Event, Event_NE, NetAddr, Outbox, PluginError, PublishOutcome, PublishOutcome_NE,
+    SessionBox,
 };
 use tokio::{
     net::TcpStream,
@@ -82,15 +83,14 @@ async fn run(
     peer: SocketAddr,
     id: u64,
 ) {
-    let local = transport
-        .tcp()
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let local = transport.tcp().local_addr().ok();
     let info = ConnInfo {
         id,
         peer: peer.to_string().into(),
-        local: local.into(),
+        local: local.map(|a| a.to_string()).unwrap_or_default().into(),
+        peer_addr: NetAddr::from(peer),
+        local_addr: local.map(NetAddr::from).unwrap_or(NetAddr::UNSPECIFIED),
+        ext: Default::default(),
     };
     let session = match frontend.factory.new_session(&info).into_result() {
         Ok(s) => s,
@@ -119,7 +119,8 @@ async fn run(
             events,
             frontend: frontend.clone(),
         },
-        peer_addr: peer.to_string(),
+        peer_text: peer.to_string(),
+        peer_addr: NetAddr::from(peer),
         ctx: ctx.clone(),
         session,
         publications: HashMap::new(),
@@ -141,7 +142,9 @@ async fn run(
 
 struct Conn {
     peer: Peer,
-    peer_addr: String,
+    /// The peer's `IP:PORT`, and as a value.
+    peer_text: String,
+    peer_addr: NetAddr,
     ctx: Arc<HostCtx>,
     session: SessionBox,
     publications: HashMap<u32, Arc<Stream>>,
@@ -185,7 +188,7 @@ impl Conn {
                     if matches!(ev, Event::AuthResult { .. } | Event::TokenResult { .. } | Event::AppResult { .. }) {
                         self.awaiting = self.awaiting.saturating_sub(1);
                     }
-                    self.call(|s, now, ob| s.event(ev, now, ob));
+                    self.call(|s, now, ob| s.event(Event_NE::new(ev), now, ob));
                 }
                 _ = sleep_until_opt(timer) => {
                     self.timer = None;
@@ -201,7 +204,7 @@ impl Conn {
                 _ = ended.changed() => break,
                 _ = shutdown.changed(), if !shutdown_sent => {
                     shutdown_sent = true;
-                    self.call(|s, now, ob| s.event(Event::Shutdown, now, ob));
+                    self.call(|s, now, ob| s.event(Event_NE::new(Event::Shutdown), now, ob));
                 }
             }
         }
@@ -277,6 +280,11 @@ impl Conn {
             if self.done {
                 return;
             }
+            // A plugin never sends what its host does not know (it would not have loaded).
+            let Ok(action) = action.into_enum() else {
+                tracing::warn!(plugin = %self.peer.frontend.plugin, "skipped an action this host does not know");
+                continue;
+            };
             match action {
                 Write(p) => self.peer.out.push_control(p),
                 Close(CloseMode::Now) => {
@@ -291,7 +299,8 @@ impl Conn {
                 SetTimer(ms) => self.timer = Instant::now().checked_add(Duration::from_millis(ms)),
                 Authenticate { request, mut auth } => {
                     self.awaiting += 1;
-                    auth.peer = self.peer_addr.clone().into();
+                    auth.peer = self.peer_text.clone().into();
+                    auth.peer_addr = self.peer_addr;
                     auth.protocol = self.peer.frontend.protocol.clone().into();
                     let services = self.ctx.services.clone();
                     let live = self.ctx.live();
@@ -299,18 +308,19 @@ impl Conn {
                         live.auth_gate.clone(),
                         live.cfg.auth_timeout_ms,
                         move || {
-                            let outcome = services.auth.check(&auth);
+                            let outcome = AuthOutcome_NE::new(services.auth.check(&auth));
                             Event::AuthResult { request, outcome }
                         },
                         move |e| Event::AuthResult {
                             request,
-                            outcome: AuthOutcome::Denied(e.to_string().into()),
+                            outcome: AuthOutcome_NE::new(AuthOutcome::Denied(e.to_string().into())),
                         },
                     );
                 }
                 IssueToken { request, mut auth } => {
                     self.awaiting += 1;
-                    auth.peer = self.peer_addr.clone().into();
+                    auth.peer = self.peer_text.clone().into();
+                    auth.peer_addr = self.peer_addr;
                     auth.protocol = self.peer.frontend.protocol.clone().into();
                     let services = self.ctx.services.clone();
                     let live = self.ctx.live();
@@ -342,7 +352,7 @@ impl Conn {
                     let outcome = self.publish(publication, &stream, options);
                     self.peer.events.send(Event::PublishResult {
                         publication,
-                        outcome,
+                        outcome: PublishOutcome_NE::new(outcome),
                     });
                 }
                 Packet {
@@ -373,6 +383,9 @@ impl Conn {
                     subscription,
                     control,
                 } => {
+                    let Ok(control) = control.into_enum() else {
+                        continue;
+                    };
                     if let Some(s) = self.subscriptions.get(&subscription) {
                         self.ctx
                             .hub
@@ -380,6 +393,9 @@ impl Conn {
                     } else if let Some(p) = self.players.get(&subscription) {
                         p.control(control);
                     }
+                }
+                _ => {
+                    tracing::warn!(plugin = %self.peer.frontend.plugin, "skipped an action this host does not know")
                 }
             }
         }
@@ -407,7 +423,9 @@ impl Conn {
             let open = fstream_abi::SourceOpen {
                 app: app.into(),
                 name: name.into(),
-                peer: self.peer_addr.clone().into(),
+                peer: self.peer_text.clone().into(),
+                peer_addr: self.peer_addr,
+                ext: Default::default(),
             };
             let limit = match options.max_queue_bytes {
                 0 => self.ctx.hub.cfg.queue_bytes as usize,
@@ -473,8 +491,30 @@ impl Conn {
         outcome
     }
 
-    fn call_app(&mut self, request: u64, call: AppCall) {
-        let app = call.app().to_string();
+    /// Who this connection is, as app handlers are told (whatever the session claimed).
+    fn caller(&self) -> Caller {
+        Caller {
+            connection: self.peer.conn_id,
+            peer: self.peer_text.clone().into(),
+            peer_addr: self.peer_addr,
+        }
+    }
+
+    fn call_app(&mut self, request: u64, mut call: AppCall_NE) {
+        let caller = self.caller();
+        let app = match call.as_enum_mut() {
+            Ok(c) => {
+                set_caller(c, caller);
+                c.app().to_string()
+            }
+            Err(_) => {
+                self.peer.events.send(Event::AppResult {
+                    request,
+                    decision: AppDecision::reject("Unknown call"),
+                });
+                return;
+            }
+        };
         let live = self.ctx.live();
         if live.apps.route(&app).is_none() {
             self.peer.events.send(Event::AppResult {
@@ -555,7 +595,7 @@ impl Conn {
             let now = self.now_ms();
             let _ = self.session.closed(now, &mut ob);
             // Only app calls still matter (e.g. an app handler's close hook).
-            for a in ob.actions {
+            for a in ob.take_known() {
                 if let fstream_abi::Action::CallApp { request, call } = a {
                     self.call_app(request, call);
                 }
@@ -564,6 +604,16 @@ impl Conn {
         if !self.peer.out.is_ended() {
             self.peer.out.close_after_flush();
         }
+    }
+}
+
+fn set_caller(call: &mut AppCall, caller: Caller) {
+    match call {
+        AppCall::Connect(c) => c.caller = caller,
+        AppCall::Publish(c) => c.caller = caller,
+        AppCall::Play(c) => c.caller = caller,
+        AppCall::Close(c) => c.caller = caller,
+        _ => {}
     }
 }
 

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use fstream_abi::{
-    kinds, AppHandlerBox, AuthenticatorBox, FrontendFactoryBox, SinkFactoryBox, SourceFactoryBox,
+    kinds, AppHandlerBox, AuthenticatorBox, FrontendFactoryBox, InterfaceVersion, PluginObject,
+    SinkFactoryBox, SourceFactoryBox,
 };
 
 use crate::loader::LoadedPlugin;
@@ -24,7 +25,7 @@ pub struct PluginRow {
     pub name: String,
     pub kinds: String,
     pub version: String,
-    pub interface: u32,
+    pub interface: InterfaceVersion,
     pub file: PathBuf,
 }
 
@@ -49,28 +50,30 @@ impl Registry {
             interface: p.interface,
             file: p.file.clone(),
         });
-        let inst = p.instance;
-        if let Some(a) = inst.authenticator.into_option() {
-            self.authenticators.push((p.name.clone(), a));
-        }
-        if let Some(f) = inst.frontend.into_option() {
-            self.frontends.push(Arc::new(Frontend {
-                plugin: p.name.clone(),
-                protocol: f.protocol().into(),
-                default_listen: f.default_listen().into(),
-                factory: f,
-            }));
-        }
-        if let Some(h) = inst.app_handler.into_option() {
-            let apps = h.apps().into_iter().map(String::from).collect();
-            self.app_handlers.push((p.name.clone(), apps, h));
-        }
-        if let Some(s) = inst.sink.into_option() {
-            self.sinks.push((p.name.clone(), s));
-        }
-        if let Some(s) = inst.source.into_option() {
-            let app = s.app().into();
-            self.sources.push((p.name.clone(), app, s));
+        for object in p.instance.objects {
+            // The loader checked that every object is of a kind this host knows.
+            let Ok(object) = object.into_enum() else {
+                continue;
+            };
+            match object {
+                PluginObject::Authenticator(a) => self.authenticators.push((p.name.clone(), a)),
+                PluginObject::Frontend(f) => self.frontends.push(Arc::new(Frontend {
+                    plugin: p.name.clone(),
+                    protocol: f.protocol().into(),
+                    default_listen: f.default_listen().into(),
+                    factory: f,
+                })),
+                PluginObject::AppHandler(h) => {
+                    let apps = h.apps().into_iter().map(String::from).collect();
+                    self.app_handlers.push((p.name.clone(), apps, h));
+                }
+                PluginObject::Sink(s) => self.sinks.push((p.name.clone(), s)),
+                PluginObject::Source(s) => {
+                    let app = s.app().into();
+                    self.sources.push((p.name.clone(), app, s));
+                }
+                _ => {}
+            }
         }
     }
 }

@@ -6,7 +6,10 @@ use abi_stable::{
     sabi_trait::TD_Opaque,
     std_types::{RArc, RStr},
 };
-use fstream_abi::{AuthOutcome, AuthRequest, HostApi, HostApiBox, HostApi_TO, LogLevel, LogRecord};
+use fstream_abi::{
+    AuthOutcome_NE, AuthRequest, HostApi, HostApiBox, HostApi_TO, InterfaceVersion, LogLevel,
+    LogRecord, INTERFACE,
+};
 use tracing_log::AsTrace;
 
 use crate::auth::AuthChain;
@@ -42,8 +45,9 @@ fn log_level(level: LogLevel) -> Option<log::Level> {
     })
 }
 
-impl HostApi for HostServices {
-    fn max_level(&self) -> LogLevel {
+impl HostServices {
+    /// The most verbose level any target is enabled at.
+    pub fn max_level_now(&self) -> LogLevel {
         match tracing::level_filters::LevelFilter::current().into_level() {
             None => LogLevel::Off,
             Some(tracing::Level::ERROR) => LogLevel::Error,
@@ -54,7 +58,8 @@ impl HostApi for HostServices {
         }
     }
 
-    fn enabled(&self, level: LogLevel, target: RStr<'_>) -> bool {
+    /// Whether an event of this level and target would be recorded.
+    pub fn log_enabled(&self, level: LogLevel, target: RStr<'_>) -> bool {
         let Some(level) = log_level(level) else {
             return false;
         };
@@ -66,7 +71,8 @@ impl HostApi for HostServices {
         tracing::dispatcher::get_default(|d| d.enabled(&trace_meta))
     }
 
-    fn log(&self, r: &LogRecord<'_>) {
+    /// Re-emits a plugin's event under its own target.
+    pub fn log_record(&self, r: &LogRecord<'_>) {
         let Some(level) = log_level(r.level) else {
             return;
         };
@@ -82,8 +88,22 @@ impl HostApi for HostServices {
                 .build(),
         );
     }
+}
 
-    fn authenticate(&self, request: &AuthRequest) -> AuthOutcome {
-        self.auth.check(request)
+impl HostApi for HostServices {
+    fn max_level(&self) -> LogLevel {
+        self.max_level_now()
+    }
+    fn enabled(&self, level: LogLevel, target: RStr<'_>) -> bool {
+        self.log_enabled(level, target)
+    }
+    fn log(&self, record: &LogRecord<'_>) {
+        self.log_record(record)
+    }
+    fn authenticate(&self, request: &AuthRequest) -> AuthOutcome_NE {
+        AuthOutcome_NE::new(self.auth.check(request))
+    }
+    fn interface(&self) -> InterfaceVersion {
+        INTERFACE
     }
 }

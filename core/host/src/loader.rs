@@ -1,26 +1,42 @@
 //! Loading plugins: find the file, check the interface, initialise with its settings.
 //!
 //! Each `main.mods` name `NAME` is the file `libNAME.so` (dashes become underscores, as cargo
-//! names a `cdylib`) in the plugin directory. The loader knows every interface version it can
-//! adapt (only `v1` so far) and tries the newest first. abi_stable checks the layout of all types
-//! reachable from the root module; a mismatch is reported in a few lines, with abi_stable's full
-//! dump at debug level.
+//! names a `cdylib`) in the plugin directory. The library header says which interface the
+//! plugin was built against (its root module's version strings: `1.0.0` for v1, `2.N.0` for
+//! v2.N), before any layout is trusted:
+//!
+//! * v1: abi_stable checks the layout against the frozen v1 types; the objects are wrapped in
+//!   v2 adapters ([`crate::compat_v1`]).
+//! * v2.N with N up to this host's minor: the layout is checked with the *plugin's* types as
+//!   the reference, so whatever v2.(N+1..) added after the plugin was built (methods at the end
+//!   of a vtable, variants at the end of a non-exhaustive enum) is allowed, and anything else
+//!   (a removal, a reordering, a changed field) is refused.
+//! * anything newer, or not a plugin, is refused in one line naming the file and the versions.
+//!
+//! abi_stable's full layout report goes to the debug log.
 
 use std::path::{Path, PathBuf};
 
-use abi_stable::library::{lib_header_from_path, LibraryError};
-use fstream_abi::{
-    kinds, HostApiBox, InitContext, PluginDescriptor, PluginInstance, PluginModV1_Ref,
-    INTERFACE_VERSION,
+use abi_stable::{
+    abi_stability::abi_checking::check_layout_compatibility,
+    library::{lib_header_from_path, LibHeader, LibraryError},
+    std_types::RBoxError,
+    StableAbi,
 };
+use fstream_abi::{
+    kinds, v1, HostApiBox, InitContext, InterfaceVersion, PluginDescriptor, PluginInstance,
+    PluginModV2_Ref, INTERFACE,
+};
+
+use crate::{compat_v1, host_api::HostServices};
 
 /// A loaded, initialised plugin.
 pub struct LoadedPlugin {
     pub name: String,
     pub file: PathBuf,
     pub descriptor: PluginDescriptor,
-    /// The interface version it was built against.
-    pub interface: u32,
+    /// The interface version it was built against (v1.0 for a v1 plugin).
+    pub interface: InterfaceVersion,
     pub instance: PluginInstance,
 }
 
@@ -39,12 +55,12 @@ pub enum LoadError {
     )]
     NotAPlugin { name: String, file: String },
     #[error(
-        "plugin {name:?}: {file} is incompatible: interface v{expected} expected, found {found}{detail}"
+        "plugin {name:?}: {file} is incompatible: interface {expected} expected, found {found}{detail}"
     )]
     Incompatible {
         name: String,
         file: String,
-        expected: u32,
+        expected: String,
         found: String,
         detail: String,
     },
@@ -90,8 +106,28 @@ fn kind_names(mask: u32) -> String {
     }
 }
 
+/// An opened plugin whose interface has been checked.
+pub enum Module {
+    V1(v1::PluginModV1_Ref),
+    V2(PluginModV2_Ref),
+}
+
+impl Module {
+    pub fn descriptor(&self) -> PluginDescriptor {
+        match self {
+            Module::V1(m) => compat_v1::descriptor((m.describe())()),
+            Module::V2(m) => (m.describe())(),
+        }
+    }
+}
+
+/// What this host loads, for messages.
+fn accepted() -> String {
+    format!("v1 or v2.0 to {INTERFACE}")
+}
+
 /// Opens a plugin file and checks its interface, without initialising it.
-pub fn open(name: &str, file: &Path) -> Result<(PluginModV1_Ref, u32), LoadError> {
+pub fn open(name: &str, file: &Path) -> Result<Module, LoadError> {
     let fname = file.display().to_string();
     if !file.exists() {
         return Err(LoadError::Missing {
@@ -110,42 +146,80 @@ pub fn open(name: &str, file: &Path) -> Result<(PluginModV1_Ref, u32), LoadError
             reason: first_line(&other.to_string()),
         },
     })?;
-    // Newest interface first; when a `v2` exists, a failed v2 check falls back to v1 here and
-    // the v1 module is adapted.
-    match header.init_root_module::<PluginModV1_Ref>() {
-        Ok(m) => Ok((m, INTERFACE_VERSION)),
-        Err(e) => {
-            let full = e.to_string();
-            tracing::debug!(plugin = name, file = %fname, "abi_stable says:\n{full}");
-            let (found, detail) = match &e {
-                LibraryError::IncompatibleVersionNumber { actual_version, .. } => (
-                    format!("interface v{}", actual_version.major),
-                    String::new(),
-                ),
-                LibraryError::AbiInstability(_) => (
-                    "a different v1 layout".to_string(),
-                    format!("; first difference: {}", first_difference(&full)),
-                ),
-                LibraryError::InvalidAbiHeader(h) => (
-                    format!(
-                        "abi_stable {}.{} (this host uses 0.11)",
-                        h.abi_major, h.abi_minor
-                    ),
-                    String::new(),
-                ),
-                other => (
-                    "an unreadable interface".into(),
-                    format!(": {}", first_line(&other.to_string())),
-                ),
-            };
-            Err(LoadError::Incompatible {
-                name: name.into(),
-                file: fname,
-                expected: INTERFACE_VERSION,
-                found,
-                detail,
+    let incompatible = |found: String, detail: String| LoadError::Incompatible {
+        name: name.into(),
+        file: fname.clone(),
+        expected: accepted(),
+        found,
+        detail,
+    };
+    let version = header
+        .version_strings()
+        .parsed()
+        .map_err(|e| incompatible("an unreadable interface version".into(), format!(": {e}")))?;
+    match (version.major, version.minor) {
+        (1, _) => header
+            .init_root_module::<v1::PluginModV1_Ref>()
+            .map(Module::V1)
+            .map_err(|e| {
+                let (found, detail) = describe_error(name, &fname, "v1", &e);
+                incompatible(found, detail)
+            }),
+        (2, minor) if minor <= u32::from(INTERFACE.minor) => {
+            open_v2(header, name, &fname).map_err(|e| {
+                let (found, detail) = describe_error(name, &fname, &format!("v2.{minor}"), &e);
+                incompatible(found, detail)
             })
         }
+        (2, minor) => Err(incompatible(
+            format!("interface v2.{minor}"),
+            " (built for a newer host: upgrade fstream-host or rebuild the plugin)".into(),
+        )),
+        (major, _) => Err(incompatible(format!("interface v{major}"), String::new())),
+    }
+}
+
+/// Checks a v2 plugin's layout with its own types as the reference (see the module's doc).
+fn open_v2(header: &'static LibHeader, name: &str, file: &str) -> Result<Module, LibraryError> {
+    let host_layout = <PluginModV2_Ref as StableAbi>::LAYOUT;
+    match header.layout() {
+        Some(plugin_layout) => check_layout_compatibility(plugin_layout, host_layout)
+            .map_err(|e| LibraryError::AbiInstability(RBoxError::new(e)))?,
+        None => {
+            tracing::warn!(
+                plugin = name,
+                file,
+                "the plugin's layout is not recorded; loading it unchecked"
+            )
+        }
+    }
+    // SAFETY: the layout was checked above (everything the plugin knows matches the host's
+    // types; what it does not know is read through prefix and non-exhaustive accessors).
+    unsafe { header.unchecked_layout::<PluginModV2_Ref>() }
+        .map(Module::V2)
+        .map_err(|e| e.into_library_error::<PluginModV2_Ref>())
+}
+
+/// The "found ..." part and the detail of a refusal, logging abi_stable's full report.
+fn describe_error(name: &str, file: &str, claimed: &str, e: &LibraryError) -> (String, String) {
+    let full = e.to_string();
+    tracing::debug!(plugin = name, file, "abi_stable says:\n{full}");
+    match e {
+        LibraryError::AbiInstability(_) => (
+            format!("a different {claimed} layout"),
+            format!("; first difference: {}", first_difference(&full)),
+        ),
+        LibraryError::InvalidAbiHeader(h) => (
+            format!(
+                "abi_stable {}.{} (this host uses 0.11)",
+                h.abi_major, h.abi_minor
+            ),
+            String::new(),
+        ),
+        other => (
+            format!("interface {claimed}, which failed to open"),
+            format!(": {}", first_line(&other.to_string())),
+        ),
     }
 }
 
@@ -153,14 +227,15 @@ pub fn open(name: &str, file: &Path) -> Result<(PluginModV1_Ref, u32), LoadError
 pub fn load(
     name: &str,
     dir: &Path,
+    services: &HostServices,
     host: &HostApiBox,
     root: &Path,
     settings: Option<(String, PathBuf)>,
 ) -> Result<LoadedPlugin, LoadError> {
     let file = plugin_file(dir, name);
     let fname = file.display().to_string();
-    let (module, interface) = open(name, &file)?;
-    let descriptor = (module.describe())();
+    let module = open(name, &file)?;
+    let descriptor = module.descriptor();
     if descriptor.name.as_str() != name {
         return Err(LoadError::WrongName {
             name: name.into(),
@@ -176,18 +251,24 @@ pub fn load(
         settings: settings_text.into(),
         settings_path: settings_path.clone().into(),
         root: root.display().to_string().into(),
+        host_interface: INTERFACE,
+        ext: Default::default(),
     };
-    let instance = (module.init())(host.clone(), ctx)
-        .into_result()
-        .map_err(|e| LoadError::Init {
-            name: name.into(),
-            file: fname.clone(),
-            message: if settings_path.is_empty() {
-                e.to_string()
-            } else {
-                format!("{settings_path}: {e}")
-            },
-        })?;
+    let instance = match &module {
+        Module::V2(m) => (m.init())(host.clone(), ctx).into_result(),
+        Module::V1(m) => (m.init())(compat_v1::host_api(services), compat_v1::init_context(&ctx))
+            .into_result()
+            .map(compat_v1::instance),
+    }
+    .map_err(|e| LoadError::Init {
+        name: name.into(),
+        file: fname.clone(),
+        message: if settings_path.is_empty() {
+            e.to_string()
+        } else {
+            format!("{settings_path}: {e}")
+        },
+    })?;
     let provided = instance.kinds();
     if provided != descriptor.kinds || provided == 0 {
         return Err(LoadError::WrongKind {
@@ -200,8 +281,8 @@ pub fn load(
     Ok(LoadedPlugin {
         name: name.into(),
         file,
+        interface: descriptor.interface,
         descriptor,
-        interface,
         instance,
     })
 }

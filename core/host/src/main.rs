@@ -141,8 +141,7 @@ fn run(cli: Cli, root: PathBuf) -> anyhow::Result<()> {
     init_logging(&log_filter);
 
     let services = HostServices::new(Duration::from_millis(HostConfig::default().token_ttl_ms));
-    let host_api = services.boxed();
-    let loaded = setup::load(&paths, &host_api).map_err(|errors| {
+    let loaded = setup::load(&paths, &services).map_err(|errors| {
         for e in &errors {
             tracing::error!("{e}");
         }
@@ -174,7 +173,7 @@ fn run(cli: Cli, root: PathBuf) -> anyhow::Result<()> {
     let hub = Hub::new(cfg.hub.clone(), Vec::new());
     let ctx = HostCtx::new(
         hub.clone(),
-        services,
+        services.clone(),
         live_from(cfg.clone(), Registry::default()),
     );
     install(&ctx, cfg, registry);
@@ -198,7 +197,7 @@ fn run(cli: Cli, root: PathBuf) -> anyhow::Result<()> {
             tracing::warn!("no protocol frontend is loaded: nothing to listen on");
         }
         while signals.next().await == Signal::Reload {
-            reload(&ctx, &paths, &host_api).await;
+            reload(&ctx, &paths, &services).await;
         }
         let busy_ms: Vec<u64> = ctx
             .flushers
@@ -271,11 +270,11 @@ fn install(ctx: &HostCtx, cfg: HostConfig, mut registry: Registry) {
 
 /// SIGHUP: load the configuration again and install it only if it has no problem. Live
 /// streams and connections go on; new connections get the new plugins and settings.
-async fn reload(ctx: &Arc<HostCtx>, paths: &Paths, host_api: &fstream_abi::HostApiBox) {
+async fn reload(ctx: &Arc<HostCtx>, paths: &Paths, services: &HostServices) {
     tracing::info!("SIGHUP: reloading the configuration");
     let loaded = {
-        let (paths, host_api) = (paths.clone(), host_api.clone());
-        tokio::task::spawn_blocking(move || setup::load(&paths, &host_api)).await
+        let (paths, services) = (paths.clone(), services.clone());
+        tokio::task::spawn_blocking(move || setup::load(&paths, &services)).await
     };
     let loaded = match loaded {
         Ok(Ok(l)) => l,
@@ -299,6 +298,15 @@ async fn reload(ctx: &Arc<HostCtx>, paths: &Paths, host_api: &fstream_abi::HostA
     tracing::info!("configuration reloaded");
 }
 
+/// `v1` for a v1 plugin, `v2.N` for a v2 one.
+fn interface_label(v: fstream_abi::InterfaceVersion) -> String {
+    if v.major == 1 {
+        "v1".into()
+    } else {
+        v.to_string()
+    }
+}
+
 fn print_check(registry: &Registry, listen: &[ListenSpec]) {
     println!(
         "{:<16} {:<24} {:<10} {:<9} FILE",
@@ -310,7 +318,7 @@ fn print_check(registry: &Registry, listen: &[ListenSpec]) {
             r.name,
             r.kinds,
             r.version,
-            format!("v{}", r.interface),
+            interface_label(r.interface),
             r.file.display()
         );
     }

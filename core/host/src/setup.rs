@@ -7,7 +7,7 @@ use std::{
     sync::Arc,
 };
 
-use fstream_abi::HostApiBox;
+use crate::host_api::HostServices;
 
 use crate::{
     config::HostConfig,
@@ -43,7 +43,8 @@ pub struct Loaded {
 }
 
 /// Loads everything, collecting every problem rather than stopping at the first.
-pub fn load(paths: &Paths, host_api: &HostApiBox) -> Result<Loaded, Vec<String>> {
+pub fn load(paths: &Paths, services: &HostServices) -> Result<Loaded, Vec<String>> {
+    let host_api = services.boxed();
     let mut errors = Vec::new();
     let cfg = match HostConfig::load(&paths.host_toml()) {
         Ok(c) => c,
@@ -70,7 +71,14 @@ pub fn load(paths: &Paths, host_api: &HostApiBox) -> Result<Loaded, Vec<String>>
                 continue;
             }
         };
-        match loader::load(name, &paths.plugin_dir, host_api, &paths.root, settings) {
+        match loader::load(
+            name,
+            &paths.plugin_dir,
+            services,
+            &host_api,
+            &paths.root,
+            settings,
+        ) {
             Ok(p) => {
                 tracing::info!(plugin = %p.name, version = %p.descriptor.version, file = %p.file.display(), "loaded");
                 registry.add(p);

@@ -17,7 +17,7 @@ use std::{
 
 use abi_stable::std_types::ROption;
 use fstream_abi::{
-    EncoderBox, Event, MediaKind, MediaPacket, SourceBox, SourceError, SourceFactoryBox,
+    EncoderBox, MediaKind, MediaPacket, SourceBox, SourceError, SourceError_NE, SourceFactoryBox,
     SourceOpen, SubscribeOptions, SubscriptionControl, SubscriptionStatus, RAW_FORMAT,
 };
 
@@ -93,16 +93,7 @@ fn open_player(
     let plugin = entry.plugin.as_str();
     let source = match entry.factory.open(open).into_result() {
         Ok(s) => s,
-        Err(SourceError::NotFound(why)) => {
-            tracing::warn!(plugin, name = %open.name, reason = %why, "recorded stream not found");
-            send(&events, subscription, SubscriptionStatus::NotFound);
-            return None;
-        }
-        Err(SourceError::Failed(e)) => {
-            tracing::error!(plugin, name = %open.name, error = %e, "source failed to open");
-            send(&events, subscription, SubscriptionStatus::NotFound);
-            return None;
-        }
+        Err(e) => return open_failed(&events, subscription, plugin, &open.name, e),
     };
     let encoder = if options.format.as_str() == RAW_FORMAT {
         None
@@ -136,10 +127,28 @@ fn open_player(
 }
 
 fn send(events: &EventTx, subscription: u32, status: SubscriptionStatus) {
-    events.send(Event::Subscription {
-        subscription,
-        status,
-    });
+    crate::hub::status(events, subscription, status)
+}
+
+/// A source that could not open: the player is told there is nothing to play.
+fn open_failed(
+    events: &EventTx,
+    subscription: u32,
+    plugin: &str,
+    name: &str,
+    e: SourceError_NE,
+) -> Option<Player> {
+    match e.as_enum() {
+        Ok(SourceError::NotFound(why)) => {
+            tracing::warn!(plugin, name, reason = %why, "recorded stream not found")
+        }
+        Ok(SourceError::Failed(e)) => {
+            tracing::error!(plugin, name, error = %e, "source failed to open")
+        }
+        _ => tracing::error!(plugin, name, "source failed to open"),
+    }
+    send(events, subscription, SubscriptionStatus::NotFound);
+    None
 }
 
 struct Player {
@@ -325,6 +334,7 @@ impl Player {
                 self.video = on;
                 Flow::Continue
             }
+            _ => Flow::Continue,
         }
     }
 

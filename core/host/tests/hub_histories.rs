@@ -754,6 +754,7 @@ impl World {
                     grace_ms,
                     record: RecordMode::Live,
                     query: "".into(),
+                    ext: Default::default(),
                 };
                 let (_, stream) = self
                     .hub
@@ -899,6 +900,7 @@ impl World {
             audio: spec.audio,
             video: spec.video,
             start_ms: 0,
+            ext: Default::default(),
         };
         v.subscription = subscription;
         v.stream = self.hub.subscribe(&v.peer, subscription, STREAM, options);
@@ -925,18 +927,22 @@ impl World {
                     status,
                 } = *e
                 {
+                    let status = status.into_enum().ok();
                     let ends = matches!(
                         status,
-                        SubscriptionStatus::Ended
-                            | SubscriptionStatus::NotFound
-                            | SubscriptionStatus::Forbidden
-                            | SubscriptionStatus::TooSlow
+                        Some(
+                            SubscriptionStatus::Ended
+                                | SubscriptionStatus::NotFound
+                                | SubscriptionStatus::Forbidden
+                                | SubscriptionStatus::TooSlow
+                        )
                     );
                     if ends && subscription == v.subscription {
                         v.active = false;
                         v.stream = None;
                     }
-                    if status == SubscriptionStatus::TooSlow && subscription == v.subscription {
+                    if status == Some(SubscriptionStatus::TooSlow) && subscription == v.subscription
+                    {
                         v.dead = true;
                     }
                     self.log.lock().expect("log").push(format!(

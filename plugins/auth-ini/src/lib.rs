@@ -23,6 +23,7 @@ use fstream_abi::{
     names::validate_part,
     sdk::{authenticator_box, Authenticate},
     AuthRequest, AuthVerdict, Credential, HostApiBox, InitContext, PluginError, PluginInstance,
+    PluginObject,
 };
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -58,9 +59,8 @@ fn init(_host: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginE
     } else {
         warn_about_plaintext(&dir);
     }
-    let mut inst = PluginInstance::empty();
-    inst.authenticator = Some(authenticator_box(IniUsers { dir })).into();
-    Ok(inst)
+    let users = authenticator_box(IniUsers { dir });
+    Ok(PluginInstance::empty().with(PluginObject::Authenticator(users)))
 }
 
 fn warn_about_plaintext(dir: &Path) {
@@ -113,7 +113,8 @@ impl Authenticate for IniUsers {
             }
         };
         let user = ini::parse(&text);
-        let Credential::Password(given) = &req.credential else {
+        // A credential of a newer host counts as no password.
+        let Some(Credential::Password(given)) = req.credential() else {
             return Ok(AuthVerdict::Deny("no password given".into()));
         };
         let ok = if let Some(hash) = &user.password_hash {
@@ -141,19 +142,22 @@ impl Authenticate for IniUsers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fstream_abi::AuthAction;
+    use abi_stable::std_types::RVec;
+    use fstream_abi::{AuthAction, AuthAction_NE, Credential_NE, NetAddr};
 
     fn req(user: &str, password: Option<&str>) -> AuthRequest {
         AuthRequest {
             user: user.into(),
-            action: AuthAction::Publish,
-            credential: match password {
+            action: AuthAction_NE::new(AuthAction::Publish),
+            credential: Credential_NE::new(match password {
                 Some(p) => Credential::Password(p.into()),
                 None => Credential::None,
-            },
+            }),
             stream: "".into(),
             peer: "127.0.0.1:9".into(),
+            peer_addr: NetAddr::parse_or_unspecified("127.0.0.1:9"),
             protocol: "test".into(),
+            ext: RVec::new(),
         }
     }
 

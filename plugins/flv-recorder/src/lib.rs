@@ -22,7 +22,8 @@ use fstream_abi::{
     kinds,
     names::validate_part,
     sdk::{sink_box, sink_factory_box, MakeSink},
-    HostApiBox, InitContext, PluginError, PluginInstance, RecordMode, SinkBox, StreamStart,
+    HostApiBox, InitContext, PluginError, PluginInstance, PluginObject, RecordMode, SinkBox,
+    StreamStart,
 };
 use serde::Deserialize;
 
@@ -87,9 +88,7 @@ fn init(_host: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginE
     let factory = RecorderFactory::new(Path::new(ctx.root.as_str()), &settings);
     tracing::info!(dir = %factory.dir.display(), patterns = %settings.record.join(","),
         "flv-recorder ready");
-    let mut inst = PluginInstance::empty();
-    inst.sink = Some(sink_factory_box(factory)).into();
-    Ok(inst)
+    Ok(PluginInstance::empty().with(PluginObject::Sink(sink_factory_box(factory))))
 }
 
 /// Decides per publication whether to record it. Does no I/O: `open` runs on the host's packet
@@ -158,6 +157,7 @@ impl MakeSink for RecorderFactory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use abi_stable::std_types::RVec;
 
     fn start(app: &str, name: &str, record: RecordMode) -> StreamStart {
         StreamStart {
@@ -168,6 +168,7 @@ mod tests {
             query: "".into(),
             protocol: "rtmp".into(),
             unix_ms: 0,
+            ext: RVec::new(),
         }
     }
 

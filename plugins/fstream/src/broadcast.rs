@@ -4,12 +4,14 @@
 //! go out first once the publication has started; an EOF in that time ends the broadcast after
 //! they went out.
 
+use abi_stable::std_types::RVec;
 use fstream_abi::{
-    Action, AuthAction, AuthOutcome, AuthRequest, CloseMode, Credential, Event, Outbox,
-    PublishOptions, PublishOutcome, RecordMode,
+    Action, AuthAction, AuthOutcome, CloseMode, Credential, Event, Outbox, PublishOptions,
+    PublishOutcome, RecordMode,
 };
 
 use crate::{
+    auth_request,
     error::{check_name, Refusal},
     ingest::Ingest,
     settings::Settings,
@@ -75,14 +77,7 @@ impl Broadcast {
         tracing::debug!(stream = %stream, bufsize = req.bufsize, "broadcast: authenticating");
         out.push(Action::Authenticate {
             request: AUTH_REQUEST,
-            auth: AuthRequest {
-                user: req.user.into(),
-                action: AuthAction::Publish,
-                credential,
-                stream: stream.clone().into(),
-                peer: "".into(),
-                protocol: "".into(),
-            },
+            auth: auth_request(req.user, AuthAction::Publish, credential, stream.clone()),
         });
         Ok(Self {
             stream,
@@ -92,6 +87,7 @@ impl Broadcast {
                 grace_ms: settings.grace_ms,
                 record: RecordMode::Live,
                 query: "".into(),
+                ext: RVec::new(),
             },
             state: State::Authenticating,
             pending: Vec::new(),
@@ -133,8 +129,8 @@ impl Broadcast {
             Event::AuthResult {
                 request: AUTH_REQUEST,
                 outcome,
-            } if self.state == State::Authenticating => match outcome {
-                AuthOutcome::Allowed => {
+            } if self.state == State::Authenticating => match outcome.as_enum() {
+                Ok(AuthOutcome::Allowed) => {
                     self.state = State::Claiming;
                     out.push(Action::Publish {
                         publication: PUBLICATION,
@@ -143,13 +139,15 @@ impl Broadcast {
                     });
                     Ok(())
                 }
-                AuthOutcome::Denied(why) => Err(Refusal::Denied(why.into())),
+                Ok(AuthOutcome::Denied(why)) => Err(Refusal::Denied(why.to_string())),
+                // An outcome of a newer host is no permission.
+                _ => Err(Refusal::Denied(format!("unknown outcome {outcome:?}"))),
             },
             Event::PublishResult {
                 publication: PUBLICATION,
                 outcome,
-            } if self.state == State::Claiming => match outcome {
-                PublishOutcome::Started => {
+            } if self.state == State::Claiming => match outcome.as_enum() {
+                Ok(PublishOutcome::Started) => {
                     tracing::info!(stream = %self.stream, "broadcast started");
                     self.state = State::Live;
                     let pending = std::mem::take(&mut self.pending);
@@ -161,8 +159,12 @@ impl Broadcast {
                     }
                     Ok(())
                 }
-                PublishOutcome::Busy => Err(Refusal::Busy(self.stream.clone())),
-                PublishOutcome::Refused(why) => Err(Refusal::PublishRefused(why.into())),
+                Ok(PublishOutcome::Busy) => Err(Refusal::Busy(self.stream.clone())),
+                Ok(PublishOutcome::Refused(why)) => Err(Refusal::PublishRefused(why.to_string())),
+                // An outcome of a newer host: the publication did not start.
+                _ => Err(Refusal::PublishRefused(format!(
+                    "unknown outcome {outcome:?}"
+                ))),
             },
             Event::PublicationReplaced {
                 publication: PUBLICATION,

@@ -21,10 +21,12 @@ pub mod watch;
 
 use std::sync::Arc;
 
+use abi_stable::std_types::RVec;
 use fstream_abi::{
     kinds,
     sdk::{encoder_box, frontend_box, session_box, Frontend},
-    ConnInfo, EncoderBox, HostApiBox, InitContext, PluginError, PluginInstance, SessionBox,
+    AuthAction, AuthAction_NE, AuthRequest, ConnInfo, Credential, Credential_NE, EncoderBox,
+    HostApiBox, InitContext, NetAddr, PluginError, PluginInstance, PluginObject, SessionBox,
 };
 
 use crate::{encoder::FstreamEncoder, session::FstreamSession, settings::Settings};
@@ -41,9 +43,27 @@ pub const PROTOCOL: &str = "fstream";
 fn init(_host: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginError> {
     let settings = Settings::parse(&ctx.settings).map_err(|e| PluginError::new(e.to_string()))?;
     tracing::debug!(?settings, "fstream settings");
-    let mut inst = PluginInstance::empty();
-    inst.frontend = Some(frontend_box(FstreamFrontend::new(settings))).into();
-    Ok(inst)
+    let frontend = frontend_box(FstreamFrontend::new(settings));
+    Ok(PluginInstance::empty().with(PluginObject::Frontend(frontend)))
+}
+
+/// A question for the host's authenticators. The host fills in the peer and the protocol.
+pub(crate) fn auth_request(
+    user: String,
+    action: AuthAction,
+    credential: Credential,
+    stream: String,
+) -> AuthRequest {
+    AuthRequest {
+        user: user.into(),
+        action: AuthAction_NE::new(action),
+        credential: Credential_NE::new(credential),
+        stream: stream.into(),
+        peer: "".into(),
+        peer_addr: NetAddr::UNSPECIFIED,
+        protocol: "".into(),
+        ext: RVec::new(),
+    }
 }
 
 pub struct FstreamFrontend {

@@ -18,7 +18,8 @@ use crate::{
 
 enum Phase {
     Preamble(PreambleParser),
-    Broadcast(Broadcast),
+    /// Boxed: by far the largest phase.
+    Broadcast(Box<Broadcast>),
     Watch(Watch),
     Token(TokenRequest),
     Closed,
@@ -111,7 +112,7 @@ impl FstreamSession {
                     channel_password,
                     bufsize,
                 };
-                Phase::Broadcast(Broadcast::start(req, &self.settings, out)?)
+                Phase::Broadcast(Box::new(Broadcast::start(req, &self.settings, out)?))
             }
             Request::Watch {
                 user,

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use abi_stable::std_types::RResult;
 use fstream_abi::{
-    flags, sdk::SessionLogic, Action, AuthAction, AuthOutcome, CloseMode, Credential, Event,
-    MediaKind, MediaPacket, Outbox, OverflowPolicy, PublishConflict, PublishOutcome,
-    SubscriptionStatus,
+    flags, sdk::SessionLogic, Action, AuthAction, AuthOutcome, AuthOutcome_NE, CloseMode,
+    Credential, Event, MediaKind, MediaPacket, Outbox, OverflowPolicy, PublishConflict,
+    PublishOutcome, PublishOutcome_NE, SubscriptionStatus, SubscriptionStatus_NE,
 };
 use fstream_media::flv::{build_on_metadata, write_file_header, write_tag, TagType};
 
@@ -33,7 +33,7 @@ impl Harness {
         };
         let mut out = Outbox::new();
         h.s.start(h.now, &mut out).unwrap();
-        (h, out.actions.into_iter().collect())
+        (h, out.take_known())
     }
     fn default() -> Self {
         Self::new(Settings::default()).0
@@ -41,23 +41,23 @@ impl Harness {
     fn bytes(&mut self, data: &[u8]) -> Vec<Action> {
         let mut out = Outbox::new();
         self.s.bytes(data, self.now, &mut out).unwrap();
-        out.actions.into_iter().collect()
+        out.take_known()
     }
     fn event(&mut self, e: Event) -> Vec<Action> {
         let mut out = Outbox::new();
         self.s.event(e, self.now, &mut out).unwrap();
-        out.actions.into_iter().collect()
+        out.take_known()
     }
     fn timer(&mut self, at: u64) -> Vec<Action> {
         self.now = at;
         let mut out = Outbox::new();
         self.s.timer(self.now, &mut out).unwrap();
-        out.actions.into_iter().collect()
+        out.take_known()
     }
     fn closed(&mut self) -> Vec<Action> {
         let mut out = Outbox::new();
         self.s.closed(self.now, &mut out).unwrap();
-        out.actions.into_iter().collect()
+        out.take_known()
     }
     /// A broadcaster authenticated and publishing; returns the actions of the publish start.
     fn live_broadcast(&mut self, action: &str, early: &[u8]) -> Vec<Action> {
@@ -68,15 +68,25 @@ impl Harness {
             matches!(a.as_slice(), [Action::Authenticate { .. }]),
             "{a:?}"
         );
-        let a = self.event(Event::AuthResult {
-            request: 1,
-            outcome: AuthOutcome::Allowed,
-        });
+        let a = self.event(auth_result(AuthOutcome::Allowed));
         assert!(matches!(a.as_slice(), [Action::Publish { .. }]), "{a:?}");
-        self.event(Event::PublishResult {
-            publication: 1,
-            outcome: PublishOutcome::Started,
-        })
+        self.event(publish_result(PublishOutcome::Started))
+    }
+}
+
+/// The host's answer to the broadcaster's authentication (request 1).
+fn auth_result(outcome: AuthOutcome) -> Event {
+    Event::AuthResult {
+        request: 1,
+        outcome: AuthOutcome_NE::new(outcome),
+    }
+}
+
+/// The host's answer to the broadcaster's publish (publication 1).
+fn publish_result(outcome: PublishOutcome) -> Event {
+    Event::PublishResult {
+        publication: 1,
+        outcome: PublishOutcome_NE::new(outcome),
     }
 }
 
@@ -229,18 +239,15 @@ fn broadcast_auth_flow_with_password() {
         [Action::Authenticate { request, auth }] => {
             assert_eq!(*request, 1);
             assert_eq!(auth.user.as_str(), "fier");
-            assert_eq!(auth.action, AuthAction::Publish);
-            assert_eq!(auth.credential, Credential::Password("123".into()));
+            assert_eq!(auth.action(), Some(AuthAction::Publish));
+            assert_eq!(auth.credential(), Some(&Credential::Password("123".into())));
             assert_eq!(auth.stream.as_str(), "fier/cam");
         }
         other => panic!("{other:?}"),
     }
     // Bytes before the publish started wait.
     assert!(h.bytes(b"early").is_empty());
-    let a = h.event(Event::AuthResult {
-        request: 1,
-        outcome: AuthOutcome::Allowed,
-    });
+    let a = h.event(auth_result(AuthOutcome::Allowed));
     match a.as_slice() {
         [Action::Publish {
             publication,
@@ -260,10 +267,7 @@ fn broadcast_auth_flow_with_password() {
         other => panic!("{other:?}"),
     }
     assert!(h.bytes(b" bytes").is_empty());
-    let a = h.event(Event::PublishResult {
-        publication: 1,
-        outcome: PublishOutcome::Started,
-    });
+    let a = h.event(publish_result(PublishOutcome::Started));
     assert_eq!(concat(&packets(&a)), b"early bytes");
     let a = h.bytes(b"live");
     assert_eq!(concat(&packets(&a)), b"live");
@@ -287,14 +291,11 @@ fn broadcast_with_token_and_denials() {
     let a = h.bytes(&frame(b"\n\n", "broadcast,user=fier,token=abc"));
     match a.as_slice() {
         [Action::Authenticate { auth, .. }] => {
-            assert_eq!(auth.credential, Credential::Token("abc".into()))
+            assert_eq!(auth.credential(), Some(&Credential::Token("abc".into())))
         }
         other => panic!("{other:?}"),
     }
-    let a = h.event(Event::AuthResult {
-        request: 1,
-        outcome: AuthOutcome::Denied("wrong token".into()),
-    });
+    let a = h.event(auth_result(AuthOutcome::Denied("wrong token".into())));
     assert!(
         matches!(a.as_slice(), [Action::Close(CloseMode::Now)]),
         "{a:?}"
@@ -303,14 +304,8 @@ fn broadcast_with_token_and_denials() {
     for outcome in [PublishOutcome::Busy, PublishOutcome::Refused("vod".into())] {
         let mut h = Harness::default();
         h.bytes(&frame(b"\n\n", "broadcast,user=fier,user_password=1"));
-        h.event(Event::AuthResult {
-            request: 1,
-            outcome: AuthOutcome::Allowed,
-        });
-        let a = h.event(Event::PublishResult {
-            publication: 1,
-            outcome,
-        });
+        h.event(auth_result(AuthOutcome::Allowed));
+        let a = h.event(publish_result(outcome));
         assert!(
             matches!(a.as_slice(), [Action::Close(CloseMode::Now)]),
             "{a:?}"
@@ -342,14 +337,8 @@ fn eof_before_the_publish_started_still_delivers() {
     input.extend_from_slice(b"short");
     h.bytes(&input);
     assert!(h.closed().is_empty());
-    h.event(Event::AuthResult {
-        request: 1,
-        outcome: AuthOutcome::Allowed,
-    });
-    let a = h.event(Event::PublishResult {
-        publication: 1,
-        outcome: PublishOutcome::Started,
-    });
+    h.event(auth_result(AuthOutcome::Allowed));
+    let a = h.event(publish_result(PublishOutcome::Started));
     assert_eq!(concat(&packets(&a)), b"short");
     assert!(matches!(
         a.as_slice(),
@@ -501,7 +490,7 @@ fn watch_statuses() {
     };
     let status = |s| Event::Subscription {
         subscription: 1,
-        status: s,
+        status: SubscriptionStatus_NE::new(s),
     };
     for (s, close) in [
         (SubscriptionStatus::NotFound, Some(CloseMode::Now)),
@@ -541,8 +530,8 @@ fn token_flow() {
     match a.as_slice() {
         [Action::IssueToken { request, auth }] => {
             assert_eq!(*request, 2);
-            assert_eq!(auth.action, AuthAction::Token);
-            assert_eq!(auth.credential, Credential::Password("123".into()));
+            assert_eq!(auth.action(), Some(AuthAction::Token));
+            assert_eq!(auth.credential(), Some(&Credential::Password("123".into())));
             assert_eq!(auth.user.as_str(), "fier");
         }
         other => panic!("{other:?}"),

@@ -2,9 +2,12 @@
 //! which is sent as one line before the connection closes.
 
 use abi_stable::std_types::RResult;
-use fstream_abi::{Action, AuthAction, AuthRequest, CloseMode, Credential, Event, Outbox};
+use fstream_abi::{Action, AuthAction, CloseMode, Credential, Event, Outbox};
 
-use crate::error::{check_name, Refusal};
+use crate::{
+    auth_request,
+    error::{check_name, Refusal},
+};
 
 const TOKEN_REQUEST: u64 = 2;
 
@@ -18,14 +21,12 @@ impl TokenRequest {
         check_name("user", &user)?;
         out.push(Action::IssueToken {
             request: TOKEN_REQUEST,
-            auth: AuthRequest {
-                user: user.clone().into(),
-                action: AuthAction::Token,
-                credential: Credential::Password(password.into()),
-                stream: "".into(),
-                peer: "".into(),
-                protocol: "".into(),
-            },
+            auth: auth_request(
+                user.clone(),
+                AuthAction::Token,
+                Credential::Password(password.into()),
+                String::new(),
+            ),
         });
         Ok(Self { user, done: false })
     }

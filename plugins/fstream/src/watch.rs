@@ -1,6 +1,7 @@
 //! The `watch` action: subscribe to `USER/CHANNEL` in the `fstream` format. The hub queues the
 //! stream's bytes on the connection itself; this session only follows the subscription's state.
 
+use abi_stable::std_types::RVec;
 use fstream_abi::{
     Action, CloseMode, Event, Outbox, OverflowPolicy, SubscribeOptions, SubscriptionStatus,
 };
@@ -43,6 +44,7 @@ impl Watch {
                 audio: true,
                 video: true,
                 start_ms: 0,
+                ext: RVec::new(),
             },
         });
         Ok(Self {
@@ -59,28 +61,29 @@ impl Watch {
             Event::Subscription {
                 subscription: SUBSCRIPTION,
                 status,
-            } => match status {
-                SubscriptionStatus::NotFound => Err(Refusal::Watch("no broadcast in time")),
-                SubscriptionStatus::Forbidden => Err(Refusal::Watch("wrong channel password")),
-                SubscriptionStatus::TooSlow => {
+            } => match status.as_enum() {
+                Ok(SubscriptionStatus::NotFound) => Err(Refusal::Watch("no broadcast in time")),
+                Ok(SubscriptionStatus::Forbidden) => Err(Refusal::Watch("wrong channel password")),
+                Ok(SubscriptionStatus::TooSlow) => {
                     // Bytes were sent already, so this is no refusal; the hub dropped it.
                     tracing::info!(stream = %self.stream, "watcher too slow for its queue; closed");
                     self.over = true;
                     out.close(CloseMode::Now);
                     Ok(())
                 }
-                SubscriptionStatus::Ended => {
+                Ok(SubscriptionStatus::Ended) => {
                     tracing::debug!(stream = %self.stream, "the stream ended");
                     self.over = true;
                     out.close(CloseMode::AfterFlush);
                     Ok(())
                 }
-                SubscriptionStatus::Waiting => {
+                Ok(SubscriptionStatus::Waiting) => {
                     tracing::debug!(stream = %self.stream, "watcher waiting for a broadcaster");
                     Ok(())
                 }
-                other => {
-                    tracing::debug!(stream = %self.stream, status = ?other, "subscription status");
+                // Also a status of a newer host: nothing to do.
+                _ => {
+                    tracing::debug!(stream = %self.stream, status = ?status, "subscription status");
                     Ok(())
                 }
             },

@@ -20,12 +20,14 @@
 mod query;
 mod settings;
 
+use abi_stable::std_types::RVec;
 use fstream_abi::{
     kinds,
     names::validate_part,
     sdk::{app_handler_box, HandleApp},
-    AppCall, AppDecision, AuthAction, AuthOutcome, AuthRequest, ConnectCall, Credential,
-    HostApiBox, InitContext, PlayCall, PluginError, PluginInstance, PublishCall,
+    AppCall, AppDecision, AuthAction, AuthAction_NE, AuthOutcome, AuthOutcome_NE, AuthRequest,
+    ConnectCall, Credential, Credential_NE, HostApiBox, InitContext, PlayCall, PluginError,
+    PluginInstance, PluginObject, PublishCall,
 };
 
 pub use query::{percent_decode, Query, QueryError};
@@ -54,9 +56,8 @@ fn init(host: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginEr
         require_publish_auth = settings.require_publish_auth,
         "rtmp-app ready"
     );
-    let mut instance = PluginInstance::empty();
-    instance.app_handler = Some(app_handler_box(RtmpApp::new(settings, host.clone()))).into();
-    Ok(instance)
+    let handler = app_handler_box(RtmpApp::new(settings, host.clone()));
+    Ok(PluginInstance::empty().with(PluginObject::AppHandler(handler)))
 }
 
 /// The handler. Cheap to call from several blocking threads at once: it keeps no per-client
@@ -71,28 +72,23 @@ impl RtmpApp {
         Self { settings, host }
     }
 
-    /// The app's name, or the reason to refuse it.
-    fn app_name<'a>(&self, app: &'a str) -> Result<&'a str, AppDecision> {
+    /// The app's name, or the reason to refuse it (for [`AppDecision::reject`]).
+    fn app_name<'a>(&self, app: &'a str) -> Result<&'a str, String> {
         let name = app.strip_suffix('/').unwrap_or(app);
         if name.is_empty() {
-            return Err(AppDecision::reject("Missing app path"));
+            return Err("Missing app path".into());
         }
         if name.contains('/') {
-            return Err(AppDecision::reject(format!(
+            return Err(format!(
                 "Application paths are not supported: {} (use rtmp://HOST/APP with stream name STREAM)",
                 quote(name)
-            )));
+            ));
         }
         if validate_part(name).is_err() {
-            return Err(AppDecision::reject(format!(
-                "Invalid application name: {}",
-                quote(name)
-            )));
+            return Err(format!("Invalid application name: {}", quote(name)));
         }
         if !self.settings.app_allowed(name) {
-            return Err(AppDecision::reject(format!(
-                "Application not found: {name}"
-            )));
+            return Err(format!("Application not found: {name}"));
         }
         Ok(name)
     }
@@ -100,12 +96,12 @@ impl RtmpApp {
     fn connect(&self, call: &ConnectCall) -> AppDecision {
         match self.app_name(&call.app) {
             Ok(app) => {
-                tracing::debug!(app, peer = %call.peer, "connect accepted");
+                tracing::debug!(app, peer = %call.caller.peer, "connect accepted");
                 AppDecision::accept()
             }
-            Err(refusal) => {
-                tracing::info!(app = %quote(&call.app), peer = %call.peer, "connect refused");
-                refusal
+            Err(why) => {
+                tracing::info!(app = %quote(&call.app), peer = %call.caller.peer, "connect refused");
+                AppDecision::reject(why)
             }
         }
     }
@@ -113,10 +109,10 @@ impl RtmpApp {
     fn publish(&self, call: &PublishCall) -> AppDecision {
         let app = match self.app_name(&call.app) {
             Ok(app) => app,
-            Err(refusal) => return refusal,
+            Err(why) => return AppDecision::reject(why),
         };
         if self.settings.is_vod(app) {
-            tracing::info!(app, stream = %quote(&call.stream), peer = %call.peer,
+            tracing::info!(app, stream = %quote(&call.stream), peer = %call.caller.peer,
                 "publish to the VOD app refused");
             return AppDecision::reject(format!(
                 "Publishing to '{app}' is not allowed: that application serves recorded files"
@@ -127,35 +123,37 @@ impl RtmpApp {
         }
         let stream = format!("{app}/{}", call.stream);
         if !self.settings.require_publish_auth {
-            tracing::debug!(stream = %stream, peer = %call.peer, "publish accepted without authentication");
+            tracing::debug!(stream = %stream, peer = %call.caller.peer, "publish accepted without authentication");
             return AppDecision::accept();
         }
         let credential = match Query::parse(&call.query) {
             Ok(q) => q.credential(),
             Err(e) => {
-                tracing::info!(stream = %stream, peer = %call.peer, error = %e, "bad query string");
+                tracing::info!(stream = %stream, peer = %call.caller.peer, error = %e, "bad query string");
                 return AppDecision::reject(format!("Invalid query string: {e}"));
             }
         };
         let anonymous = credential == Credential::None;
         let request = AuthRequest {
             user: app.into(),
-            action: AuthAction::Publish,
-            credential,
+            action: AuthAction_NE::new(AuthAction::Publish),
+            credential: Credential_NE::new(credential),
             stream: stream.as_str().into(),
-            peer: call.peer.clone(),
+            peer: call.caller.peer.clone(),
+            peer_addr: call.caller.peer_addr,
             protocol: "rtmp".into(),
+            ext: RVec::new(),
         };
         // Blocks on the authenticators; the host calls app handlers on blocking threads.
-        match self.host.authenticate(&request) {
-            AuthOutcome::Allowed => {
-                tracing::debug!(stream = %stream, peer = %call.peer, "publish authenticated");
+        match allowed(&self.host.authenticate(&request)) {
+            Ok(()) => {
+                tracing::debug!(stream = %stream, peer = %call.caller.peer, "publish authenticated");
                 AppDecision::accept()
             }
-            AuthOutcome::Denied(why) => {
+            Err(why) => {
                 // The reason is for the log (the host logs it too); the client learns only
                 // that it failed, so it cannot tell unknown users from wrong passwords.
-                tracing::debug!(stream = %stream, peer = %call.peer, reason = %why, "publish denied");
+                tracing::debug!(stream = %stream, peer = %call.caller.peer, reason = %why, "publish denied");
                 if anonymous {
                     AppDecision::reject(format!(
                         "Publishing to {stream} needs credentials: add ?user_password=... or ?token=... to the stream name"
@@ -170,12 +168,12 @@ impl RtmpApp {
     fn play(&self, call: &PlayCall) -> AppDecision {
         let app = match self.app_name(&call.app) {
             Ok(app) => app,
-            Err(refusal) => return refusal,
+            Err(why) => return AppDecision::reject(why),
         };
         if validate_part(&call.stream).is_err() {
             return AppDecision::reject(format!("Invalid stream name: {}", quote(&call.stream)));
         }
-        tracing::debug!(app, stream = %call.stream, peer = %call.peer, "play accepted");
+        tracing::debug!(app, stream = %call.stream, peer = %call.caller.peer, "play accepted");
         AppDecision::accept()
     }
 }
@@ -190,8 +188,19 @@ impl HandleApp for RtmpApp {
             AppCall::Connect(c) => self.connect(c),
             AppCall::Publish(p) => self.publish(p),
             AppCall::Play(p) => self.play(p),
-            AppCall::Close(_) => AppDecision::accept(),
+            // Close, and calls added after this build: nothing to decide.
+            _ => AppDecision::accept(),
         })
+    }
+}
+
+/// The host's answer: allowed, or denied with the reason for the log. An outcome of a newer
+/// host than this build knows counts as a denial.
+fn allowed(outcome: &AuthOutcome_NE) -> Result<(), &str> {
+    match outcome.as_enum() {
+        Ok(AuthOutcome::Allowed) => Ok(()),
+        Ok(AuthOutcome::Denied(why)) => Err(why.as_str()),
+        _ => Err("an authentication outcome this plugin does not know"),
     }
 }
 

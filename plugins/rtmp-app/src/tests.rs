@@ -4,7 +4,10 @@ use abi_stable::{
     sabi_trait::TD_Opaque,
     std_types::{RArc, RStr, RString},
 };
-use fstream_abi::{AppHandlerBox, AppVerdict, CloseCall, HostApi, HostApi_TO, LogLevel, LogRecord};
+use fstream_abi::{
+    AppCall_NE, AppHandlerBox, AppVerdict, Caller, CloseCall, HostApi, HostApi_TO,
+    InterfaceVersion, LogLevel, LogRecord, NetAddr, INTERFACE,
+};
 
 use super::*;
 
@@ -23,19 +26,41 @@ impl HostApi for FakeHost {
         false
     }
     fn log(&self, _: &LogRecord<'_>) {}
-    fn authenticate(&self, request: &AuthRequest) -> AuthOutcome {
+    fn authenticate(&self, request: &AuthRequest) -> AuthOutcome_NE {
         self.seen.lock().unwrap().push(request.clone());
         let ok = request.user.as_str() == "alice"
-            && match &request.credential {
-                Credential::Password(p) => p.as_str() == "s3cret&more",
-                Credential::Token(t) => t.as_str() == "tok",
-                Credential::None => false,
+            && match request.credential() {
+                Some(Credential::Password(p)) => p.as_str() == "s3cret&more",
+                Some(Credential::Token(t)) => t.as_str() == "tok",
+                _ => false,
             };
-        if ok {
+        AuthOutcome_NE::new(if ok {
             AuthOutcome::Allowed
         } else {
             AuthOutcome::Denied("auth-test: wrong password".into())
-        }
+        })
+    }
+    fn interface(&self) -> InterfaceVersion {
+        INTERFACE
+    }
+}
+
+fn init_context(settings: &str) -> InitContext {
+    InitContext {
+        name: "rtmp-app".into(),
+        settings: settings.into(),
+        settings_path: "mods/rtmp-app.toml".into(),
+        root: ".".into(),
+        host_interface: INTERFACE,
+        ext: RVec::new(),
+    }
+}
+
+fn caller() -> Caller {
+    Caller {
+        connection: 1,
+        peer: "127.0.0.1:5000".into(),
+        peer_addr: NetAddr::parse_or_unspecified("127.0.0.1:5000"),
     }
 }
 
@@ -49,30 +74,36 @@ fn fixture(settings: &str) -> Fixture {
     let fake = FakeHost::default();
     let seen = fake.seen.clone();
     let host: HostApiBox = HostApi_TO::from_ptr(RArc::new(fake), TD_Opaque);
-    let ctx = InitContext {
-        name: "rtmp-app".into(),
-        settings: settings.into(),
-        settings_path: "mods/rtmp-app.toml".into(),
-        root: ".".into(),
-    };
-    let instance = init(&host, &ctx).unwrap();
+    let instance = init(&host, &init_context(settings)).unwrap();
     assert_eq!(instance.kinds(), kinds::APP_HANDLER);
-    let handler = instance.app_handler.into_option().unwrap();
+    let handler = instance
+        .objects
+        .into_iter()
+        .find_map(|o| match o.into_enum() {
+            Ok(PluginObject::AppHandler(h)) => Some(h),
+            _ => None,
+        })
+        .unwrap();
     Fixture { handler, seen }
 }
 
 impl Fixture {
     fn call(&self, call: AppCall) -> AppVerdict {
-        let decision = self.handler.call(&call).into_result().unwrap();
+        let decision = self
+            .handler
+            .call(&AppCall_NE::new(call))
+            .into_result()
+            .unwrap();
         assert!(decision.commands.is_empty());
-        decision.verdict
+        decision.verdict().cloned().unwrap()
     }
     fn connect(&self, app: &str) -> AppVerdict {
         self.call(AppCall::Connect(ConnectCall {
             app: app.into(),
             tc_url: RString::from(format!("rtmp://localhost/{app}")),
             args_json: "[{}]".into(),
-            peer: "127.0.0.1:5000".into(),
+            caller: caller(),
+            ext: RVec::new(),
         }))
     }
     fn publish(&self, app: &str, stream: &str, query: &str) -> AppVerdict {
@@ -81,7 +112,8 @@ impl Fixture {
             stream: stream.into(),
             kind: "live".into(),
             query: query.into(),
-            peer: "127.0.0.1:5000".into(),
+            caller: caller(),
+            ext: RVec::new(),
         }))
     }
     fn play(&self, app: &str, stream: &str) -> AppVerdict {
@@ -89,7 +121,8 @@ impl Fixture {
             app: app.into(),
             stream: stream.into(),
             query: "".into(),
-            peer: "127.0.0.1:5000".into(),
+            caller: caller(),
+            ext: RVec::new(),
         }))
     }
     fn asked(&self) -> Vec<AuthRequest> {
@@ -149,10 +182,14 @@ fn publish_checks_the_password_from_the_query_string() {
     assert_eq!(asked.len(), 1);
     let r = &asked[0];
     assert_eq!(r.user.as_str(), "alice");
-    assert_eq!(r.action, AuthAction::Publish);
-    assert_eq!(r.credential, Credential::Password("s3cret&more".into()));
+    assert_eq!(r.action(), Some(AuthAction::Publish));
+    assert_eq!(
+        r.credential(),
+        Some(&Credential::Password("s3cret&more".into()))
+    );
     assert_eq!(r.stream.as_str(), "alice/cam");
     assert_eq!(r.peer.as_str(), "127.0.0.1:5000");
+    assert_eq!(r.peer_addr, caller().peer_addr);
     assert_eq!(r.protocol.as_str(), "rtmp");
 
     // The key may be spelt with '-', and a trailing '/' on the app is ignored.
@@ -183,7 +220,10 @@ fn publish_checks_the_password_from_the_query_string() {
 fn publish_with_a_token() {
     let f = fixture("");
     assert_eq!(f.publish("alice", "cam", "token=tok"), AppVerdict::Accept);
-    assert_eq!(f.asked()[0].credential, Credential::Token("tok".into()));
+    assert_eq!(
+        f.asked()[0].credential(),
+        Some(&Credential::Token("tok".into()))
+    );
 }
 
 #[test]
@@ -205,7 +245,7 @@ fn publish_without_credentials_still_asks_and_then_says_what_is_missing() {
     assert!(reason(&v).contains("needs credentials"), "{v:?}");
     assert!(reason(&v).contains("?user_password="));
     // Asked with no credential: an authenticator may allow that (say, by address).
-    assert_eq!(f.asked()[0].credential, Credential::None);
+    assert_eq!(f.asked()[0].credential(), Some(&Credential::None));
 }
 
 #[test]
@@ -263,7 +303,8 @@ fn play_and_close_are_accepted() {
     assert_eq!(
         f.call(AppCall::Close(CloseCall {
             app: "alice".into(),
-            peer: "127.0.0.1:5000".into(),
+            caller: caller(),
+            ext: RVec::new(),
         })),
         AppVerdict::Accept
     );
@@ -273,13 +314,9 @@ fn play_and_close_are_accepted() {
 #[test]
 fn init_refuses_bad_settings() {
     let host: HostApiBox = HostApi_TO::from_ptr(RArc::new(FakeHost::default()), TD_Opaque);
-    let ctx = |s: &str| InitContext {
-        name: "rtmp-app".into(),
-        settings: s.into(),
-        settings_path: "mods/rtmp-app.toml".into(),
-        root: ".".into(),
-    };
-    let e = init(&host, &ctx("allowed = [\"x\"]")).err().unwrap();
+    let e = init(&host, &init_context("allowed = [\"x\"]"))
+        .err()
+        .unwrap();
     assert!(e.message.contains("allowed"), "{e}");
-    assert!(init(&host, &ctx("vod_app = \"a b\"")).is_err());
+    assert!(init(&host, &init_context("vod_app = \"a b\"")).is_err());
 }

@@ -2,9 +2,9 @@
 //! `deleteStream`, `releaseStream`, `FCPublish`, ...). NetStream commands are in
 //! [`crate::publish`] and [`crate::play`].
 
-use abi_stable::std_types::RString;
+use abi_stable::std_types::{RString, RVec};
 use fstream_abi::{
-    Action, AppCall, AppDecision, AppVerdict, ClientCommand, CloseMode, ConnectCall, Outbox,
+    AppCall, AppDecision, AppVerdict, ClientCommand, CloseMode, ConnectCall, Outbox,
 };
 use fstream_media::{
     amf0::Amf0Value,
@@ -19,7 +19,7 @@ use crate::{
     amf_json::to_json,
     chunkio::{ChunkOut, CSID_COMMAND, CSID_STREAM},
     error::{EncodeError, Violation},
-    names::parse_app,
+    names::{parse_app, UNKNOWN_VERDICT},
     session::RtmpSession,
     state::{Conn, Connected, NetStream, Pending, Role, Wait},
 };
@@ -150,7 +150,8 @@ impl RtmpSession {
             app: app.name.clone().into(),
             tc_url: tc_url.into(),
             args_json: Value::Array(args).to_string().into(),
-            peer: self.peer.clone().into(),
+            caller: self.caller.clone(),
+            ext: RVec::new(),
         });
         self.wait = Some(Wait::App {
             request,
@@ -161,7 +162,7 @@ impl RtmpSession {
                 object_encoding,
             },
         });
-        self.act(out, Action::CallApp { request, call });
+        self.call_app(out, request, call);
         Ok(())
     }
 
@@ -174,14 +175,16 @@ impl RtmpSession {
         decision: AppDecision,
         out: &mut Outbox,
     ) -> Result<(), Violation> {
-        match &decision.verdict {
-            AppVerdict::Accept => {}
-            AppVerdict::Reject(why) => {
+        match decision.verdict() {
+            Some(AppVerdict::Accept) => {}
+            Some(AppVerdict::Reject(why)) => {
                 return self.connect_refused(txn, why, None, &decision.commands, out)
             }
-            AppVerdict::Redirect(to) => {
+            Some(AppVerdict::Redirect(to)) => {
                 return self.connect_refused(txn, "Redirected.", Some(to), &decision.commands, out)
             }
+            // A verdict of a newer app handler is no permission.
+            _ => return self.connect_refused(txn, UNKNOWN_VERDICT, None, &decision.commands, out),
         }
         let s = self.settings.clone();
         self.output

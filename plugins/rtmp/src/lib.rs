@@ -51,7 +51,8 @@ use std::sync::Arc;
 use fstream_abi::{
     kinds,
     sdk::{encoder_box, frontend_box, session_box, Frontend},
-    ConnInfo, EncoderBox, HostApiBox, InitContext, PluginError, PluginInstance, SessionBox,
+    ConnInfo, EncoderBox, HostApiBox, InitContext, PluginError, PluginInstance, PluginObject,
+    SessionBox,
 };
 
 use crate::{
@@ -73,9 +74,8 @@ fn init(_host: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginE
     let settings = Settings::parse(&ctx.settings)
         .map_err(|e| PluginError::new(format!("{}: {e}", ctx.settings_path)))?;
     tracing::debug!(?settings, "rtmp settings");
-    let mut inst = PluginInstance::empty();
-    inst.frontend = Some(frontend_box(RtmpFrontend::new(settings))).into();
-    Ok(inst)
+    let frontend = frontend_box(RtmpFrontend::new(settings));
+    Ok(PluginInstance::empty().with(PluginObject::Frontend(frontend)))
 }
 
 pub struct RtmpFrontend {

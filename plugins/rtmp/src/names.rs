@@ -86,19 +86,25 @@ pub fn redirect_target(app: &str, target: &str) -> Result<String, NameError> {
     Ok(full)
 }
 
+/// The reason given to the client for a verdict this build does not know (from an app
+/// handler built against a newer interface): it counts as a rejection.
+pub const UNKNOWN_VERDICT: &str = "The application gave an answer this server does not understand.";
+
 /// The stream an app handler's verdict on `name` in `app` leads to, or why there is none
-/// (a rejection's reason, or a bad redirect), for publish and play alike.
+/// (a rejection's reason, or a bad redirect), for publish and play alike. `None` is a verdict
+/// this build does not know.
 pub fn decided_stream(
     app: &str,
     name: &str,
-    verdict: &fstream_abi::AppVerdict,
+    verdict: Option<&fstream_abi::AppVerdict>,
 ) -> Result<String, String> {
     match verdict {
-        fstream_abi::AppVerdict::Accept => Ok(format!("{app}/{name}")),
-        fstream_abi::AppVerdict::Redirect(to) => {
+        Some(fstream_abi::AppVerdict::Accept) => Ok(format!("{app}/{name}")),
+        Some(fstream_abi::AppVerdict::Redirect(to)) => {
             redirect_target(app, to).map_err(|e| format!("Bad redirect {to:?}: {e}."))
         }
-        fstream_abi::AppVerdict::Reject(why) => Err(why.to_string()),
+        Some(fstream_abi::AppVerdict::Reject(why)) => Err(why.to_string()),
+        _ => Err(UNKNOWN_VERDICT.to_string()),
     }
 }
 

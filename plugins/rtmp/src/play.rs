@@ -14,9 +14,10 @@
 //! or gets StreamEOF and `Play.Stop` (`"stop"`); a recorded source that reaches its end always
 //! stops.
 
+use abi_stable::std_types::RVec;
 use fstream_abi::{
     Action, AppCall, AppDecision, Outbox, OverflowPolicy, PlayCall, SubscribeOptions,
-    SubscriptionControl, SubscriptionStatus,
+    SubscriptionControl, SubscriptionStatus, SubscriptionStatus_NE,
 };
 use fstream_media::{
     amf0::Amf0Value,
@@ -78,7 +79,8 @@ impl RtmpSession {
             app: c.app.clone().into(),
             stream: name.name.clone().into(),
             query: query.clone().into(),
-            peer: self.peer.clone().into(),
+            caller: self.caller.clone(),
+            ext: RVec::new(),
         });
         tracing::debug!(app = %c.app, name = %name.name, start, "play");
         let request = self.request_id();
@@ -92,7 +94,7 @@ impl RtmpSession {
                 reset,
             },
         });
-        self.act(out, Action::CallApp { request, call });
+        self.call_app(out, request, call);
         Ok(())
     }
 
@@ -122,7 +124,7 @@ impl RtmpSession {
         let Conn::Connected(c) = &self.conn else {
             return Ok(());
         };
-        let stream = match decided_stream(&c.app, &name, &decision.verdict) {
+        let stream = match decided_stream(&c.app, &name, decision.verdict()) {
             Ok(s) => s,
             Err(why) => {
                 self.play_refused(msid, &name, "NetStream.Play.Failed", &why)?;
@@ -144,6 +146,7 @@ impl RtmpSession {
             audio: ns.receive_audio,
             video: ns.receive_video,
             start_ms: if start >= 0.0 { start as u64 } else { 0 },
+            ext: RVec::new(),
         };
         // First a probe: a subscription whose format makes no bytes. Its first status says
         // whether there is anything to play, before the player hears a word (see `probe_answered`).
@@ -184,7 +187,7 @@ impl RtmpSession {
     fn probe_answered(
         &mut self,
         probe: Probe,
-        st: SubscriptionStatus,
+        st: SubscriptionStatus_NE,
         out: &mut Outbox,
     ) -> Result<(), Violation> {
         self.act(
@@ -194,25 +197,26 @@ impl RtmpSession {
             },
         );
         let name = probe.name.clone();
-        let refusal = match st {
-            SubscriptionStatus::NotFound => Some((
+        let refusal = match st.as_enum() {
+            Ok(SubscriptionStatus::NotFound) => Some((
                 "NetStream.Play.StreamNotFound",
                 format!("No stream {name}."),
             )),
-            SubscriptionStatus::PublisherStarted { media: false } => Some((
+            Ok(SubscriptionStatus::PublisherStarted { media: false }) => Some((
                 "NetStream.Play.StreamNotFound",
                 format!("{name} is not a media stream."),
             )),
-            SubscriptionStatus::Forbidden => Some((
+            Ok(SubscriptionStatus::Forbidden) => Some((
                 "NetStream.Play.Failed",
                 format!("Wrong or missing channel password for {name}."),
             )),
-            SubscriptionStatus::TooSlow => Some((
+            Ok(SubscriptionStatus::TooSlow) => Some((
                 "NetStream.Play.Failed",
                 format!("{name} could not be joined."),
             )),
             // Waiting, a publisher with media (or one that already left), a recorded source
-            // that opened: there is something to play, or to wait for.
+            // that opened: there is something to play, or to wait for. A status of a newer
+            // host is no refusal either (the real subscription ignores it).
             _ => None,
         };
         match refusal {
@@ -293,14 +297,7 @@ impl RtmpSession {
             },
         );
         if let Some(ms) = buffer_ms {
-            let control = SubscriptionControl::BufferLength(ms);
-            self.act(
-                out,
-                Action::Control {
-                    subscription,
-                    control,
-                },
-            );
+            self.control(out, subscription, SubscriptionControl::BufferLength(ms));
         }
         Ok(())
     }
@@ -324,7 +321,7 @@ impl RtmpSession {
     pub(crate) fn on_subscription(
         &mut self,
         subscription: u32,
-        st: SubscriptionStatus,
+        st: SubscriptionStatus_NE,
         out: &mut Outbox,
     ) -> Result<(), Violation> {
         if matches!(&self.wait, Some(Wait::Probe(p)) if p.subscription == subscription) {
@@ -339,9 +336,9 @@ impl RtmpSession {
         };
         let name = p.name.clone();
         tracing::debug!(stream = %p.stream, status = ?st, "subscription");
-        match st {
-            SubscriptionStatus::Waiting => p.notify_on_start = true,
-            SubscriptionStatus::PublisherStarted { media: true } => {
+        match st.as_enum() {
+            Ok(SubscriptionStatus::Waiting) => p.notify_on_start = true,
+            Ok(SubscriptionStatus::PublisherStarted { media: true }) => {
                 // Either the player waited (none yet, or the last one left), or a new publisher
                 // took over from a live one: both are news to the player.
                 let taken_over = std::mem::replace(&mut p.live, true);
@@ -357,14 +354,14 @@ impl RtmpSession {
                     send_status(&mut self.output, msid, st)?;
                 }
             }
-            SubscriptionStatus::PublisherStarted { media: false } => {
+            Ok(SubscriptionStatus::PublisherStarted { media: false }) => {
                 // A raw fstream broadcast (MPEG-TS, Annex B, ...): nothing RTMP can carry.
                 self.stop_playing(msid);
                 self.act(out, Action::Unsubscribe { subscription });
                 let why = format!("{name} is not a media stream.");
                 self.play_refused(msid, &name, "NetStream.Play.StreamNotFound", &why)?;
             }
-            SubscriptionStatus::PublisherLeft => {
+            Ok(SubscriptionStatus::PublisherLeft) => {
                 p.notify_on_start = true;
                 p.live = false;
                 self.output
@@ -377,7 +374,7 @@ impl RtmpSession {
                 );
                 send_status(&mut self.output, msid, st)?;
             }
-            SubscriptionStatus::Ended if !p.recorded && on_end == StreamEnd::Wait => {
+            Ok(SubscriptionStatus::Ended) if !p.recorded && on_end == StreamEnd::Wait => {
                 // Stay for the next publisher, as nginx-rtmp players do.
                 p.notify_on_start = true;
                 let stream = p.stream.clone();
@@ -395,7 +392,7 @@ impl RtmpSession {
                     },
                 );
             }
-            SubscriptionStatus::Ended | SubscriptionStatus::TooSlow => {
+            Ok(SubscriptionStatus::Ended | SubscriptionStatus::TooSlow) => {
                 self.stop_playing(msid);
                 self.output
                     .user_control(UserControlEvent::StreamEof(msid))?;
@@ -407,21 +404,21 @@ impl RtmpSession {
                 );
                 send_status(&mut self.output, msid, st)?;
             }
-            SubscriptionStatus::NotFound => {
+            Ok(SubscriptionStatus::NotFound) => {
                 self.stop_playing(msid);
                 let why = format!("No stream {name}.");
                 self.play_refused(msid, &name, "NetStream.Play.StreamNotFound", &why)?;
             }
-            SubscriptionStatus::Forbidden => {
+            Ok(SubscriptionStatus::Forbidden) => {
                 self.stop_playing(msid);
                 let why = format!("Wrong or missing channel password for {name}.");
                 self.play_refused(msid, &name, "NetStream.Play.Failed", &why)?;
             }
-            SubscriptionStatus::SourceOpened { duration_ms } => {
+            Ok(SubscriptionStatus::SourceOpened { duration_ms }) => {
                 p.recorded = true;
                 tracing::debug!(duration_ms, "recorded source opened");
             }
-            SubscriptionStatus::Seeked { position_ms } => {
+            Ok(SubscriptionStatus::Seeked { position_ms }) => {
                 let st = status(
                     "status",
                     "NetStream.Seek.Notify",
@@ -437,6 +434,8 @@ impl RtmpSession {
                 );
                 send_status(&mut self.output, msid, st)?;
             }
+            // A status of a newer host (logged above): nothing to tell the player.
+            _ => {}
         }
         Ok(())
     }
@@ -460,14 +459,7 @@ impl RtmpSession {
             return Ok(());
         };
         let (subscription, name) = (p.subscription, p.name.clone());
-        let control = SubscriptionControl::Pause(pause);
-        self.act(
-            out,
-            Action::Control {
-                subscription,
-                control,
-            },
-        );
+        self.control(out, subscription, SubscriptionControl::Pause(pause));
         let (code, what) = if pause {
             ("NetStream.Pause.Notify", "Paused")
         } else {
@@ -505,14 +497,7 @@ impl RtmpSession {
             return Ok(());
         }
         // A recorded source answers with Seeked (then Seek.Notify is sent).
-        let control = SubscriptionControl::Seek(ms);
-        self.act(
-            out,
-            Action::Control {
-                subscription,
-                control,
-            },
-        );
+        self.control(out, subscription, SubscriptionControl::Seek(ms));
         Ok(())
     }
 
@@ -537,13 +522,7 @@ impl RtmpSession {
             } else {
                 SubscriptionControl::ReceiveVideo(on)
             };
-            self.act(
-                out,
-                Action::Control {
-                    subscription,
-                    control,
-                },
-            );
+            self.control(out, subscription, control);
         }
     }
 
@@ -554,13 +533,10 @@ impl RtmpSession {
         ns.buffer_ms = Some(buffer_ms);
         if let Role::Playing(p) = &ns.role {
             let subscription = p.subscription;
-            let control = SubscriptionControl::BufferLength(buffer_ms);
-            self.act(
+            self.control(
                 out,
-                Action::Control {
-                    subscription,
-                    control,
-                },
+                subscription,
+                SubscriptionControl::BufferLength(buffer_ms),
             );
         }
     }

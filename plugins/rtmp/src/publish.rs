@@ -1,9 +1,10 @@
 //! Publishing: the `publish` command, the app handler's and the hub's answers, and the
 //! publisher's audio, video and data messages as media packets.
 
+use abi_stable::std_types::RVec;
 use fstream_abi::{
     flags, payload_from, Action, AppCall, AppDecision, CloseMode, MediaKind, MediaPacket, Outbox,
-    PublishCall, PublishOptions, PublishOutcome, RecordMode,
+    PublishCall, PublishOptions, PublishOutcome, PublishOutcome_NE, RecordMode,
 };
 use fstream_media::{
     amf0::Amf0Value,
@@ -130,7 +131,8 @@ impl RtmpSession {
             stream: name.name.clone().into(),
             kind: kind.into(),
             query: query.clone().into(),
-            peer: self.peer.clone().into(),
+            caller: self.caller.clone(),
+            ext: RVec::new(),
         });
         tracing::debug!(app = %c.app, name = %name.name, kind, "publish");
         let request = self.request_id();
@@ -143,7 +145,7 @@ impl RtmpSession {
                 record: record_mode(kind),
             },
         });
-        self.act(out, Action::CallApp { request, call });
+        self.call_app(out, request, call);
         Ok(())
     }
 
@@ -167,7 +169,7 @@ impl RtmpSession {
         let Conn::Connected(c) = &self.conn else {
             return Ok(());
         };
-        let stream = match decided_stream(&c.app, &name, &decision.verdict) {
+        let stream = match decided_stream(&c.app, &name, decision.verdict()) {
             Ok(s) => s,
             Err(why) => {
                 self.publish_refused(msid, &name, &why)?;
@@ -192,6 +194,7 @@ impl RtmpSession {
             grace_ms: self.settings.grace_ms,
             record,
             query: query.into(),
+            ext: RVec::new(),
         };
         self.wait = Some(Wait::PublishResult {
             publication,
@@ -212,7 +215,7 @@ impl RtmpSession {
     pub(crate) fn on_publish_result(
         &mut self,
         publication: u32,
-        outcome: PublishOutcome,
+        outcome: PublishOutcome_NE,
     ) -> Result<(), Violation> {
         let (msid, commands) = match self.wait.take() {
             Some(Wait::PublishResult {
@@ -234,8 +237,8 @@ impl RtmpSession {
         };
         let name = p.name.clone();
         let stream = p.stream.clone();
-        match outcome {
-            PublishOutcome::Started => {
+        match outcome.as_enum() {
+            Ok(PublishOutcome::Started) => {
                 p.started = true;
                 tracing::info!(stream = %stream, "publishing");
                 self.output
@@ -248,14 +251,20 @@ impl RtmpSession {
                 );
                 send_status(&mut self.output, msid, st)?;
             }
-            PublishOutcome::Busy => {
+            Ok(PublishOutcome::Busy) => {
                 ns.role = Role::Idle;
                 let why = format!("{stream} is already being published.");
                 self.publish_refused(msid, &name, &why)?;
             }
-            PublishOutcome::Refused(why) => {
+            Ok(PublishOutcome::Refused(why)) => {
                 ns.role = Role::Idle;
-                self.publish_refused(msid, &name, &why)?;
+                self.publish_refused(msid, &name, why)?;
+            }
+            // An outcome of a newer host: the publication did not start.
+            _ => {
+                ns.role = Role::Idle;
+                tracing::debug!(stream = %stream, outcome = ?outcome, "unknown publish outcome");
+                self.publish_refused(msid, &name, "The server refused to publish this stream.")?;
             }
         }
         self.send_client_commands(&commands)

@@ -17,9 +17,10 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
+use abi_stable::std_types::RVec;
 use fstream_abi::{
-    sdk::SessionLogic, Action, AppCall, ClientCommand, CloseCall, CloseMode, ConnInfo, Event,
-    Outbox, PluginError,
+    sdk::SessionLogic, Action, AppCall, AppCall_NE, Caller, ClientCommand, CloseCall, CloseMode,
+    ConnInfo, Event, Outbox, PluginError, SubscriptionControl, SubscriptionControl_NE,
 };
 use fstream_media::{
     amf0::Amf0Value,
@@ -60,8 +61,8 @@ pub(crate) enum Phase {
 
 pub struct RtmpSession {
     pub(crate) settings: Arc<Settings>,
-    /// The peer's `IP:PORT`, for app calls.
-    pub(crate) peer: String,
+    /// This connection and its peer, for app calls.
+    pub(crate) caller: Caller,
     /// The port the client connected to (ours), for a Flash policy file.
     local_port: Option<u16>,
     pub(crate) phase: Phase,
@@ -85,7 +86,11 @@ impl RtmpSession {
         Self {
             input: ChunkIn::new(settings.chunk_limits()),
             settings,
-            peer: conn.peer.to_string(),
+            caller: Caller {
+                connection: conn.id,
+                peer: conn.peer.clone(),
+                peer_addr: conn.peer_addr,
+            },
             local_port: conn
                 .local
                 .rsplit_once(':')
@@ -124,6 +129,29 @@ impl RtmpSession {
     pub(crate) fn act(&mut self, out: &mut Outbox, action: Action) {
         self.flush(out);
         out.push(action);
+    }
+
+    /// Asks the app handler, in order with what was written so far.
+    pub(crate) fn call_app(&mut self, out: &mut Outbox, request: u64, call: AppCall) {
+        let call = AppCall_NE::new(call);
+        self.act(out, Action::CallApp { request, call });
+    }
+
+    /// Changes a subscription, in order with what was written so far.
+    pub(crate) fn control(
+        &mut self,
+        out: &mut Outbox,
+        subscription: u32,
+        control: SubscriptionControl,
+    ) {
+        let control = SubscriptionControl_NE::new(control);
+        self.act(
+            out,
+            Action::Control {
+                subscription,
+                control,
+            },
+        );
     }
 
     fn flush(&mut self, out: &mut Outbox) {
@@ -296,7 +324,10 @@ impl RtmpSession {
                 tracing::debug!("the host is shutting down");
                 self.finish(CloseMode::AfterFlush, out);
             }
+            // Authentication and tokens are the app handler's business.
             Event::AuthResult { .. } | Event::TokenResult { .. } => {}
+            // Events added to the interface after this code was written.
+            _ => {}
         }
         self.pump(now, out)
     }
@@ -409,9 +440,10 @@ impl RtmpSession {
             let request = self.request_id();
             let call = AppCall::Close(CloseCall {
                 app: c.app.into(),
-                peer: self.peer.clone().into(),
+                caller: self.caller.clone(),
+                ext: RVec::new(),
             });
-            self.act(out, Action::CallApp { request, call });
+            self.call_app(out, request, call);
         }
         self.phase = Phase::Closed;
         self.act(out, Action::Close(mode));

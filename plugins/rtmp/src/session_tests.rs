@@ -6,8 +6,8 @@ use std::sync::Arc;
 use abi_stable::std_types::{ROption, RVec};
 use fstream_abi::{
     flags, sdk::SessionLogic, Action, AppCall, AppDecision, ClientCommand, CloseMode, ConnInfo,
-    Event, MediaKind, Outbox, OverflowPolicy, PublishConflict, PublishOutcome, RecordMode,
-    SubscriptionControl, SubscriptionStatus,
+    Event, MediaKind, NetAddr, Outbox, OverflowPolicy, PublishConflict, PublishOutcome,
+    PublishOutcome_NE, RecordMode, SubscriptionControl, SubscriptionStatus, SubscriptionStatus_NE,
 };
 use fstream_media::{
     amf0::{self, Amf0Value},
@@ -84,7 +84,9 @@ impl Output {
         self.actions
             .iter()
             .find_map(|a| match a {
-                Action::CallApp { request, call } => Some((*request, call.clone())),
+                Action::CallApp { request, call } => {
+                    Some((*request, call.as_enum().expect("a known call").clone()))
+                }
                 _ => None,
             })
             .expect("an app call")
@@ -146,6 +148,7 @@ impl Output {
                 Action::Subscribe { .. } => "subscribe",
                 Action::Unsubscribe { .. } => "unsubscribe",
                 Action::Control { .. } => "control",
+                _ => "unknown",
             })
             .collect()
     }
@@ -157,11 +160,45 @@ fn settings(edit: impl FnOnce(&mut Settings)) -> Arc<Settings> {
     Arc::new(s)
 }
 
-fn conn() -> ConnInfo {
+fn conn_info(id: u64, peer: &str, local: &str) -> ConnInfo {
     ConnInfo {
-        id: 7,
-        peer: "127.0.0.1:5000".into(),
-        local: "127.0.0.1:1935".into(),
+        id,
+        peer: peer.into(),
+        local: local.into(),
+        peer_addr: NetAddr::parse_or_unspecified(peer),
+        local_addr: NetAddr::parse_or_unspecified(local),
+        ext: RVec::new(),
+    }
+}
+
+fn conn() -> ConnInfo {
+    conn_info(7, "127.0.0.1:5000", "127.0.0.1:1935")
+}
+
+/// A subscription's status change, from the host.
+fn status_event(subscription: u32, status: SubscriptionStatus) -> Event {
+    Event::Subscription {
+        subscription,
+        status: SubscriptionStatus_NE::new(status),
+    }
+}
+
+/// The hub's answer to a publish.
+fn publish_result(publication: u32, outcome: PublishOutcome) -> Event {
+    Event::PublishResult {
+        publication,
+        outcome: PublishOutcome_NE::new(outcome),
+    }
+}
+
+/// The subscription and the change of a `Control` action.
+fn control_of(a: &Action) -> Option<(u32, &SubscriptionControl)> {
+    match a {
+        Action::Control {
+            subscription,
+            control,
+        } => Some((*subscription, control.as_enum().ok()?)),
+        _ => None,
     }
 }
 
@@ -228,9 +265,9 @@ impl Client {
         c
     }
 
-    fn collect(&mut self, out: Outbox, decode: bool) -> Output {
+    fn collect(&mut self, mut out: Outbox, decode: bool) -> Output {
         let mut o = Output::default();
-        for a in out.actions {
+        for a in out.take_known() {
             if let Action::Write(p) = &a {
                 o.raw.extend_from_slice(p);
                 if decode {
@@ -299,10 +336,7 @@ impl Client {
     /// Answers the probe of a play (from the output of the app's decision) with `status`.
     fn answer_probe(&mut self, decided: &Output, status: SubscriptionStatus) -> Output {
         let subscription = decided.probe();
-        self.event(Event::Subscription {
-            subscription,
-            status,
-        })
+        self.event(status_event(subscription, status))
     }
 
     /// Answers the probe with `Waiting` and returns the real subscription's id.
@@ -386,7 +420,12 @@ fn obs_publish_sequence() {
     };
     assert_eq!(cc.app.as_str(), "fier");
     assert_eq!(cc.tc_url.as_str(), "rtmp://127.0.0.1/fier");
-    assert_eq!(cc.peer.as_str(), "127.0.0.1:5000");
+    assert_eq!(cc.caller.connection, 7);
+    assert_eq!(cc.caller.peer.as_str(), "127.0.0.1:5000");
+    assert_eq!(
+        cc.caller.peer_addr,
+        NetAddr::parse_or_unspecified("127.0.0.1:5000")
+    );
     assert!(
         cc.args_json.starts_with(r#"[{"app":"fier""#),
         "{}",
@@ -498,10 +537,7 @@ fn obs_publish_sequence() {
     assert!(options.channel_password.is_none());
     assert!(o.packets().is_empty(), "media waits for the hub's answer");
 
-    let o = c.event(Event::PublishResult {
-        publication,
-        outcome: PublishOutcome::Started,
-    });
+    let o = c.event(publish_result(publication, PublishOutcome::Started));
     assert_eq!(
         o.controls(),
         [ControlMessage::UserControl(UserControlEvent::StreamBegin(
@@ -674,18 +710,12 @@ fn play_sequence_with_amf3_connect() {
     assert_eq!(options.start_ms, 0);
     assert_eq!(options.channel_password, ROption::RSome("x y".into()));
     assert!(matches!(
-        o.actions[3],
-        Action::Control {
-            control: SubscriptionControl::BufferLength(3000),
-            ..
-        }
+        control_of(&o.actions[3]),
+        Some((_, SubscriptionControl::BufferLength(3000)))
     ));
 
     // No publisher yet: the player waits, and hears when one starts, leaves and returns.
-    let ev = |status| Event::Subscription {
-        subscription,
-        status,
-    };
+    let ev = |status| status_event(subscription, status);
     assert!(c.event(ev(SubscriptionStatus::Waiting)).messages.is_empty());
     let o = c.event(ev(SubscriptionStatus::PublisherStarted { media: true }));
     assert_eq!(
@@ -734,8 +764,8 @@ fn play_sequence_with_amf3_connect() {
         vec![Amf0Value::Boolean(false)],
     );
     assert!(matches!(
-        o.actions[0],
-        Action::Control { subscription: s, control: SubscriptionControl::ReceiveVideo(false) } if s == again
+        control_of(&o.actions[0]),
+        Some((s, SubscriptionControl::ReceiveVideo(false))) if s == again
     ));
     let o = c.command(
         1,
@@ -750,10 +780,10 @@ fn play_sequence_with_amf3_connect() {
     );
 
     // A raw fstream broadcast has no RTMP form.
-    let o = c.event(Event::Subscription {
-        subscription: again,
-        status: SubscriptionStatus::PublisherStarted { media: false },
-    });
+    let o = c.event(status_event(
+        again,
+        SubscriptionStatus::PublisherStarted { media: false },
+    ));
     assert!(o.kinds().contains(&"unsubscribe"));
     assert_eq!(
         o.codes(),
@@ -945,10 +975,7 @@ fn refused_publishes_get_bad_name() {
         panic!()
     };
     assert_eq!(options.conflict, PublishConflict::Reject);
-    let o = c.event(Event::PublishResult {
-        publication,
-        outcome: PublishOutcome::Busy,
-    });
+    let o = c.event(publish_result(publication, PublishOutcome::Busy));
     assert_eq!(
         o.codes(),
         [("onStatus".into(), "NetStream.Publish.BadName".into())]
@@ -986,10 +1013,7 @@ fn a_replaced_publisher_is_told_and_disconnected() {
         panic!()
     };
     assert_eq!(stream.as_str(), "fier/cam2", "a redirect names the stream");
-    c.event(Event::PublishResult {
-        publication,
-        outcome: PublishOutcome::Started,
-    });
+    c.event(publish_result(publication, PublishOutcome::Started));
     let o = c.event(Event::PublicationReplaced { publication });
     assert_eq!(
         o.codes(),
@@ -1172,10 +1196,7 @@ fn play_refusals_and_missing_streams() {
         else {
             panic!()
         };
-        let o = c.event(Event::Subscription {
-            subscription,
-            status,
-        });
+        let o = c.event(status_event(subscription, status));
         assert_eq!(o.codes(), [("onStatus".into(), code.into())]);
     }
     // Stream ids: deleteStream frees one, createStream counts on.
@@ -1203,10 +1224,7 @@ fn on_stream_end_stop_ends_play() {
         decision: AppDecision::accept(),
     });
     let subscription = c.play_through_probe(&o);
-    let o = c.event(Event::Subscription {
-        subscription,
-        status: SubscriptionStatus::Ended,
-    });
+    let o = c.event(status_event(subscription, SubscriptionStatus::Ended));
     assert_eq!(
         o.codes(),
         [("onStatus".into(), "NetStream.Play.Stop".into())]
@@ -1226,10 +1244,7 @@ fn shutdown_unpublishes_and_closes_after_flush() {
     let Some(Action::Publish { publication, .. }) = o.actions.first().cloned() else {
         panic!()
     };
-    c.event(Event::PublishResult {
-        publication,
-        outcome: PublishOutcome::Started,
-    });
+    c.event(publish_result(publication, PublishOutcome::Started));
     let o = c.event(Event::Shutdown);
     assert_eq!(o.kinds(), ["unpublish", "app", "close"]);
     assert_eq!(o.closed(), Some(CloseMode::AfterFlush));
@@ -1253,10 +1268,7 @@ fn seeks_go_to_recorded_sources_and_fail_on_live_streams() {
     let o = c.answer_probe(&o, SubscriptionStatus::SourceOpened { duration_ms: 8000 });
     let (subscription, _, options) = o.subscribed().unwrap();
     assert_eq!(options.start_ms, 0);
-    let ev = |status| Event::Subscription {
-        subscription,
-        status,
-    };
+    let ev = |status| status_event(subscription, status);
     c.event(ev(SubscriptionStatus::SourceOpened { duration_ms: 8000 }));
     c.event(ev(SubscriptionStatus::PublisherStarted { media: true }));
     // A recorded source reports a publisher too; seeking is still allowed.
@@ -1269,11 +1281,8 @@ fn seeks_go_to_recorded_sources_and_fail_on_live_streams() {
     );
     assert!(
         matches!(
-            o.actions[..],
-            [Action::Control {
-                control: SubscriptionControl::Seek(3000),
-                ..
-            }]
+            o.actions.as_slice(),
+            [a] if matches!(control_of(a), Some((_, SubscriptionControl::Seek(3000))))
         ),
         "{:?}",
         o.kinds()
@@ -1303,10 +1312,10 @@ fn seeks_go_to_recorded_sources_and_fail_on_live_streams() {
     });
     let o = c.answer_probe(&o, SubscriptionStatus::PublisherStarted { media: true });
     let (subscription, _, _) = o.subscribed().unwrap();
-    c.event(Event::Subscription {
+    c.event(status_event(
         subscription,
-        status: SubscriptionStatus::PublisherStarted { media: true },
-    });
+        SubscriptionStatus::PublisherStarted { media: true },
+    ));
     let o = c.command(
         1,
         "seek",
@@ -1411,10 +1420,10 @@ fn a_play_that_finds_nothing_gets_its_refusal_without_play_start() {
         let info = &o.commands()[0].args[0];
         assert_eq!(info.get_str("level"), Some("error"));
         // Later statuses of the probe (a source player's, say) are stale.
-        let o = c.event(Event::Subscription {
-            subscription: probe,
-            status: SubscriptionStatus::PublisherStarted { media: true },
-        });
+        let o = c.event(status_event(
+            probe,
+            SubscriptionStatus::PublisherStarted { media: true },
+        ));
         assert!(o.actions.is_empty(), "{:?}", o.kinds());
     }
 
@@ -1444,10 +1453,10 @@ fn a_play_that_finds_nothing_gets_its_refusal_without_play_start() {
     assert_eq!(options.format.as_str(), "rtmp/4096/1");
     assert!(options.join_with_cache && options.audio && options.video);
     // The live stream's own status adds nothing: the player was told already.
-    let o = c.event(Event::Subscription {
+    let o = c.event(status_event(
         subscription,
-        status: SubscriptionStatus::PublisherStarted { media: true },
-    });
+        SubscriptionStatus::PublisherStarted { media: true },
+    ));
     assert!(o.messages.is_empty());
 }
 
@@ -1477,15 +1486,15 @@ fn commands_wait_for_the_probe_and_a_close_drops_it() {
     );
     assert!(o.actions.is_empty(), "{:?}", o.kinds());
     // A recorded source opened: Start, the real subscription, then the held command.
-    let o = c.event(Event::Subscription {
-        subscription: probe,
-        status: SubscriptionStatus::SourceOpened { duration_ms: 5000 },
-    });
+    let o = c.event(status_event(
+        probe,
+        SubscriptionStatus::SourceOpened { duration_ms: 5000 },
+    ));
     assert_eq!(o.kinds(), ["unsubscribe", "write", "subscribe", "control"]);
     let (subscription, _, _) = o.subscribed().unwrap();
     assert!(matches!(
-        o.actions[3],
-        Action::Control { subscription: s, control: SubscriptionControl::ReceiveAudio(false) } if s == subscription
+        control_of(&o.actions[3]),
+        Some((s, SubscriptionControl::ReceiveAudio(false))) if s == subscription
     ));
     assert!(play_answer(&o).contains(&"NetStream.Play.Start".to_string()));
 
@@ -1534,21 +1543,14 @@ fn a_flash_policy_request_gets_the_policy_for_our_port_then_a_close() {
     }
 
     // The port is the one the client connected to.
-    let mut session = RtmpSession::new(
-        settings(|_| {}),
-        &ConnInfo {
-            id: 1,
-            peer: "[::1]:5000".into(),
-            local: "[::1]:19350".into(),
-        },
-    );
+    let mut session =
+        RtmpSession::new(settings(|_| {}), &conn_info(1, "[::1]:5000", "[::1]:19350"));
     let mut out = Outbox::new();
     session.start(0, &mut out).unwrap();
     let mut out = Outbox::new();
     session.bytes(POLICY_REQUEST, 0, &mut out).unwrap();
     let written: Vec<u8> = out
-        .actions
-        .iter()
+        .known()
         .filter_map(|a| match a {
             Action::Write(p) => Some(p.to_vec()),
             _ => None,

@@ -23,7 +23,8 @@ use fstream_abi::{
     kinds,
     names::validate_part,
     sdk::{source_box, source_factory_box, MakeSource},
-    HostApiBox, InitContext, PluginError, PluginInstance, SourceBox, SourceError, SourceOpen,
+    HostApiBox, InitContext, PluginError, PluginInstance, PluginObject, SourceBox, SourceError,
+    SourceOpen,
 };
 use serde::Deserialize;
 
@@ -79,9 +80,7 @@ fn init(_host: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginE
         tracing::warn!(dir = %vod.dir.display(), "media directory does not exist (yet)");
     }
     tracing::info!(dir = %vod.dir.display(), app = %vod.app, "vod ready");
-    let mut inst = PluginInstance::empty();
-    inst.source = Some(source_factory_box(vod)).into();
-    Ok(inst)
+    Ok(PluginInstance::empty().with(PluginObject::Source(source_factory_box(vod))))
 }
 
 /// Why a name does not lead to a playable file.

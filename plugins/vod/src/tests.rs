@@ -1,6 +1,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use fstream_abi::{flags, sdk::Produce, MediaKind, MediaPacket};
+use abi_stable::std_types::RVec;
+use fstream_abi::{flags, sdk::Produce, MediaKind, MediaPacket, NetAddr};
 use fstream_media::{
     amf0::Amf0Value,
     flv::{build_on_metadata, write_file_header, write_tag, TagType},
@@ -403,6 +404,8 @@ fn traversal_and_bad_names_are_refused() {
                 app: "vod".into(),
                 name: name.into(),
                 peer: "t".into(),
+                peer_addr: NetAddr::UNSPECIFIED,
+                ext: RVec::new(),
             },
         );
         assert!(matches!(r, Err(SourceError::NotFound(_))), "{name}");

@@ -69,7 +69,7 @@ fn check_lists_plugins_and_accepts_comments_and_blank_lines() {
     assert!(
         rows.iter().any(|l| l.starts_with("auth-ini")
             && l.contains("authenticator")
-            && l.contains("v1")
+            && l.contains(" v2.")
             && l.contains("libauth_ini.so")),
         "{out}"
     );
@@ -119,6 +119,23 @@ fn loader_refuses_bad_plugins_with_clear_messages() {
             "test-wrong-kind",
             "",
             &["wrong kind", "declares frontend but provides authenticator"],
+        ),
+        (
+            "test-abi-layout",
+            "",
+            &[
+                "libtest_abi_layout.so is incompatible",
+                "interface v1 or v2.0 to v2.",
+                "found a different v2.0 layout; first difference: Error:",
+            ],
+        ),
+        (
+            "test-abi-future",
+            "",
+            &[
+                "libtest_abi_future.so is incompatible",
+                "found interface v2.99 (built for a newer host",
+            ],
         ),
         (
             "auth-ini",

@@ -23,7 +23,7 @@ use std::{
 
 use fstream_abi::{
     Event, MediaPacket, PublishOptions, PublishOutcome, SinkFactoryBox, SubscribeOptions,
-    SubscriptionControl, SubscriptionStatus,
+    SubscriptionControl, SubscriptionStatus, SubscriptionStatus_NE,
 };
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -188,10 +188,7 @@ impl Hub {
         match stream.add_subscriber(self, peer, subscription, options) {
             Ok(_waiting) => Some(stream),
             Err(status) => {
-                peer.events.send(Event::Subscription {
-                    subscription,
-                    status,
-                });
+                status_to(&peer.events, subscription, status);
                 self.remove_if_idle(&stream);
                 None
             }
@@ -230,9 +227,14 @@ pub(crate) fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Tells a subscriber's session that its subscription changed.
 pub(crate) fn status(peer_events: &EventTx, subscription: u32, status: SubscriptionStatus) {
+    status_to(peer_events, subscription, status)
+}
+
+fn status_to(peer_events: &EventTx, subscription: u32, status: SubscriptionStatus) {
     peer_events.send(Event::Subscription {
         subscription,
-        status,
+        status: SubscriptionStatus_NE::new(status),
     });
 }

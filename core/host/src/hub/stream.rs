@@ -374,6 +374,7 @@ impl Stream {
             }
             // Seek and buffer length matter for recorded sources, not live streams.
             SubscriptionControl::Seek(_) | SubscriptionControl::BufferLength(_) => {}
+            _ => {}
         }
     }
 
@@ -412,6 +413,7 @@ impl Stream {
                 query: p.options.query.clone(),
                 protocol: p.protocol.clone().into(),
                 unix_ms: unix_ms(),
+                ext: Default::default(),
             };
             let password = p.options.channel_password.clone();
             if media {

@@ -23,6 +23,7 @@ use fstream_abi::{
     names::{split_stream, validate_part},
     sdk::{app_handler_box, HandleApp},
     AppCall, AppDecision, ClientCommand, HostApiBox, InitContext, PluginError, PluginInstance,
+    PluginObject,
 };
 use serde::Deserialize;
 use thiserror::Error;
@@ -89,9 +90,8 @@ impl Settings {
 fn init(_host: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginError> {
     let settings = Settings::parse(&ctx.settings).map_err(|e| PluginError::new(e.to_string()))?;
     tracing::info!(apps = ?settings.apps, names = settings.rename.len(), "app-rename ready");
-    let mut instance = PluginInstance::empty();
-    instance.app_handler = Some(app_handler_box(Rename(settings))).into();
-    Ok(instance)
+    let handler = app_handler_box(Rename(settings));
+    Ok(PluginInstance::empty().with(PluginObject::AppHandler(handler)))
 }
 
 // 4. The handler itself. The host calls it on blocking threads (so it may block, and may be
@@ -128,7 +128,8 @@ impl HandleApp for Rename {
             AppCall::Publish(p) => {
                 AppDecision::reject(format!("Publishing to '{}' is not allowed", short(&p.app)))
             }
-            AppCall::Close(_) => AppDecision::accept(),
+            // Close, and calls added after this build: nothing to decide.
+            _ => AppDecision::accept(),
         })
     }
 }
@@ -145,7 +146,24 @@ fn short(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fstream_abi::{AppVerdict, ConnectCall, PlayCall, PublishCall};
+    use abi_stable::std_types::RVec;
+    use fstream_abi::{AppVerdict, Caller, ConnectCall, NetAddr, PlayCall, PublishCall};
+
+    fn caller() -> Caller {
+        Caller {
+            connection: 1,
+            peer: "127.0.0.1:1".into(),
+            peer_addr: NetAddr::parse_or_unspecified("127.0.0.1:1"),
+        }
+    }
+
+    fn verdict(h: &Rename, call: &AppCall) -> AppVerdict {
+        let decision = h.call(call).unwrap();
+        decision
+            .verdict()
+            .cloned()
+            .expect("a verdict this build knows")
+    }
 
     fn handler(text: &str) -> Rename {
         Rename(Settings::parse(text).unwrap())
@@ -156,9 +174,10 @@ mod tests {
             app: "tv".into(),
             stream: stream.into(),
             query: "".into(),
-            peer: "127.0.0.1:1".into(),
+            caller: caller(),
+            ext: RVec::new(),
         });
-        h.call(&call).unwrap().verdict
+        verdict(h, &call)
     }
 
     #[test]
@@ -185,10 +204,11 @@ mod tests {
             app: "tv".into(),
             tc_url: "rtmp://h/tv".into(),
             args_json: "[{}]".into(),
-            peer: "127.0.0.1:1".into(),
+            caller: caller(),
+            ext: RVec::new(),
         });
         let d = h.call(&call).unwrap();
-        assert_eq!(d.verdict, AppVerdict::Accept);
+        assert_eq!(d.verdict(), Some(&AppVerdict::Accept));
         assert_eq!(d.commands.len(), 1);
         assert_eq!(d.commands[0].name.as_str(), "connected");
         let args: serde_json::Value = serde_json::from_str(&d.commands[0].args_json).unwrap();
@@ -207,12 +227,10 @@ mod tests {
             stream: "news".into(),
             kind: "live".into(),
             query: "user_password=x".into(),
-            peer: "127.0.0.1:1".into(),
+            caller: caller(),
+            ext: RVec::new(),
         });
-        assert!(matches!(
-            h.call(&call).unwrap().verdict,
-            AppVerdict::Reject(_)
-        ));
+        assert!(matches!(verdict(&h, &call), AppVerdict::Reject(_)));
     }
 
     #[test]

@@ -18,6 +18,7 @@ use fstream_abi::{
     kinds,
     sdk::{authenticator_box, Authenticate},
     AuthRequest, AuthVerdict, Credential, HostApiBox, InitContext, PluginError, PluginInstance,
+    PluginObject,
 };
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -43,9 +44,8 @@ fn init(_host: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginE
     let settings: Settings =
         toml::from_str(&ctx.settings).map_err(|e| PluginError::new(e.message()))?;
     tracing::info!(users = settings.users.len(), "auth-toml ready");
-    let mut instance = PluginInstance::empty();
-    instance.authenticator = Some(authenticator_box(TomlUsers(settings.users))).into();
-    Ok(instance)
+    let users = authenticator_box(TomlUsers(settings.users));
+    Ok(PluginInstance::empty().with(PluginObject::Authenticator(users)))
 }
 
 // 4. The authenticator itself. It may block (the host calls it on a blocking thread), and a
@@ -58,7 +58,8 @@ impl Authenticate for TomlUsers {
             // Not ours: let the next authenticator decide.
             return Ok(AuthVerdict::Abstain);
         };
-        let Credential::Password(given) = &request.credential else {
+        // A credential of a newer host counts as no password.
+        let Some(Credential::Password(given)) = request.credential() else {
             return Ok(AuthVerdict::Deny("password required".into()));
         };
         if bool::from(expected.as_bytes().ct_eq(given.as_bytes())) {
@@ -72,7 +73,8 @@ impl Authenticate for TomlUsers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fstream_abi::AuthAction;
+    use abi_stable::std_types::RVec;
+    use fstream_abi::{AuthAction, AuthAction_NE, Credential_NE, NetAddr};
 
     #[test]
     fn knows_its_users_and_abstains_for_others() {
@@ -80,11 +82,13 @@ mod tests {
         let a = TomlUsers(s.users);
         let req = |u: &str, p: &str| AuthRequest {
             user: u.into(),
-            action: AuthAction::Publish,
-            credential: Credential::Password(p.into()),
+            action: AuthAction_NE::new(AuthAction::Publish),
+            credential: Credential_NE::new(Credential::Password(p.into())),
             stream: "".into(),
             peer: "".into(),
+            peer_addr: NetAddr::UNSPECIFIED,
             protocol: "".into(),
+            ext: RVec::new(),
         };
         assert_eq!(
             a.authenticate(&req("alice", "w")).unwrap(),

@@ -43,14 +43,15 @@ use fstream_abi::abi_stable::std_types::RResult;
 use fstream_abi::names::validate_part;
 use fstream_abi::sdk::{Frontend, SessionLogic};
 use fstream_abi::{
-    flags, Action, AuthAction, CloseMode, Credential, Event, MediaKind, MediaPacket, Outbox,
-    OverflowPolicy, PluginError, PublishOutcome, RecordMode,
+    flags, outcome_allows, Action, AuthAction, CloseMode, Credential, Event, MediaKind,
+    MediaPacket, Outbox, OverflowPolicy, PluginError, PublishOutcome, RecordMode,
 };
 use fstream_media::flv::{FlvDemuxer, FlvTag, TagType, MAX_TAG_DATA_SIZE};
 use fstream_wire::{encode_preamble, PreambleParser, Prelude, Request};
 
 use super::{
-    advance, check_flags, describe, is_final, note, valid_stream, Op, Reader, Script, Used,
+    actions, advance, check_flags, describe, is_final, note, publish_outcome, valid_stream, Op,
+    Reader, Script, Used,
 };
 
 const FLV_MAGIC: &[u8] = b"FLV\x01";
@@ -541,8 +542,8 @@ impl Host {
                 (Event::AuthResult { request, outcome }, Role::Broadcast(b))
                     if *request == b.request && b.allowed.is_none() =>
                 {
-                    b.allowed = Some(outcome.is_allowed());
-                    if outcome.is_allowed() {
+                    b.allowed = Some(outcome_allows(outcome));
+                    if outcome_allows(outcome) {
                         allowed.publish = true;
                     } else {
                         allowed.must_close = Some("a denied broadcast");
@@ -555,8 +556,10 @@ impl Host {
                     },
                     Role::Broadcast(b),
                 ) if b.publication == Some(*publication) && b.result.is_none() => {
-                    b.result = Some(outcome.clone());
-                    if *outcome != PublishOutcome::Started {
+                    let outcome = publish_outcome(outcome);
+                    let started = outcome == PublishOutcome::Started;
+                    b.result = Some(outcome);
+                    if !started {
                         allowed.must_close = Some("a refused publish");
                     } else if b.eof {
                         allowed.must_close = Some("a broadcast whose client already left");
@@ -612,7 +615,7 @@ impl Host {
         let r = f(&mut self.s, &mut out);
         assert!(r.is_ok(), "the session failed: {r:?}");
         let mut wrote = false;
-        for a in out.actions {
+        for a in actions(out) {
             assert!(
                 !self.closed || matches!(a, Action::Close(_)),
                 "{a:?} after the session closed"
@@ -675,10 +678,10 @@ impl Host {
                     (None, Some(t)) => Credential::Token(t.into()),
                     (None, None) => Credential::None,
                 };
-                assert_eq!(auth.action, AuthAction::Publish);
+                assert_eq!(auth.action(), Some(AuthAction::Publish));
                 assert_eq!(auth.user.as_str(), user.as_str());
                 assert_eq!(auth.stream.as_str(), stream);
-                assert_eq!(auth.credential, credential);
+                assert_eq!(auth.credential(), Some(&credential));
                 assert!(valid_stream(&stream));
                 assert!(!self.used.auth.contains(&request), "auth id reused");
                 self.used.auth.push(request);
@@ -705,9 +708,12 @@ impl Host {
                 else {
                     unreachable!()
                 };
-                assert_eq!(auth.action, AuthAction::Token);
+                assert_eq!(auth.action(), Some(AuthAction::Token));
                 assert_eq!(auth.user.as_str(), user.as_str());
-                assert_eq!(auth.credential, Credential::Password(user_password.into()));
+                assert_eq!(
+                    auth.credential(),
+                    Some(&Credential::Password(user_password.into()))
+                );
                 self.used.token.push(request);
                 self.role = Role::Token {
                     request,
@@ -817,6 +823,7 @@ impl Host {
             Action::CallApp { .. } | Action::Control { .. } => {
                 panic!("the fstream session has no app handler and no controls: {a:?}")
             }
+            other => panic!("an action the harness does not model: {other:?}"),
         }
     }
 

@@ -18,10 +18,11 @@
 pub mod fstream;
 pub mod rtmp;
 
-use fstream_abi::abi_stable::std_types::{RResult, RString, RVec};
+use fstream_abi::abi_stable::std_types::{RResult, RString};
 use fstream_abi::{
-    flags, Action, AppCall, AppDecision, AppVerdict, AuthOutcome, ClientCommand, Event, MediaKind,
-    MediaPacket, PublishOutcome, SubscriptionStatus,
+    flags, Action, AppCall, AppDecision, AppVerdict, AuthOutcome, AuthOutcome_NE, ClientCommand,
+    Event, MediaKind, MediaPacket, Outbox, PublishOutcome, PublishOutcome_NE, SubscriptionStatus,
+    SubscriptionStatus_NE,
 };
 
 /// Operation codes of a script: the first byte of each operation, modulo their number.
@@ -274,11 +275,11 @@ impl<'a> Op<'a> {
             }
             op::AUTH => {
                 let request = r.id(&used.auth);
-                let outcome = if r.u8() & 1 == 1 {
+                let outcome = AuthOutcome_NE::new(if r.u8() & 1 == 1 {
                     AuthOutcome::Allowed
                 } else {
                     AuthOutcome::Denied("denied by the fuzzer".into())
-                };
+                });
                 Op::Event(Event::AuthResult { request, outcome })
             }
             op::TOKEN => {
@@ -301,27 +302,24 @@ impl<'a> Op<'a> {
                     1 => AppVerdict::Reject(target.into()),
                     _ => AppVerdict::Redirect(target.into()),
                 };
-                let mut commands = RVec::new();
+                let mut decision = AppDecision::new(verdict);
                 for _ in 0..r.u8() % 4 {
                     let name = r.text();
                     let args_json = r.text();
-                    commands.push(ClientCommand {
+                    decision = decision.with_command(ClientCommand {
                         name: name.into(),
                         args_json: args_json.into(),
                     });
                 }
-                Op::Event(Event::AppResult {
-                    request,
-                    decision: AppDecision { verdict, commands },
-                })
+                Op::Event(Event::AppResult { request, decision })
             }
             op::PUBLISH => {
                 let publication = r.id(&used.publications) as u32;
-                let outcome = match r.u8() % 3 {
+                let outcome = PublishOutcome_NE::new(match r.u8() % 3 {
                     0 => PublishOutcome::Started,
                     1 => PublishOutcome::Busy,
                     _ => PublishOutcome::Refused("refused by the fuzzer".into()),
-                };
+                });
                 Op::Event(Event::PublishResult {
                     publication,
                     outcome,
@@ -336,7 +334,7 @@ impl<'a> Op<'a> {
                 let arg = r.u8();
                 Op::Event(Event::Subscription {
                     subscription,
-                    status: status(s, arg),
+                    status: SubscriptionStatus_NE::new(status(s, arg)),
                 })
             }
             op::SHUTDOWN => Op::Event(Event::Shutdown),
@@ -368,14 +366,31 @@ pub fn status(s: u8, arg: u8) -> SubscriptionStatus {
 }
 
 /// Whether a status ends a subscription for good (the hub will send nothing more on it).
-pub fn is_final(status: &SubscriptionStatus) -> bool {
+pub fn is_final(status: &SubscriptionStatus_NE) -> bool {
     matches!(
-        status,
-        SubscriptionStatus::Ended
+        status.as_enum(),
+        Ok(SubscriptionStatus::Ended
             | SubscriptionStatus::NotFound
             | SubscriptionStatus::Forbidden
-            | SubscriptionStatus::TooSlow
+            | SubscriptionStatus::TooSlow)
     )
+}
+
+/// A publish outcome as the sessions read it: one this build does not know is a refusal.
+pub fn publish_outcome(outcome: &PublishOutcome_NE) -> PublishOutcome {
+    match outcome.as_enum() {
+        Ok(o) => o.clone(),
+        Err(_) => PublishOutcome::Refused("an unknown outcome".into()),
+    }
+}
+
+/// The actions of one session call. The sessions are built against this harness's interface,
+/// so an action of a variant it does not know is a finding.
+pub fn actions(mut out: Outbox) -> Vec<Action> {
+    let n = out.len();
+    let known = out.take_known();
+    assert_eq!(known.len(), n, "an action of an unknown variant");
+    known
 }
 
 /// The clock the host would show the session: starts at 1000 ms and never goes back.
@@ -423,11 +438,12 @@ pub fn describe(a: &Action) -> String {
         Action::SetTimer(ms) => format!("timer {ms}"),
         Action::Authenticate { auth, .. } => format!("authenticate {}", auth.stream),
         Action::IssueToken { auth, .. } => format!("token {}", auth.user),
-        Action::CallApp { call, .. } => match call {
-            AppCall::Connect(c) => format!("app connect {}", c.app),
-            AppCall::Publish(c) => format!("app publish {}", c.stream),
-            AppCall::Play(c) => format!("app play {}", c.stream),
-            AppCall::Close(c) => format!("app close {}", c.app),
+        Action::CallApp { call, .. } => match call.as_enum() {
+            Ok(AppCall::Connect(c)) => format!("app connect {}", c.app),
+            Ok(AppCall::Publish(c)) => format!("app publish {}", c.stream),
+            Ok(AppCall::Play(c)) => format!("app play {}", c.stream),
+            Ok(AppCall::Close(c)) => format!("app close {}", c.app),
+            _ => format!("app {call:?}"),
         },
         Action::Publish { stream, .. } => format!("publish {stream}"),
         Action::Packet { packet, .. } => format!(
@@ -443,6 +459,7 @@ pub fn describe(a: &Action) -> String {
         } => format!("subscribe {stream} {}", options.format),
         Action::Unsubscribe { .. } => "unsubscribe".into(),
         Action::Control { control, .. } => format!("control {control:?}"),
+        other => format!("{other:?}"),
     }
 }
 

@@ -45,11 +45,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use fstream_abi::abi_stable::std_types::RVec;
 use fstream_abi::names::validate_part;
 use fstream_abi::sdk::{Encode, SessionLogic};
 use fstream_abi::{
     flags, payload_from, Action, AppCall, AppVerdict, ConnInfo, Event, MediaKind, MediaPacket,
-    Outbox, OverflowPolicy, PluginError, PublishOutcome, SubscriptionStatus,
+    NetAddr, Outbox, OverflowPolicy, PluginError, PublishOutcome, SubscriptionStatus,
 };
 use fstream_media::amf0::Amf0Value;
 use fstream_media::rtmp::chunk::{
@@ -69,7 +70,8 @@ use rtmp::session::RtmpSession;
 use rtmp::settings::{SecondPublisher, Settings, StreamEnd};
 
 use super::{
-    advance, check_flags, describe, is_final, note, valid_stream, Op, Reader, Script, Used,
+    actions, advance, check_flags, describe, is_final, note, publish_outcome, valid_stream, Op,
+    Reader, Script, Used,
 };
 
 /// S0 + S1 + S2.
@@ -619,10 +621,14 @@ struct Host {
 impl Host {
     fn new(settings: Settings) -> Self {
         let settings = Arc::new(settings);
+        let (peer, local) = ("192.0.2.1:50000", "192.0.2.2:1935");
         let conn = ConnInfo {
             id: 1,
-            peer: "192.0.2.1:50000".into(),
-            local: "192.0.2.2:1935".into(),
+            peer: peer.into(),
+            local: local.into(),
+            peer_addr: NetAddr::parse_or_unspecified(peer),
+            local_addr: NetAddr::parse_or_unspecified(local),
+            ext: RVec::new(),
         };
         Self {
             trace: None,
@@ -731,16 +737,17 @@ impl Host {
             Event::AppResult { request, decision } if self.wait == Some(Wait::App(*request)) => {
                 self.wait = None;
                 let ask = &self.asks[request];
-                let decided = match &decision.verdict {
-                    AppVerdict::Accept => Some(format!("{}/{}", ask.app, ask.name)),
-                    AppVerdict::Redirect(to) if to.contains('/') => Some(to.to_string()),
-                    AppVerdict::Redirect(to) => Some(format!("{}/{to}", ask.app)),
-                    AppVerdict::Reject(_) => None,
+                // A verdict this build does not know is a rejection.
+                let decided = match decision.verdict() {
+                    Some(AppVerdict::Accept) => Some(format!("{}/{}", ask.app, ask.name)),
+                    Some(AppVerdict::Redirect(to)) if to.contains('/') => Some(to.to_string()),
+                    Some(AppVerdict::Redirect(to)) => Some(format!("{}/{to}", ask.app)),
+                    _ => None,
                 }
                 .filter(|s| valid_stream(s));
                 match ask.kind {
                     CallKind::Connect => {
-                        if decision.verdict == AppVerdict::Accept {
+                        if decision.verdict() == Some(&AppVerdict::Accept) {
                             self.connect = Connect::Accepted(ask.app.clone());
                         } else {
                             self.connect = Connect::Over;
@@ -763,7 +770,7 @@ impl Host {
             } if self.wait == Some(Wait::Publish(*publication)) => {
                 self.wait = None;
                 if let Some(p) = self.publications.get_mut(publication) {
-                    p.result = Some(outcome.clone());
+                    p.result = Some(publish_outcome(outcome));
                 }
             }
             Event::PublicationReplaced { publication } => {
@@ -783,13 +790,17 @@ impl Host {
                 let stream = self.subscriptions[subscription].stream.clone();
                 // Nothing to play: the refusal alone. Something to play or to wait for: the
                 // player's subscription. Other first statuses are the session's call.
-                let (may, owed) = match status {
-                    SubscriptionStatus::NotFound
-                    | SubscriptionStatus::Forbidden
-                    | SubscriptionStatus::PublisherStarted { media: false } => (false, false),
-                    SubscriptionStatus::Waiting
-                    | SubscriptionStatus::PublisherStarted { media: true }
-                    | SubscriptionStatus::SourceOpened { .. } => (true, true),
+                let (may, owed) = match status.as_enum() {
+                    Ok(
+                        SubscriptionStatus::NotFound
+                        | SubscriptionStatus::Forbidden
+                        | SubscriptionStatus::PublisherStarted { media: false },
+                    ) => (false, false),
+                    Ok(
+                        SubscriptionStatus::Waiting
+                        | SubscriptionStatus::PublisherStarted { media: true }
+                        | SubscriptionStatus::SourceOpened { .. },
+                    ) => (true, true),
                     _ => (true, false),
                 };
                 allowed.no_play_start = !may;
@@ -808,12 +819,13 @@ impl Host {
                 let stop = self.settings.on_stream_end == StreamEnd::Stop;
                 if let Some(sub) = self.subscriptions.get_mut(subscription) {
                     if sub.open() && !sub.probe {
-                        if let SubscriptionStatus::SourceOpened { .. } = status {
+                        if let Ok(SubscriptionStatus::SourceOpened { .. }) = status.as_enum() {
                             sub.recorded = true;
                         }
                         if is_final(status) {
                             sub.ended = true;
-                            if *status == SubscriptionStatus::Ended && !stop && !sub.recorded {
+                            let ended = status.as_enum() == Ok(&SubscriptionStatus::Ended);
+                            if ended && !stop && !sub.recorded {
                                 allowed.subscribe = Some(Expected {
                                     stream: sub.stream.clone(),
                                     kind: Expect::Again {
@@ -846,7 +858,7 @@ impl Host {
         let mut close_call_here = false;
         self.peer.play_start = false;
         let policy_before = self.peer.policy;
-        for a in out.actions {
+        for a in actions(out) {
             assert!(
                 !self.closed || matches!(a, Action::Close(_)),
                 "{a:?} after the session closed"
@@ -922,7 +934,8 @@ impl Host {
                     "app request id {request} reused"
                 );
                 self.used.app.push(request);
-                let (kind, app, name) = match &call {
+                let call = call.as_enum().expect("an app call this build knows");
+                let (kind, app, name) = match call {
                     AppCall::Connect(c) => {
                         assert!(
                             matches!(self.connect, Connect::New),
@@ -950,6 +963,7 @@ impl Host {
                         *close_call_here = true;
                         return;
                     }
+                    other => panic!("an app call the harness does not model: {other:?}"),
                 };
                 self.ask(Wait::App(request));
                 self.asks.insert(request, AppAsk { kind, app, name });
@@ -1091,6 +1105,7 @@ impl Host {
                     .is_some_and(|s| s.open() && !s.probe);
                 assert!(open, "{control:?} on subscription {subscription}, not open");
             }
+            other => panic!("an action the harness does not model: {other:?}"),
         }
     }
 

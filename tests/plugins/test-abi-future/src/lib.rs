@@ -1,5 +1,5 @@
-//! Exports a root module of interface v2, which this host does not know yet (a plugin built for
-//! a newer host), so the loader must refuse it naming the versions.
+//! Exports a root module of interface v2.99, newer than this host's v2.x (a plugin built for a
+//! later host), so the loader must refuse it naming the versions before it reads any layout.
 #![allow(non_local_definitions, non_camel_case_types)]
 
 use abi_stable::{
@@ -20,7 +20,7 @@ impl RootModule for OtherMod_Ref {
     declare_root_module_statics! {OtherMod_Ref}
     const BASE_NAME: &'static str = "fstream_plugin";
     const NAME: &'static str = "fstream_plugin";
-    const VERSION_STRINGS: VersionStrings = VersionStrings::new("2.0.0");
+    const VERSION_STRINGS: VersionStrings = VersionStrings::new("2.99.0");
 }
 
 extern "C" fn describe() -> u32 {

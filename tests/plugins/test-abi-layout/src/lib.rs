@@ -1,5 +1,5 @@
-//! Exports a root module that claims interface v1 but has another layout (as a plugin built
-//! against a changed, unreleased v1 would), so the loader must refuse it naming the difference.
+//! Exports a root module that claims interface v2.0 but has another layout (as a plugin built
+//! against a changed, unreleased v2 would), so the loader must refuse it naming the difference.
 #![allow(non_local_definitions, non_camel_case_types)]
 
 use abi_stable::{
@@ -20,7 +20,7 @@ impl RootModule for OtherMod_Ref {
     declare_root_module_statics! {OtherMod_Ref}
     const BASE_NAME: &'static str = "fstream_plugin";
     const NAME: &'static str = "fstream_plugin";
-    const VERSION_STRINGS: VersionStrings = VersionStrings::new("1.0.0");
+    const VERSION_STRINGS: VersionStrings = VersionStrings::new("2.0.0");
 }
 
 extern "C" fn describe() -> u32 {

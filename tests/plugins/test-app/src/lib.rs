@@ -5,11 +5,12 @@
 //! the stream name's query; everything else is accepted. With `greet = true` an accepted connect
 //! is followed by the command `onTestGreeting("hello", {"app": APP})`.
 
+use abi_stable::std_types::RVec;
 use fstream_abi::{
     kinds,
     sdk::{app_handler_box, HandleApp},
-    AppCall, AppDecision, AuthAction, AuthRequest, ClientCommand, Credential, HostApiBox,
-    InitContext, PluginError, PluginInstance,
+    AppCall, AppDecision, AuthAction, AuthAction_NE, AuthOutcome, AuthRequest, ClientCommand,
+    Credential, Credential_NE, HostApiBox, InitContext, PluginError, PluginInstance, PluginObject,
 };
 use serde::Deserialize;
 
@@ -34,13 +35,11 @@ impl Default for Settings {
 fn init(host: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginError> {
     let settings: Settings =
         toml::from_str(&ctx.settings).map_err(|e| PluginError::new(e.message()))?;
-    let mut inst = PluginInstance::empty();
-    inst.app_handler = Some(app_handler_box(TestApp {
+    let app = app_handler_box(TestApp {
         host: host.clone(),
         settings,
-    }))
-    .into();
-    Ok(inst)
+    });
+    Ok(PluginInstance::empty().with(PluginObject::AppHandler(app)))
 }
 
 struct TestApp {
@@ -103,21 +102,26 @@ impl HandleApp for TestApp {
                 };
                 let outcome = self.host.authenticate(&AuthRequest {
                     user: p.app.clone(),
-                    action: AuthAction::Publish,
-                    credential,
+                    action: AuthAction_NE::new(AuthAction::Publish),
+                    credential: Credential_NE::new(credential),
                     stream: format!("{}/{}", p.app, p.stream).into(),
-                    peer: p.peer.clone(),
+                    peer: p.caller.peer.clone(),
+                    peer_addr: p.caller.peer_addr,
                     protocol: "rtmp".into(),
+                    ext: RVec::new(),
                 });
                 tracing::info!(app = %p.app, stream = %p.stream, outcome = ?outcome, "test-app: publish");
-                Ok(match outcome {
-                    fstream_abi::AuthOutcome::Allowed => AppDecision::accept(),
-                    fstream_abi::AuthOutcome::Denied(why) => {
+                // An outcome of a newer host counts as a denial.
+                Ok(match outcome.as_enum() {
+                    Ok(AuthOutcome::Allowed) => AppDecision::accept(),
+                    Ok(AuthOutcome::Denied(why)) => {
                         AppDecision::reject(format!("Publishing refused: {why}"))
                     }
+                    _ => AppDecision::reject("Publishing refused"),
                 })
             }
-            AppCall::Play(_) | AppCall::Close(_) => Ok(AppDecision::accept()),
+            // Play, close and calls of a newer host.
+            _ => Ok(AppDecision::accept()),
         }
     }
 }

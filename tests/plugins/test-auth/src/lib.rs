@@ -5,6 +5,7 @@ use fstream_abi::{
     kinds,
     sdk::{authenticator_box, Authenticate},
     AuthRequest, AuthVerdict, Credential, HostApiBox, InitContext, PluginError, PluginInstance,
+    PluginObject,
 };
 use serde::Deserialize;
 
@@ -21,9 +22,7 @@ struct Settings {
 
 fn init(_: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginError> {
     let s: Settings = toml::from_str(&ctx.settings).map_err(|e| PluginError::new(e.message()))?;
-    let mut inst = PluginInstance::empty();
-    inst.authenticator = Some(authenticator_box(TestAuth(s))).into();
-    Ok(inst)
+    Ok(PluginInstance::empty().with(PluginObject::Authenticator(authenticator_box(TestAuth(s)))))
 }
 
 struct TestAuth(Settings);
@@ -38,8 +37,8 @@ impl Authenticate for TestAuth {
         if r.user.as_str() != self.0.user {
             return Ok(AuthVerdict::Abstain);
         }
-        Ok(match &r.credential {
-            Credential::Password(p) if p.as_str() == self.0.password => AuthVerdict::Allow,
+        Ok(match r.credential() {
+            Some(Credential::Password(p)) if p.as_str() == self.0.password => AuthVerdict::Allow,
             _ => AuthVerdict::Deny("wrong password".into()),
         })
     }

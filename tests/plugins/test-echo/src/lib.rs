@@ -11,21 +11,20 @@
 //!
 //! It logs at info level with fields, to test the log bridge.
 
+use abi_stable::std_types::RVec;
 use fstream_abi::{
-    kinds, payload_from,
+    kinds, outcome_allows, payload_from,
     sdk::{encoder_box, frontend_box, session_box, Encode, Frontend, SessionLogic},
-    Action, AuthAction, AuthOutcome, AuthRequest, CloseMode, ConnInfo, Credential, EncoderBox,
-    Event, HostApiBox, InitContext, MediaPacket, Outbox, OverflowPolicy, Payload, PluginError,
-    PluginInstance, PublishConflict, PublishOptions, PublishOutcome, RecordMode, SessionBox,
-    SubscribeOptions,
+    Action, AuthAction, AuthAction_NE, AuthRequest, CloseMode, ConnInfo, Credential, Credential_NE,
+    EncoderBox, Event, HostApiBox, InitContext, MediaPacket, NetAddr, Outbox, OverflowPolicy,
+    Payload, PluginError, PluginInstance, PluginObject, PublishConflict, PublishOptions,
+    PublishOutcome, RecordMode, SessionBox, SubscribeOptions, SubscriptionStatus,
 };
 
 fstream_abi::export_plugin! { name: "test-echo", kinds: kinds::FRONTEND, init: init }
 
 fn init(_: &HostApiBox, _: &InitContext) -> Result<PluginInstance, PluginError> {
-    let mut inst = PluginInstance::empty();
-    inst.frontend = Some(frontend_box(Echo)).into();
-    Ok(inst)
+    Ok(PluginInstance::empty().with(PluginObject::Frontend(frontend_box(Echo))))
 }
 
 struct Echo;
@@ -83,11 +82,13 @@ impl EchoSession {
                 request: 7,
                 auth: AuthRequest {
                     user: (*user).into(),
-                    action: AuthAction::Publish,
-                    credential: Credential::Password((*password).into()),
+                    action: AuthAction_NE::new(AuthAction::Publish),
+                    credential: Credential_NE::new(Credential::Password((*password).into())),
                     stream: "".into(),
                     peer: "".into(),
+                    peer_addr: NetAddr::UNSPECIFIED,
                     protocol: "".into(),
+                    ext: RVec::new(),
                 },
             }),
             ["PUB", stream] => out.push(Action::Publish {
@@ -99,6 +100,7 @@ impl EchoSession {
                     grace_ms: 0,
                     record: RecordMode::Live,
                     query: "".into(),
+                    ext: RVec::new(),
                 },
             }),
             ["SUB", stream, rest @ ..] => out.push(Action::Subscribe {
@@ -114,6 +116,7 @@ impl EchoSession {
                     audio: true,
                     video: true,
                     start_ms: 0,
+                    ext: RVec::new(),
                 },
             }),
             _ => out.write(format!("{line}\n").as_bytes()),
@@ -137,12 +140,13 @@ impl SessionLogic for EchoSession {
 
     fn event(&mut self, event: Event, _now: u64, out: &mut Outbox) -> Result<(), PluginError> {
         match event {
-            Event::AuthResult { outcome, .. } => out.write(match outcome {
-                AuthOutcome::Allowed => b"AUTH allowed\n",
-                AuthOutcome::Denied(_) => b"AUTH denied\n",
+            Event::AuthResult { outcome, .. } => out.write(if outcome_allows(&outcome) {
+                b"AUTH allowed\n"
+            } else {
+                b"AUTH denied\n"
             }),
             Event::PublishResult { outcome, .. } => {
-                if outcome == PublishOutcome::Started {
+                if outcome.as_enum() == Ok(&PublishOutcome::Started) {
                     self.publishing = true;
                     out.write(b"PUB started\n");
                 } else {
@@ -152,9 +156,8 @@ impl SessionLogic for EchoSession {
             Event::Subscription { status, .. } => {
                 tracing::info!(status = ?status, "subscription status");
                 if matches!(
-                    status,
-                    fstream_abi::SubscriptionStatus::Ended
-                        | fstream_abi::SubscriptionStatus::NotFound
+                    status.as_enum(),
+                    Ok(SubscriptionStatus::Ended | SubscriptionStatus::NotFound)
                 ) {
                     out.close(CloseMode::AfterFlush);
                 }

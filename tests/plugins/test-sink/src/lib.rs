@@ -4,7 +4,8 @@
 use fstream_abi::{
     kinds,
     sdk::{sink_box, sink_factory_box, Consume, MakeSink},
-    HostApiBox, InitContext, MediaPacket, PluginError, PluginInstance, SinkBox, StreamStart,
+    HostApiBox, InitContext, MediaPacket, PluginError, PluginInstance, PluginObject, SinkBox,
+    StreamStart,
 };
 use serde::Deserialize;
 
@@ -18,9 +19,7 @@ struct Settings {
 
 fn init(_: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginError> {
     let s: Settings = toml::from_str(&ctx.settings).map_err(|e| PluginError::new(e.message()))?;
-    let mut inst = PluginInstance::empty();
-    inst.sink = Some(sink_factory_box(Factory(s))).into();
-    Ok(inst)
+    Ok(PluginInstance::empty().with(PluginObject::Sink(sink_factory_box(Factory(s)))))
 }
 
 struct Factory(Settings);

@@ -4,15 +4,13 @@
 use fstream_abi::{
     kinds,
     sdk::{authenticator_box, Authenticate},
-    AuthRequest, AuthVerdict, HostApiBox, InitContext, PluginError, PluginInstance,
+    AuthRequest, AuthVerdict, HostApiBox, InitContext, PluginError, PluginInstance, PluginObject,
 };
 
 fstream_abi::export_plugin! { name: "test-wrong-kind", kinds: kinds::FRONTEND, init: init }
 
 fn init(_: &HostApiBox, _: &InitContext) -> Result<PluginInstance, PluginError> {
-    let mut inst = PluginInstance::empty();
-    inst.authenticator = Some(authenticator_box(Nobody)).into();
-    Ok(inst)
+    Ok(PluginInstance::empty().with(PluginObject::Authenticator(authenticator_box(Nobody))))
 }
 
 struct Nobody;

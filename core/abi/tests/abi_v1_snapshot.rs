@@ -59,7 +59,7 @@ fn describe(layout: &'static TypeLayout, seen: &mut HashSet<usize>, out: &mut BT
 fn interface_v1_layout_matches_the_snapshot() {
     let mut types = BTreeSet::new();
     describe(
-        <fstream_abi::PluginModV1_Ref as StableAbi>::LAYOUT,
+        <fstream_abi::v1::PluginModV1_Ref as StableAbi>::LAYOUT,
         &mut HashSet::new(),
         &mut types,
     );

@@ -1,0 +1,34 @@
+//! Values added to a request or option struct after v2.0.
+//!
+//! Structs that cross the boundary by value cannot grow: their size is part of the layout. The
+//! ones likely to need more (requests, options, connection info) end with an [`Extensions`]
+//! list instead. A later v2.x adds a variant to [`Extension`]; a receiver built before it sees
+//! an entry it cannot read and skips it, and a sender built before it simply never sends it.
+
+use abi_stable::{std_types::RString, std_types::RVec, StableAbi};
+
+/// One value added after v2.0. Each variant says which struct it belongs in.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[sabi(kind(WithNonExhaustive(size = [usize; 16], traits(Debug, Clone, PartialEq, Eq))))]
+#[non_exhaustive]
+pub enum Extension {
+    /// A named value with no meaning to the host (plugin-specific data, as nginx variables).
+    Var { name: RString, value: RString },
+}
+
+/// The list a growable struct ends with.
+pub type Extensions = RVec<Extension_NE>;
+
+/// The entries of `ext` this build knows, skipping newer ones.
+pub fn known(ext: &Extensions) -> impl Iterator<Item = &Extension> {
+    ext.iter().filter_map(|e| e.as_enum().ok())
+}
+
+/// The value of the first `Var` called `name`.
+pub fn var<'a>(ext: &'a Extensions, name: &str) -> Option<&'a str> {
+    known(ext).find_map(|e| match e {
+        Extension::Var { name: n, value } if n.as_str() == name => Some(value.as_str()),
+        _ => None,
+    })
+}

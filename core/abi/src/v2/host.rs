@@ -1,0 +1,29 @@
+//! What the host offers to v2 plugins.
+
+use abi_stable::{
+    sabi_trait,
+    std_types::{RArc, RStr},
+};
+
+use super::{AuthOutcome_NE, AuthRequest, InterfaceVersion, LogLevel, LogRecord};
+
+/// Services of the host, handed to a plugin at init. Thread-safe. Methods added in v2.x go at
+/// the end with a default body, which is what a plugin gets from a host older than the method
+/// (it cannot happen today: such a plugin is refused, see the CHANGELOG).
+#[sabi_trait]
+pub trait HostApi: Send + Sync + Clone {
+    /// The most verbose level any target is enabled at (a cheap first filter).
+    fn max_level(&self) -> LogLevel;
+    /// Whether an event of this level and target would be recorded.
+    fn enabled(&self, level: LogLevel, target: RStr<'_>) -> bool;
+    fn log(&self, record: &LogRecord<'_>);
+    /// Runs the authenticators (and the host's token store) and waits for the answer.
+    /// It blocks, so call it only where blocking is allowed: in an app handler, an authenticator,
+    /// a sink or a source, which the host runs on blocking threads.
+    fn authenticate(&self, request: &AuthRequest) -> AuthOutcome_NE;
+    /// The host's interface version: which additions after v2.0 it has.
+    #[sabi(last_prefix_field)]
+    fn interface(&self) -> InterfaceVersion;
+}
+
+pub type HostApiBox = HostApi_TO<'static, RArc<()>>;

@@ -1,0 +1,55 @@
+//! Interface version 2: the one that grows.
+//!
+//! v1 was a graph of plain structs and exhaustive enums, so any addition changed the layout of
+//! everything above it. v2 is built to take additions without breaking a plugin built against
+//! an earlier v2.x (see `core/abi/CHANGELOG.md`, "Adding to the interface"):
+//!
+//! * the root module [`PluginModV2`] and every plugin kind's vtable (`#[sabi_trait]`) are
+//!   prefix types: new functions and methods go at the end, methods with a default body;
+//! * what sessions, handlers and the host say to each other ([`Action`], [`Event`],
+//!   [`SubscriptionStatus`], [`AppCall`], ...) are non-exhaustive enums (`..._NE`): new
+//!   variants go at the end, and a receiver that does not know a variant skips it;
+//! * option and request structs carry an [`Extensions`] list for values added later;
+//! * plain structs and the v1 types v2 reuses (media packets, log records, errors) never
+//!   change.
+//!
+//! The host loads a plugin built against v2.N into any host with v2.M, M >= N: it checks the
+//! plugin's layout against its own with the plugin's side as the reference, so additions the
+//! plugin does not know are allowed and anything else is refused.
+
+pub mod app;
+pub mod auth;
+pub mod extensions;
+pub mod frontend;
+pub mod host;
+pub mod module;
+pub mod net;
+pub mod sink;
+pub mod source;
+
+pub use app::*;
+pub use auth::*;
+pub use extensions::*;
+pub use frontend::*;
+pub use host::*;
+pub use module::*;
+pub use net::*;
+pub use sink::*;
+pub use source::*;
+
+// The parts of v1 that v2 keeps as they are: plain data that has no reason to grow.
+pub use crate::v1::{
+    flags, kinds, payload_from, payload_from_vec, CloseMode, LogLevel, LogRecord, MediaKind,
+    MediaPacket, OverflowPolicy, Payload, PluginError, PublishConflict, RecordMode, RAW_FORMAT,
+};
+
+/// The interface's major version.
+pub const INTERFACE_MAJOR: u16 = 2;
+/// The interface's minor version: the number of additions since v2.0. Raise it with each
+/// addition and record the addition in `abi-v2.snapshot` (the snapshot test says how).
+pub const INTERFACE_MINOR: u16 = 0;
+/// This build's interface version.
+pub const INTERFACE: InterfaceVersion = InterfaceVersion {
+    major: INTERFACE_MAJOR,
+    minor: INTERFACE_MINOR,
+};
