@@ -25,7 +25,7 @@ use fstream_e2e::{
 
 const WAIT: Duration = Duration::from_secs(20);
 /// Interface versions frozen so far, with the commit that froze each.
-const FROZEN: &[(&str, &str)] = &[("v1", "84a8393")];
+const FROZEN: &[(&str, &str)] = &[("v1", "84a8393"), ("v2.0", "16d1ad0")];
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -121,7 +121,7 @@ fn fstream_conn(host: &Host, action: &str) -> TcpStream {
 }
 
 #[test]
-fn check_lists_old_plugins_as_v1_in_every_host() {
+fn check_lists_old_plugins_with_their_interface_in_every_host() {
     for (interface, commit) in FROZEN {
         let plugins = old_plugins(commit);
         for (what, exe) in hosts() {
