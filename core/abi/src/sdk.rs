@@ -236,6 +236,11 @@ pub fn encoder_box<T: Encode>(t: T) -> EncoderBox {
 pub trait HandleApp: Send + Sync + 'static {
     fn apps(&self) -> Vec<String>;
     fn call(&self, call: &AppCall) -> Result<AppDecision, PluginError>;
+    /// A client's own command (`NetConnection.call("myRpc", ...)`). Not handled by default:
+    /// the client gets the protocol's "method not found".
+    fn command(&self, _call: &CommandCall) -> Result<CommandReply, PluginError> {
+        Ok(CommandReply::NotHandled)
+    }
 }
 
 impl<T: HandleApp> AppHandler for Guarded<T> {
@@ -252,6 +257,9 @@ impl<T: HandleApp> AppHandler for Guarded<T> {
             Ok(call) => guard(|| self.0.call(call)),
             Err(_) => RResult::ROk(AppDecision::accept()),
         }
+    }
+    fn command(&self, call: &CommandCall) -> RResult<CommandReply_NE, PluginError> {
+        guard(|| self.0.command(call).map(CommandReply_NE::new))
     }
 }
 

@@ -143,16 +143,13 @@ fn collect(
         growable,
         lines,
     };
-    // Identical names can stand for several monomorphizations; keep the first seen unless a
-    // later one differs, which gets a numbered key so nothing is hidden.
+    // abi_stable's generic containers share one name across their instances
+    // (`RResult<u64, PluginError>`, `RResult<(), PluginError>`): their key includes what they
+    // hold, so each instance is one entry whatever the order they are reached in. The
+    // interface's own types are not generic and are keyed by path and name.
     let mut key = key_of(layout);
-    let mut n = 1;
-    while let Some(existing) = out.get(&key) {
-        if *existing == entry {
-            break;
-        }
-        n += 1;
-        key = format!("{} #{n}", key_of(layout));
+    if !key.starts_with("fstream_abi") {
+        key = format!("{key} {{{}}}", entry.lines.join("; "));
     }
     out.insert(key, entry);
     for c in children {

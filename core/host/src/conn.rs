@@ -12,8 +12,8 @@ use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 use abi_stable::std_types::{RResult, RSlice};
 use fstream_abi::{
     names, AppCall, AppCall_NE, AppDecision, AuthOutcome, AuthOutcome_NE, Caller, CloseMode,
-    ConnInfo, Event, Event_NE, NetAddr, Outbox, PluginError, PublishOutcome, PublishOutcome_NE,
-    SessionBox,
+    CommandCall, CommandReply, CommandReply_NE, ConnInfo, Event, Event_NE, NetAddr, Outbox,
+    PluginError, PublishOutcome, PublishOutcome_NE, SessionBox,
 };
 use tokio::{
     net::TcpStream,
@@ -185,7 +185,7 @@ impl Conn {
                 },
                 Some(ev) = events.recv() => {
                     let ev = *ev;
-                    if matches!(ev, Event::AuthResult { .. } | Event::TokenResult { .. } | Event::AppResult { .. }) {
+                    if matches!(ev, Event::AuthResult { .. } | Event::TokenResult { .. } | Event::AppResult { .. } | Event::CommandResult { .. }) {
                         self.awaiting = self.awaiting.saturating_sub(1);
                     }
                     self.call(|s, now, ob| s.event(Event_NE::new(ev), now, ob));
@@ -394,6 +394,11 @@ impl Conn {
                         p.control(control);
                     }
                 }
+                CallCommand { request, mut call } => {
+                    self.awaiting += 1;
+                    call.caller = self.caller();
+                    self.call_command(request, call);
+                }
                 _ => {
                     tracing::warn!(plugin = %self.peer.frontend.plugin, "skipped an action this host does not know")
                 }
@@ -545,6 +550,40 @@ impl Conn {
                     GateError::Busy(_) => "Server busy; try again",
                     _ => "The app handler timed out",
                 }),
+            },
+        );
+    }
+
+    /// A client's own command, for the app handler of its app; no handler means "not handled".
+    fn call_command(&mut self, request: u64, call: CommandCall) {
+        let live = self.ctx.live();
+        let reply = move |r: CommandReply| Event::CommandResult {
+            request,
+            reply: CommandReply_NE::new(r),
+        };
+        if live.apps.route(&call.app).is_none() {
+            self.peer.events.send(reply(CommandReply::NotHandled));
+            return;
+        }
+        self.blocking(
+            live.app_gate.clone(),
+            live.cfg.app_timeout_ms,
+            move || match live.apps.route(&call.app) {
+                Some((plugin, handler)) => match handler.command(&call).into_result() {
+                    Ok(r) => Event::CommandResult { request, reply: r },
+                    Err(e) => {
+                        tracing::error!(plugin, command = %call.name, error = %e, "app handler failed");
+                        reply(CommandReply::Error("\"Internal error in the app handler\"".into()))
+                    }
+                },
+                None => reply(CommandReply::NotHandled),
+            },
+            move |e| {
+                let why = match e {
+                    GateError::Busy(_) => "\"Server busy; try again\"",
+                    _ => "\"The app handler timed out\"",
+                };
+                reply(CommandReply::Error(why.into()))
             },
         );
     }

@@ -91,10 +91,7 @@ impl RtmpSession {
                 let on = cmd.arg(0).and_then(Amf0Value::as_bool).unwrap_or(true);
                 self.cmd_receive(msid, cmd.name == "receiveAudio", on, out)
             }
-            other => {
-                tracing::debug!(command = other, "unknown command");
-                self.call_failed(txn, &format!("Method not found ({other})."))?
-            }
+            _ => self.cmd_custom(&cmd, out)?,
         }
         Ok(())
     }

@@ -36,6 +36,7 @@
 pub mod amf_json;
 pub mod chunkio;
 pub mod commands;
+pub mod custom_commands;
 pub mod encoder;
 pub mod error;
 pub mod handshake;

@@ -311,6 +311,17 @@ impl RtmpSession {
                     tracing::debug!(request, "ignored a stale app handler answer");
                 }
             },
+            Event::CommandResult { request, reply } => match self.wait.take() {
+                Some(Wait::Command {
+                    request: r,
+                    txn,
+                    name,
+                }) if r == request => self.command_answered(txn, &name, &reply)?,
+                other => {
+                    self.wait = other;
+                    tracing::debug!(request, "ignored a stale command answer");
+                }
+            },
             Event::PublishResult {
                 publication,
                 outcome,

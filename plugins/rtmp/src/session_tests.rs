@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use abi_stable::std_types::{ROption, RVec};
 use fstream_abi::{
-    flags, sdk::SessionLogic, Action, AppCall, AppDecision, ClientCommand, CloseMode, ConnInfo,
-    Event, MediaKind, NetAddr, Outbox, OverflowPolicy, PublishConflict, PublishOutcome,
-    PublishOutcome_NE, RecordMode, SubscriptionControl, SubscriptionStatus, SubscriptionStatus_NE,
+    flags, sdk::SessionLogic, Action, AppCall, AppDecision, ClientCommand, CloseMode, CommandReply,
+    CommandReply_NE, ConnInfo, Event, MediaKind, NetAddr, Outbox, OverflowPolicy, PublishConflict,
+    PublishOutcome, PublishOutcome_NE, RecordMode, SubscriptionControl, SubscriptionStatus,
+    SubscriptionStatus_NE,
 };
 use fstream_media::{
     amf0::{self, Amf0Value},
@@ -90,6 +91,16 @@ impl Output {
                 _ => None,
             })
             .expect("an app call")
+    }
+
+    fn command_call(&self) -> (u64, fstream_abi::CommandCall) {
+        self.actions
+            .iter()
+            .find_map(|a| match a {
+                Action::CallCommand { request, call } => Some((*request, call.clone())),
+                _ => None,
+            })
+            .expect("a command for the app handler")
     }
 
     fn packets(&self) -> Vec<fstream_abi::MediaPacket> {
@@ -800,6 +811,17 @@ fn play_sequence_with_amf3_connect() {
 fn unknown_commands_get_an_error_and_the_connection_stays() {
     let mut c = Client::connected(settings(|_| {}));
     let o = c.command(0, "_checkbw", 2.0, Amf0Value::Null, vec![]);
+    // The app handler is asked first; nothing goes to the client until it answers.
+    assert!(o.messages.is_empty());
+    let (request, call) = o.command_call();
+    assert_eq!(
+        (call.app.as_str(), call.name.as_str()),
+        ("fier", "_checkbw")
+    );
+    let o = c.event(Event::CommandResult {
+        request,
+        reply: CommandReply_NE::new(CommandReply::NotHandled),
+    });
     let cmds = o.commands();
     assert_eq!(cmds.len(), 1);
     assert_eq!(
@@ -828,10 +850,68 @@ fn unknown_commands_get_an_error_and_the_connection_stays() {
         ]
     );
     // Notifications (transaction 0) get no answer.
+    let o = c.command(0, "onBWCheck", 0.0, Amf0Value::Null, vec![]);
+    let (request, _) = o.command_call();
+    let o = c.event(Event::CommandResult {
+        request,
+        reply: CommandReply_NE::new(CommandReply::NotHandled),
+    });
+    assert!(o.messages.is_empty());
+}
+
+#[test]
+fn a_clients_own_command_gets_the_handlers_value_or_error_in_order() {
+    let mut c = Client::connected(settings(|_| {}));
+    let o = c.command(
+        0,
+        "myRpc",
+        5.0,
+        Amf0Value::Null,
+        vec![s("hello"), Amf0Value::Number(42.0)],
+    );
+    let (request, call) = o.command_call();
+    assert_eq!(call.name.as_str(), "myRpc");
+    assert_eq!(call.args_json.as_str(), r#"["hello",42]"#);
+    // While the handler thinks, a following command waits its turn.
+    let o = c.command(0, "createStream", 6.0, Amf0Value::Null, vec![]);
+    assert!(o.messages.is_empty(), "answers keep the order of the calls");
+    let o = c.event(Event::CommandResult {
+        request,
+        reply: CommandReply_NE::new(CommandReply::Result(r#"{"echo":"hello","n":42}"#.into())),
+    });
+    let cmds = o.commands();
+    assert_eq!(cmds.len(), 2, "{cmds:?}");
+    assert_eq!(
+        (cmds[0].name.as_str(), cmds[0].transaction_id),
+        ("_result", 5.0)
+    );
+    assert_eq!(cmds[0].args[0].get_str("echo"), Some("hello"));
+    assert_eq!(cmds[0].args[0].get_f64("n"), Some(42.0));
+    assert_eq!(
+        (cmds[1].name.as_str(), cmds[1].transaction_id),
+        ("_result", 6.0)
+    );
+    // An error value goes back as `_error`; a stale answer is ignored.
+    let o = c.command(0, "myRpc", 7.0, Amf0Value::Null, vec![]);
+    let (request, _) = o.command_call();
     assert!(c
-        .command(0, "onBWCheck", 0.0, Amf0Value::Null, vec![])
+        .event(Event::CommandResult {
+            request: request + 100,
+            reply: CommandReply_NE::new(CommandReply::Result("1".into())),
+        })
         .messages
         .is_empty());
+    let o = c.event(Event::CommandResult {
+        request,
+        reply: CommandReply_NE::new(CommandReply::Error(r#""no such thing""#.into())),
+    });
+    let cmds = o.commands();
+    assert_eq!(
+        (cmds[0].name.as_str(), cmds[0].transaction_id),
+        ("_error", 7.0)
+    );
+    assert_eq!(cmds[0].args[0].as_str(), Some("no such thing"));
+    assert_eq!(o.closed(), None);
 }
 
 #[test]

@@ -82,6 +82,12 @@ pub(crate) enum Wait {
     },
     /// A play the app handler accepted, waiting for the first status of its probe.
     Probe(Probe),
+    /// A client's own command, with the app handler.
+    Command {
+        request: u64,
+        txn: f64,
+        name: String,
+    },
 }
 
 impl Wait {
@@ -90,6 +96,7 @@ impl Wait {
             Wait::App { .. } => "the app handler",
             Wait::PublishResult { .. } => "the hub",
             Wait::Probe(_) => "the stream's first status",
+            Wait::Command { .. } => "the app handler's answer to a command",
         }
     }
 }

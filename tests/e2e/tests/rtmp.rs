@@ -931,3 +931,82 @@ fn a_client_that_never_reads_its_answers_is_closed_while_a_stream_flows() {
     );
     assert!(flow.flows(64 * 1024, WAIT), "the live stream stalled");
 }
+
+/// A client's own commands (interface v2.1): `app-rename` answers `lookup` with a value
+/// (`_result`) or an error (`_error`); a command no handler knows, and any command on an app
+/// whose handler predates commands (`rtmp-app`), gets `NetConnection.Call.Failed`. Replies come
+/// in the order of the calls, and the connection goes on.
+#[test]
+fn client_commands_reach_the_app_handler_and_come_back_as_result_or_error() {
+    let root = Root::new("rtmp-rpc", &["auth-ini", "rtmp", "app-rename", "rtmp-app"]);
+    root.write(
+        "mods/app-rename.toml",
+        "apps = [\"tv\"]\n[rename]\nnews = \"fier/cam\"\n",
+    );
+    let host = Host::start(&root, &["rtmp"], &[]);
+    let addr = host.addr("rtmp");
+
+    let mut c = RtmpClient::new(addr);
+    assert_eq!(c.connect("tv").name, "_result");
+    c.command(
+        0,
+        "lookup",
+        2.0,
+        Amf0Value::Null,
+        vec![Amf0Value::from("news")],
+    );
+    c.command(
+        0,
+        "lookup",
+        3.0,
+        Amf0Value::Null,
+        vec![Amf0Value::from("weather")],
+    );
+    c.command(
+        0,
+        "myRpc",
+        4.0,
+        Amf0Value::Null,
+        vec![Amf0Value::Number(1.0)],
+    );
+    c.command(0, "createStream", 5.0, Amf0Value::Null, vec![]);
+    let replies: Vec<RtmpCommand> = (0..4).map(|_| c.next_command()).collect();
+    let order: Vec<(String, f64)> = replies
+        .iter()
+        .map(|r| (r.name.clone(), r.transaction_id))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("_result".to_string(), 2.0),
+            ("_error".to_string(), 3.0),
+            ("_error".to_string(), 4.0),
+            ("_result".to_string(), 5.0)
+        ],
+        "{replies:?}"
+    );
+    assert_eq!(replies[0].args[0].get_str("stream"), Some("fier/cam"));
+    assert_eq!(
+        replies[1].args[0].as_str(),
+        Some("Stream not found: weather")
+    );
+    assert_eq!(
+        info_of(&replies[2]).1,
+        "NetConnection.Call.Failed",
+        "{:?}",
+        replies[2]
+    );
+
+    // rtmp-app serves `fier` and has no commands.
+    let mut c = RtmpClient::new(addr);
+    assert_eq!(c.connect("fier").name, "_result");
+    c.command(
+        0,
+        "lookup",
+        2.0,
+        Amf0Value::Null,
+        vec![Amf0Value::from("news")],
+    );
+    let r = c.expect("_error");
+    assert_eq!(info_of(&r).1, "NetConnection.Call.Failed");
+}

@@ -157,6 +157,36 @@ impl AppDecision {
     }
 }
 
+/// A client's own command on its connection (an RTMP `NetConnection.call("myRpc", ...)`), one
+/// the protocol does not define. Since v2.1.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct CommandCall {
+    /// The app the connection connected to.
+    pub app: RString,
+    /// The command's name (`myRpc`).
+    pub name: RString,
+    /// The command's arguments after the command object, as a JSON array.
+    pub args_json: RString,
+    pub caller: Caller,
+    pub ext: Extensions,
+}
+
+/// An app handler's answer to a [`CommandCall`]. Since v2.1.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+#[sabi(kind(WithNonExhaustive(size = [usize; 8], traits(Debug, Clone, PartialEq, Eq))))]
+#[non_exhaustive]
+pub enum CommandReply {
+    /// The handler has no such command: the client gets the protocol's "method not found"
+    /// (RTMP: `_error` with `NetConnection.Call.Failed`). What handlers built before v2.1 say.
+    NotHandled,
+    /// The command's value, as JSON; the client gets it as the call's result (RTMP `_result`).
+    Result(RString),
+    /// The command failed; the client gets this JSON value as the error (RTMP `_error`).
+    Error(RString),
+}
+
 /// The app handler kind. Called on host-managed blocking threads; it may block and may call
 /// [`super::HostApi::authenticate`].
 #[sabi_trait]
@@ -165,6 +195,11 @@ pub trait AppHandler: Send + Sync {
     fn apps(&self) -> RVec<RString>;
     #[sabi(last_prefix_field)]
     fn call(&self, call: &AppCall_NE) -> RResult<AppDecision, PluginError>;
+    /// A client's own command (since v2.1). The default, which is also what the host gets
+    /// from a handler built before v2.1, is [`CommandReply::NotHandled`].
+    fn command(&self, _call: &CommandCall) -> RResult<CommandReply_NE, PluginError> {
+        RResult::ROk(CommandReply_NE::new(CommandReply::NotHandled))
+    }
 }
 
 pub type AppHandlerBox = AppHandler_TO<'static, RBox<()>>;

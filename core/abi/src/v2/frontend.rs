@@ -16,8 +16,9 @@ use abi_stable::{
 };
 
 use super::{
-    AppCall_NE, AppDecision, AuthOutcome_NE, AuthRequest, CloseMode, Extensions, MediaPacket,
-    NetAddr, OverflowPolicy, Payload, PluginError, PublishConflict, RecordMode,
+    AppCall_NE, AppDecision, AuthOutcome_NE, AuthRequest, CloseMode, CommandCall, CommandReply_NE,
+    Extensions, MediaPacket, NetAddr, OverflowPolicy, Payload, PluginError, PublishConflict,
+    RecordMode,
 };
 
 /// The connection a session is for.
@@ -140,6 +141,12 @@ pub enum Action {
     Control {
         subscription: u32,
         control: SubscriptionControl_NE,
+    },
+    /// Since v2.1: pass a client's own command to the app handler of `call.app`; answered by
+    /// [`Event::CommandResult`].
+    CallCommand {
+        request: u64,
+        call: CommandCall,
     },
 }
 
@@ -273,6 +280,11 @@ pub enum Event {
     },
     /// The host is shutting down: finish what is in flight and close.
     Shutdown,
+    /// Since v2.1: the app handler's answer to [`Action::CallCommand`].
+    CommandResult {
+        request: u64,
+        reply: CommandReply_NE,
+    },
 }
 
 /// One connection's protocol state machine. Methods added in v2.x go at the end with a default

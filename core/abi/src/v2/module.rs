@@ -130,7 +130,7 @@ pub struct PluginModV2 {
 /// version from the library header before it checks any layout.
 const fn version_strings() -> VersionStrings {
     // Kept in step with `INTERFACE_MINOR` by `tests/interface_version.rs`.
-    VersionStrings::new("2.0.0")
+    VersionStrings::new("2.1.0")
 }
 
 impl RootModule for PluginModV2_Ref {

@@ -22,8 +22,8 @@ use fstream_abi::{
     kinds,
     names::{split_stream, validate_part},
     sdk::{app_handler_box, HandleApp},
-    AppCall, AppDecision, ClientCommand, HostApiBox, InitContext, PluginError, PluginInstance,
-    PluginObject,
+    AppCall, AppDecision, ClientCommand, CommandCall, CommandReply, HostApiBox, InitContext,
+    PluginError, PluginInstance, PluginObject,
 };
 use serde::Deserialize;
 use thiserror::Error;
@@ -130,6 +130,28 @@ impl HandleApp for Rename {
             }
             // Close, and calls added after this build: nothing to decide.
             _ => AppDecision::accept(),
+        })
+    }
+
+    /// `NetConnection.call("lookup", responder, name)`: where a play of `name` goes. The
+    /// client gets `{"stream": target}` as the result, or an error string. Other commands are
+    /// not ours (the client gets "method not found").
+    fn command(&self, call: &CommandCall) -> Result<CommandReply, PluginError> {
+        if call.name.as_str() != "lookup" {
+            return Ok(CommandReply::NotHandled);
+        }
+        let args: serde_json::Value =
+            serde_json::from_str(&call.args_json).unwrap_or(serde_json::Value::Null);
+        let name = args.get(0).and_then(|v| v.as_str()).unwrap_or("");
+        Ok(match self.0.rename.get(name) {
+            Some(target) => {
+                CommandReply::Result(serde_json::json!({ "stream": target }).to_string().into())
+            }
+            None => CommandReply::Error(
+                serde_json::json!(format!("Stream not found: {}", short(name)))
+                    .to_string()
+                    .into(),
+            ),
         })
     }
 }

@@ -21,8 +21,8 @@ pub mod rtmp;
 use fstream_abi::abi_stable::std_types::{RResult, RString};
 use fstream_abi::{
     flags, Action, AppCall, AppDecision, AppVerdict, AuthOutcome, AuthOutcome_NE, ClientCommand,
-    Event, MediaKind, MediaPacket, Outbox, PublishOutcome, PublishOutcome_NE, SubscriptionStatus,
-    SubscriptionStatus_NE,
+    CommandReply, CommandReply_NE, Event, MediaKind, MediaPacket, Outbox, PublishOutcome,
+    PublishOutcome_NE, SubscriptionStatus, SubscriptionStatus_NE,
 };
 
 /// Operation codes of a script: the first byte of each operation, modulo their number.
@@ -243,6 +243,8 @@ pub struct Used {
     pub auth: Vec<u64>,
     pub token: Vec<u64>,
     pub app: Vec<u64>,
+    /// The app requests that were a client's own command (`Action::CallCommand`).
+    pub commands: Vec<u64>,
     pub publications: Vec<u64>,
     pub subscriptions: Vec<u64>,
 }
@@ -297,6 +299,18 @@ impl<'a> Op<'a> {
                 let request = r.id(&used.app);
                 let v = r.u8();
                 let target = r.text();
+                if used.commands.contains(&request) {
+                    // The answer to a client's own command.
+                    let reply = match v % 3 {
+                        0 => CommandReply::NotHandled,
+                        1 => CommandReply::Result(target.into()),
+                        _ => CommandReply::Error(target.into()),
+                    };
+                    return Op::Event(Event::CommandResult {
+                        request,
+                        reply: CommandReply_NE::new(reply),
+                    });
+                }
                 let verdict = match v % 3 {
                     0 => AppVerdict::Accept,
                     1 => AppVerdict::Reject(target.into()),
@@ -445,6 +459,7 @@ pub fn describe(a: &Action) -> String {
             Ok(AppCall::Close(c)) => format!("app close {}", c.app),
             _ => format!("app {call:?}"),
         },
+        Action::CallCommand { call, .. } => format!("command {}", call.name),
         Action::Publish { stream, .. } => format!("publish {stream}"),
         Action::Packet { packet, .. } => format!(
             "packet {:?} {:#x} {} {}",

@@ -542,6 +542,8 @@ impl Subscription {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wait {
     App(u64),
+    /// A client's own command, with the app handler.
+    Command(u64),
     Publish(u32),
     /// The first status of a play's probe subscription.
     Probe(u32),
@@ -734,6 +736,9 @@ impl Host {
     fn event(&mut self, e: Event) {
         let mut allowed = Allowed::default();
         match &e {
+            Event::CommandResult { request, .. } if self.wait == Some(Wait::Command(*request)) => {
+                self.wait = None;
+            }
             Event::AppResult { request, decision } if self.wait == Some(Wait::App(*request)) => {
                 self.wait = None;
                 let ask = &self.asks[request];
@@ -967,6 +972,16 @@ impl Host {
                 };
                 self.ask(Wait::App(request));
                 self.asks.insert(request, AppAsk { kind, app, name });
+            }
+            Action::CallCommand { request, call } => {
+                assert!(
+                    !self.used.app.contains(&request),
+                    "app request id {request} reused"
+                );
+                self.connected_app(&call.app);
+                self.used.app.push(request);
+                self.used.commands.push(request);
+                self.ask(Wait::Command(request));
             }
             Action::Publish {
                 publication,
