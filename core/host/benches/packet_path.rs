@@ -94,6 +94,7 @@ fn fan_out(subscribers: usize, format: &str) -> f64 {
         protocol: "bench".into(),
         default_listen: String::new(),
         factory: frontend_box(BenchFrontend),
+        takes_commands: true,
     });
     let peer = |id: u64| {
         let (events, rx) = tokio::sync::mpsc::unbounded_channel();

@@ -20,6 +20,9 @@ pub struct HostConfig {
     pub auth_timeout_ms: u64,
     /// How long an app handler may take before the call is rejected.
     pub app_timeout_ms: u64,
+    /// How long a client waits for an answer its app handler deferred (`AppVerdict::Defer`)
+    /// before it is rejected.
+    pub app_defer_timeout_ms: u64,
     /// How long a token stays valid.
     pub token_ttl_ms: u64,
     pub hub: HubConfig,
@@ -38,6 +41,7 @@ impl Default for HostConfig {
             tls: BTreeMap::new(),
             auth_timeout_ms: 5_000,
             app_timeout_ms: 5_000,
+            app_defer_timeout_ms: 30_000,
             token_ttl_ms: 120_000,
             hub: HubConfig::default(),
             limits: Limits::default(),

@@ -7,17 +7,22 @@
 //! On a TLS listener the handshake comes first ([`tls::accept`]); the session is created only
 //! once it completes, and sees the same plaintext bytes a plain connection would give it.
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    net::SocketAddr,
+    sync::Arc,
+    time::Duration,
+};
 
 use abi_stable::std_types::{RResult, RSlice};
 use fstream_abi::{
-    names, AppCall, AppCall_NE, AppDecision, AuthOutcome, AuthOutcome_NE, Caller, CloseMode,
-    CommandCall, CommandReply, CommandReply_NE, ConnInfo, Event, Event_NE, NetAddr, Outbox,
-    PluginError, PublishOutcome, PublishOutcome_NE, SessionBox,
+    names, AppCall, AppCall_NE, AppDecision, AppVerdict, AuthOutcome, AuthOutcome_NE, Caller,
+    CloseMode, CommandCall, CommandReply, CommandReply_NE, ConnInfo, Event, Event_NE, Extension,
+    Extension_NE, NetAddr, Outbox, PluginError, PublishOutcome, PublishOutcome_NE, SessionBox,
 };
 use tokio::{
     net::TcpStream,
-    sync::mpsc::{unbounded_channel, UnboundedReceiver},
+    sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender},
     time::Instant,
 };
 use tracing::Instrument;
@@ -31,6 +36,10 @@ use crate::{
     source_player::{self, SourcePlayer},
     tls::{self, HandshakeError, ReadSide, TlsSettings, Transport},
 };
+
+/// The most bytes read from a client, and kept for its session, while its app handler holds a
+/// call (a deferred decision).
+const HELD_MAX: usize = 64 * 1024;
 
 /// Bytes read from a socket at a time.
 const READ_BUF: usize = 64 * 1024;
@@ -112,6 +121,7 @@ async fn run(
     tokio::spawn(outq::run_writer(out.clone()).in_current_span());
     let (events, mut events_rx) = unbounded_channel();
     let events = EventTx::new(events);
+    let (deferrals, mut deferrals_rx) = unbounded_channel();
     let mut conn = Conn {
         peer: Peer {
             conn_id: id,
@@ -127,16 +137,24 @@ async fn run(
         subscriptions: HashMap::new(),
         players: HashMap::new(),
         awaiting: 0,
+        deferred: HashSet::new(),
+        deferrals,
+        held: Vec::new(),
         last_read: Instant::now(),
         timer: None,
         reading: true,
         done: false,
         started: Instant::now(),
     };
+    ctx.services
+        .clients
+        .register(id, conn.peer.events.clone(), frontend.takes_commands);
     tracing::debug!("connected");
     conn.call(|s, now, ob| s.start(now, ob));
-    conn.event_loop(&mut rd, &mut events_rx).await;
+    conn.event_loop(&mut rd, &mut events_rx, &mut deferrals_rx)
+        .await;
     conn.cleanup();
+    ctx.services.clients.forget(id);
     tracing::debug!("disconnected");
 }
 
@@ -153,6 +171,14 @@ struct Conn {
     players: HashMap<u32, SourcePlayer>,
     /// Answers (auth, token, app) requested and not yet delivered; reading pauses meanwhile.
     awaiting: usize,
+    /// App calls (by request) whose handler answers later: meanwhile the host watches for the
+    /// peer's close, so a client that gives up waiting is noticed.
+    deferred: HashSet<u64>,
+    /// Where a blocking app call says it was deferred: (request, ticket).
+    deferrals: UnboundedSender<(u64, u64)>,
+    /// Bytes read while a call was held, for the session once it is answered (at most
+    /// [`HELD_MAX`]; past that the kernel holds the rest and the close goes unseen).
+    held: Vec<u8>,
     /// When the peer last sent bytes.
     last_read: Instant,
     timer: Option<Instant>,
@@ -162,7 +188,12 @@ struct Conn {
 }
 
 impl Conn {
-    async fn event_loop(&mut self, rd: &mut ReadSide, events: &mut UnboundedReceiver<Box<Event>>) {
+    async fn event_loop(
+        &mut self,
+        rd: &mut ReadSide,
+        events: &mut UnboundedReceiver<Box<Event>>,
+        deferrals: &mut UnboundedReceiver<(u64, u64)>,
+    ) {
         let mut ended = self.peer.out.ended();
         let mut shutdown = self.ctx.shutdown.subscribe();
         let mut shutdown_sent = false;
@@ -173,6 +204,17 @@ impl Conn {
             // have vanished without a FIN): close it so its viewers are told.
             let idle_deadline = (idle_ms > 0 && !self.publications.is_empty())
                 .then(|| self.last_read + Duration::from_millis(idle_ms));
+            if !self.held.is_empty() && self.awaiting == 0 {
+                let held = std::mem::take(&mut self.held);
+                tracing::trace!(
+                    bytes = held.len(),
+                    "the session gets what came while a call was held"
+                );
+                self.call(|s, now, ob| s.bytes(RSlice::from_slice(&held), now, ob));
+                continue;
+            }
+            let watch_close =
+                self.reading && !self.deferred.is_empty() && self.held.len() < HELD_MAX;
             tokio::select! {
                 // While an answer from an authenticator or app handler is awaited, the peer's
                 // bytes wait in the kernel (TCP backpressure) rather than in the session.
@@ -183,10 +225,26 @@ impl Conn {
                         self.call(|s, now, ob| s.closed(now, ob));
                     }
                 },
+                // A client whose call is held by its app handler may give up; its bytes stay
+                // unread, but its close is seen.
+                r = rd.readable(), if watch_close => match r {
+                    Ok(()) => self.hold_available(rd),
+                    Err(_) => self.peer_left(),
+                },
+                Some((request, ticket)) = deferrals.recv() => {
+                    // Not answered in the meantime: watch for the client's close until it is.
+                    if self.ctx.services.clients.is_pending(ticket) {
+                        self.deferred.insert(request);
+                    }
+                    tracing::trace!(request, ticket, watching = !self.deferred.is_empty(), "an app call is held");
+                }
                 Some(ev) = events.recv() => {
                     let ev = *ev;
                     if matches!(ev, Event::AuthResult { .. } | Event::TokenResult { .. } | Event::AppResult { .. } | Event::CommandResult { .. }) {
                         self.awaiting = self.awaiting.saturating_sub(1);
+                    }
+                    if let Event::AppResult { request, .. } = &ev {
+                        self.deferred.remove(request);
                     }
                     self.call(|s, now, ob| s.event(Event_NE::new(ev), now, ob));
                 }
@@ -243,6 +301,37 @@ impl Conn {
         if rd.take_flush_wanted() {
             self.peer.out.flush(true);
         }
+    }
+
+    /// While an app handler holds a call: reads what the client sends into `held` (bounded),
+    /// so that its leaving is seen.
+    fn hold_available(&mut self, rd: &ReadSide) {
+        SCRATCH.with(|scratch| {
+            let mut buf = scratch.borrow_mut();
+            let room = HELD_MAX.saturating_sub(self.held.len()).min(buf.len());
+            match rd.try_read(&mut buf[..room]) {
+                Ok(0) => self.peer_left(),
+                Ok(n) => {
+                    self.last_read = Instant::now();
+                    self.held.extend_from_slice(&buf[..n]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => self.peer_left(),
+            }
+        });
+        if rd.take_flush_wanted() {
+            self.peer.out.flush(true);
+        }
+    }
+
+    /// The client closed (or broke) the connection while a call of its was held: what it sent
+    /// meanwhile is moot.
+    fn peer_left(&mut self) {
+        tracing::debug!("the client left while its app handler held its call");
+        self.held.clear();
+        self.reading = false;
+        self.call(|s, now, ob| s.closed(now, ob));
     }
 
     fn now_ms(&self) -> u64 {
@@ -309,11 +398,15 @@ impl Conn {
                         live.cfg.auth_timeout_ms,
                         move || {
                             let outcome = AuthOutcome_NE::new(services.auth.check(&auth));
-                            Event::AuthResult { request, outcome }
+                            Some(Event::AuthResult { request, outcome })
                         },
-                        move |e| Event::AuthResult {
-                            request,
-                            outcome: AuthOutcome_NE::new(AuthOutcome::Denied(e.to_string().into())),
+                        move |e| {
+                            Some(Event::AuthResult {
+                                request,
+                                outcome: AuthOutcome_NE::new(AuthOutcome::Denied(
+                                    e.to_string().into(),
+                                )),
+                            })
                         },
                     );
                 }
@@ -329,14 +422,16 @@ impl Conn {
                         live.cfg.auth_timeout_ms,
                         move || {
                             let token = services.auth.issue_token(&auth);
-                            Event::TokenResult {
+                            Some(Event::TokenResult {
                                 request,
                                 token: token.map(Into::into).map_err(Into::into).into(),
-                            }
+                            })
                         },
-                        move |e| Event::TokenResult {
-                            request,
-                            token: RResult::RErr(e.to_string().into()),
+                        move |e| {
+                            Some(Event::TokenResult {
+                                request,
+                                token: RResult::RErr(e.to_string().into()),
+                            })
                         },
                     );
                 }
@@ -507,10 +602,17 @@ impl Conn {
 
     fn call_app(&mut self, request: u64, mut call: AppCall_NE) {
         let caller = self.caller();
-        let app = match call.as_enum_mut() {
+        let clients = self.ctx.services.clients.clone();
+        let (app, ticket) = match call.as_enum_mut() {
             Ok(c) => {
                 set_caller(c, caller);
-                c.app().to_string()
+                // Connect, publish and play may be answered later: the handler gets a ticket.
+                let ticket = (!matches!(c, AppCall::Close(_)))
+                    .then(|| clients.open(self.peer.conn_id, request, self.peer.events.clone()));
+                if let Some(t) = ticket {
+                    c.ext_mut().push(Extension_NE::new(Extension::Ticket(t)));
+                }
+                (c.app().to_string(), ticket)
             }
             Err(_) => {
                 self.peer.events.send(Event::AppResult {
@@ -520,14 +622,24 @@ impl Conn {
                 return;
             }
         };
+        // Whoever answers first takes the ticket; without one (close) the answer is ours.
+        let answer = {
+            let clients = clients.clone();
+            move |decision: AppDecision| {
+                let ours = ticket.is_none_or(|t| clients.take(t));
+                ours.then_some(Event::AppResult { request, decision })
+            }
+        };
         let live = self.ctx.live();
         if live.apps.route(&app).is_none() {
-            self.peer.events.send(Event::AppResult {
-                request,
-                decision: AppDecision::reject(format!("Application not found: {app}")),
-            });
+            if let Some(ev) = answer(AppDecision::reject(format!("Application not found: {app}"))) {
+                self.peer.events.send(ev);
+            }
             return;
         }
+        let defer_timeout = Duration::from_millis(live.cfg.app_defer_timeout_ms);
+        let on_fail = answer.clone();
+        let deferrals = self.deferrals.clone();
         self.blocking(
             live.app_gate.clone(),
             live.cfg.app_timeout_ms,
@@ -542,14 +654,23 @@ impl Conn {
                     },
                     None => AppDecision::reject(format!("Application not found: {app}")),
                 };
-                Event::AppResult { request, decision }
+                match (decision.verdict(), ticket) {
+                    (Some(AppVerdict::Defer), Some(t)) => {
+                        tracing::debug!(ticket = t, "the app handler will answer later");
+                        clients.expire_after(t, defer_timeout);
+                        let _ = deferrals.send((request, t));
+                        None
+                    }
+                    // A close has nothing to wait for.
+                    (Some(AppVerdict::Defer), None) => answer(AppDecision::accept()),
+                    _ => answer(decision),
+                }
             },
-            move |e| Event::AppResult {
-                request,
-                decision: AppDecision::reject(match e {
+            move |e| {
+                on_fail(AppDecision::reject(match e {
                     GateError::Busy(_) => "Server busy; try again",
                     _ => "The app handler timed out",
-                }),
+                }))
             },
         );
     }
@@ -568,35 +689,39 @@ impl Conn {
         self.blocking(
             live.app_gate.clone(),
             live.cfg.app_timeout_ms,
-            move || match live.apps.route(&call.app) {
-                Some((plugin, handler)) => match handler.command(&call).into_result() {
-                    Ok(r) => Event::CommandResult { request, reply: r },
-                    Err(e) => {
-                        tracing::error!(plugin, command = %call.name, error = %e, "app handler failed");
-                        reply(CommandReply::Error("\"Internal error in the app handler\"".into()))
-                    }
-                },
-                None => reply(CommandReply::NotHandled),
+            move || {
+                Some(match live.apps.route(&call.app) {
+                    Some((plugin, handler)) => match handler.command(&call).into_result() {
+                        Ok(r) => Event::CommandResult { request, reply: r },
+                        Err(e) => {
+                            tracing::error!(plugin, command = %call.name, error = %e, "app handler failed");
+                            reply(CommandReply::Error(
+                                "\"Internal error in the app handler\"".into(),
+                            ))
+                        }
+                    },
+                    None => reply(CommandReply::NotHandled),
+                })
             },
             move |e| {
                 let why = match e {
                     GateError::Busy(_) => "\"Server busy; try again\"",
                     _ => "\"The app handler timed out\"",
                 };
-                reply(CommandReply::Error(why.into()))
+                Some(reply(CommandReply::Error(why.into())))
             },
         );
     }
 
     /// Runs `work` on a blocking thread through `gate` (bounded concurrency and queue); its
     /// event, or `on_fail`'s when the gate refused, the call timed out or failed, comes back to
-    /// the session.
+    /// the session. `None` means the answer comes another way (a deferred app decision).
     fn blocking(
         &self,
         gate: Arc<CallGate>,
         timeout_ms: u64,
-        work: impl FnOnce() -> Event + Send + 'static,
-        on_fail: impl FnOnce(GateError) -> Event + Send + 'static,
+        work: impl FnOnce() -> Option<Event> + Send + 'static,
+        on_fail: impl FnOnce(GateError) -> Option<Event> + Send + 'static,
     ) {
         let tx: EventTx = self.peer.events.clone();
         let span = tracing::Span::current();
@@ -613,7 +738,9 @@ impl Conn {
                     on_fail(e)
                 }
             };
-            tx.send(ev);
+            if let Some(ev) = ev {
+                tx.send(ev);
+            }
         });
     }
 

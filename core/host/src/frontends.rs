@@ -18,6 +18,8 @@ pub struct Frontend {
     pub protocol: String,
     pub default_listen: String,
     pub factory: FrontendFactoryBox,
+    /// Built with v2.1 or later: its sessions read `Event::ClientCommand`.
+    pub takes_commands: bool,
 }
 
 /// One line of `--check`'s table.
@@ -62,6 +64,7 @@ impl Registry {
                     protocol: f.protocol().into(),
                     default_listen: f.default_listen().into(),
                     factory: f,
+                    takes_commands: p.interface.major == 2 && p.interface.minor >= 1,
                 })),
                 PluginObject::AppHandler(h) => {
                     let apps = h.apps().into_iter().map(String::from).collect();

@@ -1,4 +1,5 @@
-//! The host's side of [`fstream_abi::HostApi`]: the log bridge and blocking authentication.
+//! The host's side of [`fstream_abi::HostApi`]: the log bridge, blocking authentication, and
+//! reaching clients (commands at any time, deferred app decisions).
 
 use std::{sync::Arc, time::Duration};
 
@@ -7,12 +8,12 @@ use abi_stable::{
     std_types::{RArc, RStr},
 };
 use fstream_abi::{
-    AuthOutcome_NE, AuthRequest, HostApi, HostApiBox, HostApi_TO, InterfaceVersion, LogLevel,
-    LogRecord, INTERFACE,
+    AppDecision, AuthOutcome_NE, AuthRequest, ClientCommand, HostApi, HostApiBox, HostApi_TO,
+    InterfaceVersion, LogLevel, LogRecord, INTERFACE,
 };
 use tracing_log::AsTrace;
 
-use crate::auth::AuthChain;
+use crate::{auth::AuthChain, clients::Clients};
 
 /// Shared by every plugin. The auth chain starts empty and gets its authenticators once all
 /// plugins are loaded (plugins get the host API before the authenticators exist), and new ones
@@ -20,12 +21,15 @@ use crate::auth::AuthChain;
 #[derive(Clone)]
 pub struct HostServices {
     pub auth: Arc<AuthChain>,
+    /// The live connections, for `call_client` and deferred app decisions.
+    pub clients: Arc<Clients>,
 }
 
 impl HostServices {
     pub fn new(token_ttl: Duration) -> Self {
         Self {
             auth: Arc::new(AuthChain::new(Vec::new(), token_ttl)),
+            clients: Arc::new(Clients::default()),
         }
     }
 
@@ -105,5 +109,11 @@ impl HostApi for HostServices {
     }
     fn interface(&self) -> InterfaceVersion {
         INTERFACE
+    }
+    fn decide(&self, ticket: u64, decision: AppDecision) -> bool {
+        self.clients.decide(ticket, decision)
+    }
+    fn call_client(&self, connection: u64, command: ClientCommand) -> bool {
+        self.clients.call(connection, command)
     }
 }

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod auth_guard;
 pub mod call_gate;
+pub mod clients;
 pub mod compat_v1;
 pub mod config;
 pub mod conn;

@@ -18,7 +18,7 @@
 use std::path::{Path, PathBuf};
 
 use abi_stable::{
-    abi_stability::abi_checking::check_layout_compatibility,
+    abi_stability::abi_checking::{check_layout_compatibility_with_globals, CheckingGlobals},
     library::{lib_header_from_path, LibHeader, LibraryError},
     std_types::RBoxError,
     StableAbi,
@@ -183,8 +183,19 @@ pub fn open(name: &str, file: &Path) -> Result<Module, LoadError> {
 fn open_v2(header: &'static LibHeader, name: &str, file: &str) -> Result<Module, LibraryError> {
     let host_layout = <PluginModV2_Ref as StableAbi>::LAYOUT;
     match header.layout() {
-        Some(plugin_layout) => check_layout_compatibility(plugin_layout, host_layout)
-            .map_err(|e| LibraryError::AbiInstability(RBoxError::new(e)))?,
+        // Each plugin is checked against the host alone, with checking state of its own.
+        // abi_stable's process-wide state merges what it has seen of each non-exhaustive enum
+        // and prefix type across *all* checks, keyed by a type id that builds of the same
+        // interface crate share: after a v2.0 plugin, a v2.1 one was refused for having the
+        // variants v2.1 added ("too many variants", found by
+        // `plugins_of_v2_0_and_today_work_together_each_way`). Plugins talk only to the host,
+        // which is never older than any of them, so the pairwise check is the whole promise.
+        Some(plugin_layout) => check_layout_compatibility_with_globals(
+            plugin_layout,
+            host_layout,
+            &CheckingGlobals::new(),
+        )
+        .map_err(|e| LibraryError::AbiInstability(RBoxError::new(e)))?,
         None => {
             tracing::warn!(
                 plugin = name,

@@ -676,6 +676,7 @@ fn frontend(name: &str, factory: fstream_abi::FrontendFactoryBox) -> Arc<Fronten
         protocol: name.into(),
         default_listen: String::new(),
         factory,
+        takes_commands: true,
     })
 }
 

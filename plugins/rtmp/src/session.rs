@@ -335,6 +335,15 @@ impl RtmpSession {
                 tracing::debug!("the host is shutting down");
                 self.finish(CloseMode::AfterFlush, out);
             }
+            // An app handler's `call_client`: only a client whose connect was accepted can
+            // make sense of a command.
+            Event::ClientCommand { command } => {
+                if matches!(self.conn, Conn::Connected(_)) {
+                    self.send_client_commands(std::slice::from_ref(&command))?;
+                } else {
+                    tracing::debug!(command = %command.name, "dropped a command for a client that is not connected");
+                }
+            }
             // Authentication and tokens are the app handler's business.
             Event::AuthResult { .. } | Event::TokenResult { .. } => {}
             // Events added to the interface after this code was written.
@@ -443,14 +452,29 @@ impl RtmpSession {
         for msid in ids {
             self.end_role(msid, false, out);
         }
-        if let Some(Wait::Probe(p)) = self.wait.take() {
-            let subscription = p.subscription;
-            self.act(out, Action::Unsubscribe { subscription });
-        }
-        if let Conn::Connected(c) = std::mem::replace(&mut self.conn, Conn::Done) {
+        // The app handler hears of the end of a connection it accepted, and of one whose
+        // connect it still has to answer (it may be holding it: a deferred decision).
+        let told = match self.wait.take() {
+            Some(Wait::Probe(p)) => {
+                let subscription = p.subscription;
+                self.act(out, Action::Unsubscribe { subscription });
+                None
+            }
+            Some(Wait::App {
+                call: Pending::Connect { app, .. },
+                ..
+            }) => Some(app),
+            _ => None,
+        };
+        let app = match std::mem::replace(&mut self.conn, Conn::Done) {
+            Conn::Connected(c) => Some(c.app),
+            Conn::Connecting => told,
+            _ => None,
+        };
+        if let Some(app) = app {
             let request = self.request_id();
             let call = AppCall::Close(CloseCall {
-                app: c.app.into(),
+                app: app.into(),
                 caller: self.caller.clone(),
                 ext: RVec::new(),
             });

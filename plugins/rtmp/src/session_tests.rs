@@ -915,6 +915,37 @@ fn a_clients_own_command_gets_the_handlers_value_or_error_in_order() {
 }
 
 #[test]
+fn the_app_handler_calls_the_client_whenever_it_likes_once_connected() {
+    let command = |name: &str, args: &str| Event::ClientCommand {
+        command: ClientCommand {
+            name: name.into(),
+            args_json: args.into(),
+        },
+    };
+    // Before its connect is accepted, a client cannot take a command: dropped, no close.
+    let mut c = Client::handshaken(settings(|_| {}), false);
+    let o = c.event(command("early", "[1]"));
+    assert!(o.messages.is_empty(), "{:?}", o.commands());
+    assert_eq!(o.closed(), None);
+
+    let mut c = Client::connected(settings(|_| {}));
+    let o = c.event(command("onNews", r#"["flash", {"n": 3}]"#));
+    let cmds = o.commands();
+    assert_eq!(cmds.len(), 1, "{cmds:?}");
+    assert_eq!(
+        (cmds[0].name.as_str(), cmds[0].transaction_id),
+        ("onNews", 0.0)
+    );
+    assert_eq!(cmds[0].args[0].as_str(), Some("flash"));
+    assert_eq!(cmds[0].args[1].get_f64("n"), Some(3.0));
+    // Arguments that are not JSON are not sent, and the connection goes on.
+    let o = c.event(command("bad", "[not json"));
+    assert!(o.messages.is_empty());
+    let o = c.command(0, "createStream", 2.0, Amf0Value::Null, vec![]);
+    assert_eq!(o.commands()[0].name.as_str(), "_result");
+}
+
+#[test]
 fn commands_before_connect_are_refused_without_closing() {
     let mut c = Client::handshaken(settings(|_| {}), false);
     let o = c.command(0, "createStream", 2.0, Amf0Value::Null, vec![]);

@@ -244,3 +244,117 @@ fn old_plugins_play_rtmp_to_ffmpeg_and_record() {
         }
     }
 }
+
+/// A directory of plugin files picked from several builds (symbolic links).
+fn mixed_plugins(tag: &str, picks: &[(&str, &Path)]) -> fstream_e2e::TempDir {
+    let dir = fstream_e2e::TempDir::new(tag);
+    for (plugin, from) in picks {
+        let file = format!("lib{}.so", plugin.replace('-', "_"));
+        std::os::unix::fs::symlink(from.join(&file), dir.path().join(&file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+    dir
+}
+
+/// Plugins of different interface versions in one host, each side of an addition: today's
+/// RTMP frontend with the v2.0 app handler (whose vtable has no `command`: the host answers a
+/// client's own command "method not found" for it), and the v2.0 frontend with today's
+/// `app-lobby` (which defers connects and calls clients: the host resolves the deferral for the
+/// old session, and `call_client` says false for a session that cannot send commands).
+#[test]
+fn plugins_of_v2_0_and_today_work_together_each_way() {
+    use fstream_e2e::rtmp_client::{info_of, RtmpClient};
+    use fstream_media::amf0::Amf0Value;
+    let old = old_plugins("16d1ad0");
+    let new = bin("fstream-host").parent().unwrap().to_path_buf();
+
+    // Today's rtmp, v2.0's rtmp-app.
+    let dir = mixed_plugins(
+        "compat-mixed-a",
+        &[("auth-ini", &new), ("rtmp", &new), ("rtmp-app", &old)],
+    );
+    let root = Root::new("compat-mixed-a", &["auth-ini", "rtmp", "rtmp-app"]);
+    root.user("fier", "123");
+    let plugin_dir = dir.path().to_string_lossy().to_string();
+    let host = Host::start(&root, &["rtmp"], &["--plugin-dir", &plugin_dir]);
+    let (check, ok) = check_table(&root, &plugin_dir);
+    assert!(ok, "{check}");
+    assert!(
+        check
+            .lines()
+            .any(|l| l.contains("rtmp-app") && l.contains("v2.0")),
+        "{check}"
+    );
+    let addr = host.addr("rtmp");
+    let mut c = RtmpClient::new(addr);
+    assert_eq!(c.connect("fier").name, "_result");
+    c.command(
+        0,
+        "myRpc",
+        2.0,
+        Amf0Value::Null,
+        vec![Amf0Value::Number(1.0)],
+    );
+    let r = c.expect("_error");
+    assert_eq!(r.transaction_id, 2.0);
+    assert_eq!(info_of(&r).1, "NetConnection.Call.Failed");
+    // The old handler still decides publishes (asking the authenticators).
+    let msid = c.create_stream(3.0);
+    assert_eq!(
+        c.publish(msid, "cam?user_password=123").1,
+        "NetStream.Publish.Start"
+    );
+    let mut bad = RtmpClient::new(addr);
+    assert_eq!(bad.connect("fier").name, "_result");
+    let msid = bad.create_stream(3.0);
+    assert_eq!(
+        bad.publish(msid, "cam2?user_password=nope").1,
+        "NetStream.Publish.BadName"
+    );
+    drop(host);
+
+    // v2.0's rtmp, today's app-lobby.
+    let dir = mixed_plugins("compat-mixed-b", &[("rtmp", &old), ("app-lobby", &new)]);
+    let root = Root::new("compat-mixed-b", &["rtmp", "app-lobby"]);
+    root.write(
+        "mods/app-lobby.toml",
+        "apps = [\"studio\"]\nmoderator_key = \"k3y\"\n",
+    );
+    root.write("mods/host.toml", "app_defer_timeout_ms = 1000\n");
+    let plugin_dir = dir.path().to_string_lossy().to_string();
+    let host = Host::start(&root, &["rtmp"], &["--plugin-dir", &plugin_dir]);
+    let addr = host.addr("rtmp");
+    let mut m = RtmpClient::new(addr);
+    assert_eq!(m.connect("studio?key=k3y").name, "_result");
+    let mut g = RtmpClient::new(addr);
+    g.send_connect("studio");
+    host.wait_log("a guest waits", WAIT);
+    // The old session cannot send commands: the moderator is not told, and the old session
+    // cannot pass on the moderator's own command either.
+    assert!(m
+        .command_within(Duration::from_millis(300))
+        .is_none_or(|c| c.name != "waiting"));
+    m.command(0, "lobby", 2.0, Amf0Value::Null, vec![]);
+    let r = m.expect("_error");
+    assert_eq!(info_of(&r).1, "NetConnection.Call.Failed");
+    // The deferral still works for the old session: it waits, and the host's answer (here
+    // its deferral timeout) reaches it as an ordinary decision.
+    assert!(g.command_within(Duration::from_millis(300)).is_none());
+    let a = g.connect_answer();
+    assert_eq!(a.name, "_error", "{a:?}");
+    assert!(info_of(&a).2.contains("did not decide in time"), "{a:?}");
+    drop(host);
+}
+
+/// `--check` on a root with another plugin directory: (output, success).
+fn check_table(root: &Root, plugin_dir: &str) -> (String, bool) {
+    let mut c = Command::new(bin("fstream-host"));
+    c.arg("--root")
+        .arg(root.path())
+        .args(["--plugin-dir", plugin_dir, "--check"]);
+    let (status, out, err) = run_with_timeout(&mut c, WAIT);
+    (
+        format!("{}{err}", String::from_utf8_lossy(&out)),
+        status.is_some_and(|s| s.success()),
+    )
+}

@@ -57,7 +57,9 @@ pub struct PlayCall {
     pub ext: Extensions,
 }
 
-/// The end of a connection, for handlers that keep per-client state.
+/// The end of a connection, for handlers that keep per-client state: one whose connect the
+/// handler accepted, or one that leaves while its connect still awaits the handler's answer
+/// (a deferred decision; the RTMP frontend since v2.1).
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone)]
 pub struct CloseCall {
@@ -96,6 +98,27 @@ impl AppCall {
             AppCall::Close(c) => &c.caller,
         }
     }
+    pub fn ext(&self) -> &Extensions {
+        match self {
+            AppCall::Connect(c) => &c.ext,
+            AppCall::Publish(c) => &c.ext,
+            AppCall::Play(c) => &c.ext,
+            AppCall::Close(c) => &c.ext,
+        }
+    }
+    pub fn ext_mut(&mut self) -> &mut Extensions {
+        match self {
+            AppCall::Connect(c) => &mut c.ext,
+            AppCall::Publish(c) => &mut c.ext,
+            AppCall::Play(c) => &mut c.ext,
+            AppCall::Close(c) => &mut c.ext,
+        }
+    }
+    /// The ticket a deferred answer to this call is given with (since v2.1; a host gives one
+    /// to every connect, publish and play).
+    pub fn ticket(&self) -> Option<u64> {
+        super::ticket(self.ext())
+    }
 }
 
 /// A handler's answer. The host never gets one it does not know (a handler newer than its host
@@ -110,9 +133,16 @@ pub enum AppVerdict {
     Reject(RString),
     /// Use another stream name (`APP/NAME`, or `NAME` in the same app) instead.
     Redirect(RString),
+    /// Since v2.1: the handler answers later, with [`super::HostApi::decide`] and the call's
+    /// [`AppCall::ticket`] (as rtmplite's `onConnect` returning `None`, then `accept()`). The
+    /// client waits, its further commands held, until the decision or the host's
+    /// `app_defer_timeout_ms`, which rejects it. Only for connect, publish and play; the host
+    /// resolves it, so a session never sees it.
+    Defer,
 }
 
-/// A command the server sends to the client (like rtmplite's `client.call(...)`).
+/// A command the server sends to the client (like rtmplite's `client.call(...)`): in an
+/// [`AppDecision`], after the answer; or at any time with [`super::HostApi::call_client`].
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
 pub struct ClientCommand {
@@ -146,6 +176,10 @@ impl AppDecision {
     }
     pub fn redirect(stream: impl Into<String>) -> Self {
         Self::new(AppVerdict::Redirect(RString::from(stream.into())))
+    }
+    /// "I will answer later" (since v2.1): see [`AppVerdict::Defer`].
+    pub fn defer() -> Self {
+        Self::new(AppVerdict::Defer)
     }
     pub fn with_command(mut self, command: ClientCommand) -> Self {
         self.commands.push(command);

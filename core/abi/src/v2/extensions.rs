@@ -15,6 +15,9 @@ use abi_stable::{std_types::RString, std_types::RVec, StableAbi};
 pub enum Extension {
     /// A named value with no meaning to the host (plugin-specific data, as nginx variables).
     Var { name: RString, value: RString },
+    /// Since v2.1, in the `ext` of a connect, publish or play call (set by the host): the
+    /// ticket for answering it later (see [`super::AppVerdict::Defer`]).
+    Ticket(u64),
 }
 
 /// The list a growable struct ends with.
@@ -29,6 +32,14 @@ pub fn known(ext: &Extensions) -> impl Iterator<Item = &Extension> {
 pub fn var<'a>(ext: &'a Extensions, name: &str) -> Option<&'a str> {
     known(ext).find_map(|e| match e {
         Extension::Var { name: n, value } if n.as_str() == name => Some(value.as_str()),
+        _ => None,
+    })
+}
+
+/// The call's ticket for a deferred answer, if the host gave one.
+pub fn ticket(ext: &Extensions) -> Option<u64> {
+    known(ext).find_map(|e| match e {
+        Extension::Ticket(t) => Some(*t),
         _ => None,
     })
 }

@@ -16,9 +16,9 @@ use abi_stable::{
 };
 
 use super::{
-    AppCall_NE, AppDecision, AuthOutcome_NE, AuthRequest, CloseMode, CommandCall, CommandReply_NE,
-    Extensions, MediaPacket, NetAddr, OverflowPolicy, Payload, PluginError, PublishConflict,
-    RecordMode,
+    AppCall_NE, AppDecision, AuthOutcome_NE, AuthRequest, ClientCommand, CloseMode, CommandCall,
+    CommandReply_NE, Extensions, MediaPacket, NetAddr, OverflowPolicy, Payload, PluginError,
+    PublishConflict, RecordMode,
 };
 
 /// The connection a session is for.
@@ -284,6 +284,10 @@ pub enum Event {
     CommandResult {
         request: u64,
         reply: CommandReply_NE,
+    },
+    /// Since v2.1: send this command to the client now ([`super::HostApi::call_client`]).
+    ClientCommand {
+        command: ClientCommand,
     },
 }
 

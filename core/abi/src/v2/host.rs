@@ -5,7 +5,9 @@ use abi_stable::{
     std_types::{RArc, RStr},
 };
 
-use super::{AuthOutcome_NE, AuthRequest, InterfaceVersion, LogLevel, LogRecord};
+use super::{
+    AppDecision, AuthOutcome_NE, AuthRequest, ClientCommand, InterfaceVersion, LogLevel, LogRecord,
+};
 
 /// Services of the host, handed to a plugin at init. Thread-safe. Methods added in v2.x go at
 /// the end with a default body, which is what a plugin gets from a host older than the method
@@ -24,6 +26,21 @@ pub trait HostApi: Send + Sync + Clone {
     /// The host's interface version: which additions after v2.0 it has.
     #[sabi(last_prefix_field)]
     fn interface(&self) -> InterfaceVersion;
+    /// Since v2.1: the answer to a call an app handler deferred ([`super::AppVerdict::Defer`]),
+    /// by the call's [`super::AppCall::ticket`]. False when there is nothing to answer any more:
+    /// the client left, the host's deferral timeout rejected it, or it was answered already.
+    /// `Defer` again is refused (false). Does not block.
+    fn decide(&self, _ticket: u64, _decision: AppDecision) -> bool {
+        false
+    }
+    /// Since v2.1: sends a command to a client at any time (rtmplite's `client.call`), by its
+    /// connection id ([`super::Caller::connection`]). True when it was handed to the client's
+    /// session; false when the connection is gone or its frontend cannot send commands (one
+    /// built before v2.1, or a protocol without them). A session that has not finished its
+    /// handshake with the client (RTMP: before `connect` is answered) drops it. Does not block.
+    fn call_client(&self, _connection: u64, _command: ClientCommand) -> bool {
+        false
+    }
 }
 
 pub type HostApiBox = HostApi_TO<'static, RArc<()>>;

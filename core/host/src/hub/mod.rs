@@ -43,9 +43,9 @@ impl EventTx {
         Self(tx)
     }
 
-    /// Sends an event; a connection that is gone drops it.
-    pub fn send(&self, event: Event) {
-        let _ = self.0.send(Box::new(event));
+    /// Sends an event; a connection that is gone drops it (false).
+    pub fn send(&self, event: Event) -> bool {
+        self.0.send(Box::new(event)).is_ok()
     }
 }
 

@@ -50,7 +50,10 @@ pub mod op {
     pub const SHUTDOWN: u8 = 9;
     /// The client's EOF: `Session::closed`.
     pub const EOF: u8 = 10;
-    pub const COUNT: u8 = 11;
+    /// `[len][name...][len][json args...]`: `Event::ClientCommand` (an app handler's
+    /// `call_client`).
+    pub const CALL: u8 = 11;
+    pub const COUNT: u8 = 12;
 }
 
 /// Clock steps of [`op::TIME`]; `u64::MAX` means "to when the session's timer is due".
@@ -235,6 +238,11 @@ impl Script {
     pub fn eof(self) -> Self {
         self.raw(&[op::EOF])
     }
+
+    /// A command an app handler sends the client at any time.
+    pub fn call(self, name: &str, args_json: &str) -> Self {
+        self.raw(&[op::CALL]).text(name).text(args_json)
+    }
 }
 
 /// What the ids of an event refer to.
@@ -352,6 +360,16 @@ impl<'a> Op<'a> {
                 })
             }
             op::SHUTDOWN => Op::Event(Event::Shutdown),
+            op::CALL => {
+                let name = r.text();
+                let args_json = r.text();
+                Op::Event(Event::ClientCommand {
+                    command: ClientCommand {
+                        name: name.into(),
+                        args_json: args_json.into(),
+                    },
+                })
+            }
             _ => Op::Eof,
         }
     }

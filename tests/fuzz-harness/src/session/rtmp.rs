@@ -380,8 +380,10 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let hs = |s: Script| s.client(&[0, 0]);
     let connected = |settings: u8| {
         hs(Script::new(settings))
+            .call("early", "[1]")
             .client(&command("connect", 0, 0, 1, 0, "fier"))
             .app(0, 0, "", &[])
+            .call("serverNotice", "[1, \"news\", {\"a\": null}]")
             .client(&command("createStream", 0, 0, 2, 0, ""))
     };
     let avc_header = [0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1F];
