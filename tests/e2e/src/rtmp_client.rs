@@ -95,6 +95,12 @@ impl RtmpClient {
     /// The next message from the server; `None` at EOF.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Option<RtmpMessage> {
+        self.message_by(None)
+    }
+
+    /// The next message, waiting until `deadline` at most (`None`: the socket's 10 s read
+    /// timeout fails the test); `None` at EOF or at the deadline. Every chunk must parse.
+    fn message_by(&mut self, deadline: Option<std::time::Instant>) -> Option<RtmpMessage> {
         let mut buf = [0u8; 65536];
         loop {
             if let Some(m) = self.got.pop_front() {
@@ -114,9 +120,28 @@ impl RtmpClient {
             if self.eof {
                 return None;
             }
-            match self.sock.read(&mut buf) {
+            if let Some(d) = deadline {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return None;
+                }
+                self.sock.set_read_timeout(Some(left)).unwrap();
+            }
+            let r = self.sock.read(&mut buf);
+            if deadline.is_some() {
+                self.sock
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+            }
+            match r {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.dec.push(&buf[..n]),
+                Err(e)
+                    if deadline.is_some()
+                        && matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => self.eof = true,
                 Err(e) => panic!("reading from the server: {e}"),
             }
@@ -127,45 +152,12 @@ impl RtmpClient {
     /// closes) by then.
     pub fn command_within(&mut self, within: Duration) -> Option<RtmpCommand> {
         let deadline = std::time::Instant::now() + within;
-        let mut buf = [0u8; 65536];
         loop {
-            while let Some(m) = self.got.pop_front() {
-                if matches!(m.type_id, msg_type::COMMAND_AMF0 | msg_type::COMMAND_AMF3) {
-                    return Some(
-                        RtmpCommand::parse(m.type_id, &m.payload, &AmfLimits::default()).unwrap(),
-                    );
-                }
-            }
-            while let Some(m) = self.dec.next_message().expect("server chunks") {
-                if let Ok(ControlMessage::SetChunkSize(n)) =
-                    ControlMessage::parse(m.type_id, &m.payload)
-                {
-                    self.dec.set_chunk_size(n).unwrap();
-                }
-                self.got.push_back(m);
-            }
-            if !self.got.is_empty() {
-                continue;
-            }
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if self.eof || left.is_zero() {
-                return None;
-            }
-            self.sock.set_read_timeout(Some(left)).unwrap();
-            let r = self.sock.read(&mut buf);
-            self.sock
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .unwrap();
-            match r {
-                Ok(0) => self.eof = true,
-                Ok(n) => self.dec.push(&buf[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => self.eof = true,
-                Err(e) => panic!("reading from the server: {e}"),
+            let m = self.message_by(Some(deadline))?;
+            if matches!(m.type_id, msg_type::COMMAND_AMF0 | msg_type::COMMAND_AMF3) {
+                return Some(
+                    RtmpCommand::parse(m.type_id, &m.payload, &AmfLimits::default()).unwrap(),
+                );
             }
         }
     }
