@@ -148,6 +148,9 @@ pub struct Limits {
     /// A connection's own answers (not media) waiting to be written, at most: a peer that
     /// keeps asking and never reads is closed.
     pub max_control_queue_bytes: usize,
+    /// Events (answers, statuses, plugins' commands) waiting for a connection's session, at
+    /// most; past it the connection is closed, since its session missed one.
+    pub max_queued_events: usize,
 }
 
 impl Default for Limits {
@@ -169,6 +172,7 @@ impl Default for Limits {
             app_concurrency: 64,
             app_queue: 1024,
             max_control_queue_bytes: 1 << 20,
+            max_queued_events: 4096,
         }
     }
 }

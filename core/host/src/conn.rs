@@ -30,7 +30,7 @@ use tracing::Instrument;
 use crate::{
     call_gate::{CallGate, GateError},
     frontends::Frontend,
-    hub::{EventTx, Peer, Stream},
+    hub::{bounded_events, EventRx, EventTx, Peer, Stream},
     outq::{self, Outq},
     server::{ConnSlot, HostCtx},
     source_player::{self, SourcePlayer},
@@ -119,8 +119,7 @@ async fn run(
     );
     out.set_control_limit(ctx.live().cfg.limits.max_control_queue_bytes);
     tokio::spawn(outq::run_writer(out.clone()).in_current_span());
-    let (events, mut events_rx) = unbounded_channel();
-    let events = EventTx::new(events);
+    let (events, mut events_rx) = bounded_events(ctx.live().cfg.limits.max_queued_events);
     let (deferrals, mut deferrals_rx) = unbounded_channel();
     let mut conn = Conn {
         peer: Peer {
@@ -191,7 +190,7 @@ impl Conn {
     async fn event_loop(
         &mut self,
         rd: &mut ReadSide,
-        events: &mut UnboundedReceiver<Box<Event>>,
+        events: &mut EventRx,
         deferrals: &mut UnboundedReceiver<(u64, u64)>,
     ) {
         let mut ended = self.peer.out.ended();
@@ -239,6 +238,14 @@ impl Conn {
                     tracing::trace!(request, ticket, watching = !self.deferred.is_empty(), "an app call is held");
                 }
                 Some(ev) = events.recv() => {
+                    if events.overflowed() {
+                        tracing::warn!(
+                            limit = self.ctx.live().cfg.limits.max_queued_events,
+                            "too many events queued for this connection; closing it"
+                        );
+                        self.peer.out.abort();
+                        break;
+                    }
                     let ev = *ev;
                     if matches!(ev, Event::AuthResult { .. } | Event::TokenResult { .. } | Event::AppResult { .. } | Event::CommandResult { .. }) {
                         self.awaiting = self.awaiting.saturating_sub(1);

@@ -741,6 +741,45 @@ fn a_client_that_never_reads_its_answers_is_closed_while_a_stream_flows() {
     assert!(flow.flows(64 * 1024, WAIT), "the live stream stalled");
 }
 
+/// An app handler that sends a client commands in a tight loop (`call_client`, 200,000 of
+/// them): the connection's event queue (`max_queued_events`, 64 here) fills, the host refuses
+/// the rest and closes that connection; a live stream and other clients go on.
+#[test]
+fn a_plugin_flooding_a_client_with_commands_closes_only_that_connection() {
+    if !fstream_ready() {
+        return;
+    }
+    let root = root("rtmp-event-flood", true);
+    root.write("mods/test-app.toml", "flood = 200000\n");
+    root.write("mods/host.toml", "[limits]\nmax_queued_events = 64\n");
+    let host = Host::start(&root, &["rtmp", "fstream"], &[]);
+    let flow = fstream_e2e::LiveFlow::start(host.addr("fstream"), "fier", "123", "flow");
+    assert!(flow.flows(64 * 1024, WAIT));
+
+    let mut c = RtmpClient::new(host.addr("rtmp"));
+    c.send_connect("flood");
+    host.wait_log(
+        "too many events queued for this connection; closing it",
+        WAIT,
+    );
+    host.wait_log("test-app: flood sent", WAIT);
+    let refused: usize = host
+        .log()
+        .split("test-app: flood sent refused=")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("the refused count");
+    eprintln!("the host refused {refused} of 200000 commands");
+    assert!(refused > 100_000, "{refused}");
+    while c.next().is_some() {}
+    assert!(c.closed(), "the flooded connection stays open");
+
+    assert!(flow.flows(64 * 1024, WAIT), "the live stream stalled");
+    let mut other = RtmpClient::new(host.addr("rtmp"));
+    assert_eq!(other.connect("fier").name, "_result");
+}
+
 /// A client's own commands (interface v2.1): `app-rename` answers `lookup` with a value
 /// (`_result`) or an error (`_error`); a command no handler knows, and any command on an app
 /// whose handler predates commands (`rtmp-app`), gets `NetConnection.Call.Failed`. Replies come

@@ -7,6 +7,7 @@
 //! asked. The hub keeps what a late joiner needs (metadata, sequence headers, the last group of
 //! pictures) and keeps timestamps continuous across publishers.
 
+mod events;
 mod formats;
 mod join_cache;
 mod sinks;
@@ -21,33 +22,16 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+pub use events::{bounded_events, EventRx, EventTx};
 use fstream_abi::{
     Event, MediaPacket, PublishOptions, PublishOutcome, SinkFactoryBox, SubscribeOptions,
     SubscriptionControl, SubscriptionStatus, SubscriptionStatus_NE,
 };
-use tokio::sync::mpsc::UnboundedSender;
-
 pub use sinks::SinkThreads;
 pub use stream::{Stream, StreamStats};
 pub use timers::{ManualTimers, RuntimeTimers, Timers};
 
 use crate::{config::HubConfig, frontends::Frontend, outq::Outq};
-
-/// The channel that carries events to a connection's session. Events are boxed so a channel's
-/// preallocated block stays small: every connection has one, and events are rare.
-#[derive(Clone)]
-pub struct EventTx(UnboundedSender<Box<Event>>);
-
-impl EventTx {
-    pub fn new(tx: UnboundedSender<Box<Event>>) -> Self {
-        Self(tx)
-    }
-
-    /// Sends an event; a connection that is gone drops it (false).
-    pub fn send(&self, event: Event) -> bool {
-        self.0.send(Box::new(event)).is_ok()
-    }
-}
 
 /// How the hub reaches a connection.
 #[derive(Clone)]

@@ -3,7 +3,9 @@
 //! It serves the apps in `apps` (default `["*"]`). A publish is allowed when the host's
 //! authenticators allow the user named like the app with the `user_password=` or `token=` of
 //! the stream name's query; everything else is accepted. With `greet = true` an accepted connect
-//! is followed by the command `onTestGreeting("hello", {"app": APP})`.
+//! is followed by the command `onTestGreeting("hello", {"app": APP})`. With `flood = N` a
+//! connect to the app `flood` first sends the client N commands with `host.call_client`, as
+//! fast as it can (a plugin gone wrong), and logs how many the host refused.
 
 use abi_stable::std_types::RVec;
 use fstream_abi::{
@@ -21,6 +23,7 @@ fstream_abi::export_plugin! { name: "test-app", kinds: kinds::APP_HANDLER, init:
 struct Settings {
     apps: Vec<String>,
     greet: bool,
+    flood: usize,
 }
 
 impl Default for Settings {
@@ -28,6 +31,7 @@ impl Default for Settings {
         Self {
             apps: vec!["*".into()],
             greet: false,
+            flood: 0,
         }
     }
 }
@@ -83,6 +87,20 @@ impl HandleApp for TestApp {
         match call {
             AppCall::Connect(c) => {
                 tracing::info!(app = %c.app, args = %c.args_json, "test-app: connect");
+                if c.app.as_str() == "flood" && self.settings.flood > 0 {
+                    let refused = (0..self.settings.flood)
+                        .filter(|i| {
+                            !self.host.call_client(
+                                c.caller.connection,
+                                ClientCommand {
+                                    name: "onFlood".into(),
+                                    args_json: format!("[{i}]").into(),
+                                },
+                            )
+                        })
+                        .count();
+                    tracing::info!(refused, "test-app: flood sent");
+                }
                 let mut d = AppDecision::accept();
                 if self.settings.greet {
                     d.commands.push(ClientCommand {
