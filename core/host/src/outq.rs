@@ -3,9 +3,10 @@
 //!
 //! Everything a peer receives goes through its `Outq`: its session's own writes (answers,
 //! control messages) and the media the hub fans out. Media pushes never write: they queue a
-//! shared payload (a reference count) and, when the queue turns non-empty, register it with the
-//! [`Flusher`]. The flusher's single task ticks a few times per gathering window and writes every
-//! queue whose oldest byte has waited `gather` (or that holds `gather_bytes`) with one
+//! shared payload (a reference count) and, when the queue turns non-empty, register it with its shard's
+//! [`Flusher`]. A flusher's task sleeps while no queue of its shard waits; otherwise it wakes when
+//! the earliest waiting queue falls due (at least four times per gathering window) and writes
+//! every queue whose oldest byte has waited `gather` (or that holds `gather_bytes`) with one
 //! non-blocking vectored write, straight from that task: one syscall per viewer per window,
 //! no task wake-up per viewer (see `../shared/notes/fanout-floor.md`). A session's own writes
 //! go out at once from the connection's task. Only when the kernel's buffer is full does the
@@ -356,8 +357,13 @@ impl Outq {
     /// Writes what is queued without blocking, if due (or `force`). Returns whether the queue
     /// still holds data the flusher must come back for (it was not due yet).
     pub fn flush(&self, force: bool) -> bool {
+        self.flush_when(force).is_some()
+    }
+
+    /// [`Outq::flush`], saying when the queue falls due if it was not due yet.
+    fn flush_when(&self, force: bool) -> Option<Instant> {
         let Some(sock) = &self.sock else {
-            return false;
+            return None;
         };
         let tls = sock.is_tls();
         loop {
@@ -366,7 +372,7 @@ impl Outq {
                 if st.writing || st.blocked || st.closing == Closing::Aborted {
                     // Whoever writes or waits will register again if data remains.
                     st.pending = false;
-                    return false;
+                    return None;
                 }
                 let close = st.closing == Closing::AfterFlush;
                 if st.items.is_empty() {
@@ -378,10 +384,10 @@ impl Outq {
                             shutdown_write(sock.socket());
                             self.end();
                         }
-                        return false;
+                        return None;
                     }
                 } else if !force && !self.due(&st, Instant::now()) {
-                    return true;
+                    return Some(st.oldest.map_or_else(Instant::now, |o| o + self.gather));
                 }
                 st.writing = true;
                 st.pending = false;
@@ -406,7 +412,7 @@ impl Outq {
                 st.control_bytes = 0;
                 drop(st);
                 self.end();
-                return false;
+                return None;
             }
             if written_to < batch.len() {
                 // Put back what the socket did not take, ahead of anything queued meanwhile.
@@ -428,7 +434,7 @@ impl Outq {
                 st.blocked = true;
                 drop(st);
                 self.wake.notify_one();
-                return false;
+                return None;
             }
             if st.items.is_empty() {
                 let closing = st.closing == Closing::AfterFlush;
@@ -441,7 +447,7 @@ impl Outq {
                     shutdown_write(sock.socket());
                     self.end();
                 }
-                return false;
+                return None;
             }
             // More arrived while writing: session writes go now, media waits for its window.
             if st.urgent {
@@ -453,7 +459,7 @@ impl Outq {
             if register {
                 self.register();
             }
-            return false;
+            return None;
         }
     }
 }
@@ -563,21 +569,31 @@ pub async fn run_writer(out: Arc<Outq>) {
     }
 }
 
-/// Times gathered writes for the queues of one shard: one task, a few ticks per window.
+/// Times gathered writes for the queues of one shard: one task that sleeps while no queue of
+/// its shard waits, and otherwise wakes when the earliest waiting queue falls due (at least once
+/// per quarter window, for queues that reach `gather_bytes` early).
 pub struct Flusher {
     pending: Mutex<Vec<Weak<Outq>>>,
+    /// Rings when a queue registers with an empty list. `notify_one` keeps a permit when the
+    /// task is not waiting yet, so a registration between the task's "empty" check and its
+    /// wait is never lost.
+    wake: Notify,
     period: Duration,
-    /// Time spent writing, and rounds that wrote, for the shard figures.
+    /// Time spent writing, for the shard figures.
     busy_ns: std::sync::atomic::AtomicU64,
+    /// Rounds the task ran (woken by a registration or a due time).
+    rounds: std::sync::atomic::AtomicU64,
 }
 
 impl Flusher {
     pub fn new(gather: Duration) -> Arc<Self> {
         Arc::new(Self {
             pending: Mutex::new(Vec::new()),
-            // Four ticks per window bound the extra delay to a quarter window.
+            wake: Notify::new(),
+            // Four rounds per window bound the extra delay to a quarter window.
             period: (gather / 4).max(Duration::from_millis(2)),
             busy_ns: std::sync::atomic::AtomicU64::new(0),
+            rounds: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -586,38 +602,66 @@ impl Flusher {
         Duration::from_nanos(self.busy_ns.load(std::sync::atomic::Ordering::Relaxed))
     }
 
+    /// Rounds this flusher has run so far.
+    pub fn rounds(&self) -> u64 {
+        self.rounds.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn list(&self) -> MutexGuard<'_, Vec<Weak<Outq>>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn register(&self, q: Arc<Outq>) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Arc::downgrade(&q));
+        let first = {
+            let mut list = self.list();
+            list.push(Arc::downgrade(&q));
+            list.len() == 1
+        };
+        if first {
+            self.wake.notify_one();
+        }
     }
 
     /// Runs until the process ends.
     pub async fn run(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(self.period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut work = Vec::new();
+        let mut keep = Vec::new();
+        // When the queues kept from the last round fall due; `None`: no queue waits.
+        let mut next: Option<Instant> = None;
         loop {
-            tick.tick().await;
+            match next {
+                Some(at) => {
+                    let cap = Instant::now() + self.period;
+                    tokio::time::sleep_until(at.min(cap)).await;
+                }
+                None => {
+                    let idle = self.list().is_empty();
+                    if idle {
+                        self.wake.notified().await;
+                    }
+                }
+            }
             let started = std::time::Instant::now();
-            std::mem::swap(
-                &mut work,
-                &mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()),
-            );
-            let mut keep = Vec::new();
+            self.rounds
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            std::mem::swap(&mut work, &mut *self.list());
+            next = None;
             for w in work.drain(..) {
                 if let Some(q) = w.upgrade() {
-                    if q.flush(false) {
+                    if let Some(due) = q.flush_when(false) {
+                        next = Some(next.map_or(due, |n: Instant| n.min(due)));
                         keep.push(w);
                     }
                 }
             }
-            if !keep.is_empty() {
-                self.pending
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .extend(keep);
+            {
+                let mut list = self.list();
+                if !list.is_empty() {
+                    // Registered during the round: one of them may be due soon.
+                    let soon = Instant::now() + self.period;
+                    next = Some(next.map_or(soon, |n| n.min(soon)));
+                }
+                list.append(&mut keep);
             }
             self.busy_ns.fetch_add(
                 started.elapsed().as_nanos() as u64,
@@ -657,6 +701,11 @@ impl Flushers {
     /// Each shard's time spent writing so far.
     pub fn busy(&self) -> Vec<Duration> {
         self.shards.iter().map(|f| f.busy()).collect()
+    }
+
+    /// Each shard's rounds so far.
+    pub fn rounds(&self) -> Vec<u64> {
+        self.shards.iter().map(|f| f.rounds()).collect()
     }
 }
 
