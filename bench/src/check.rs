@@ -326,10 +326,12 @@ pub enum Item {
         command: Command,
     },
     Data,
-    /// Audio, video or an aggregate of them; `keyframe` if it carried a video keyframe.
+    /// Audio, video or an aggregate of them; `keyframe` if it carried a video keyframe;
+    /// `timestamp`: the message's (an aggregate's last part's), in ms.
     Media {
         stream_id: u32,
         keyframe: bool,
+        timestamp: u32,
     },
 }
 
@@ -458,6 +460,7 @@ impl RtmpCheck {
                 Ok(Item::Media {
                     stream_id: sid,
                     keyframe,
+                    timestamp: ts,
                 })
             }
             msg_type::AGGREGATE => {
@@ -466,7 +469,9 @@ impl RtmpCheck {
                 }
                 let parts = split_aggregate(&m).map_err(|e| format!("{}: {e}", head()))?;
                 let mut keyframe = false;
+                let mut timestamp = ts;
                 for p in parts {
+                    timestamp = p.timestamp;
                     match p.type_id {
                         msg_type::VIDEO => {
                             keyframe |= self.media(sid).video(p.timestamp, &p.payload)?
@@ -479,6 +484,7 @@ impl RtmpCheck {
                 Ok(Item::Media {
                     stream_id: sid,
                     keyframe,
+                    timestamp,
                 })
             }
             msg_type::DATA_AMF0 | msg_type::DATA_AMF3 => {

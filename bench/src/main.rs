@@ -137,6 +137,12 @@ struct Report {
     viewer_mbps_median: f64,
     viewer_mbps_max: f64,
     stalled: usize,
+    /// RTMP players: the smallest lead of media time over wall time any had after settling
+    /// (see `viewer::Session::lead_min_ms`), its median over players, and the players whose
+    /// lead fell below 0 (a real player would have stalled). For recorded files (VOD).
+    lead_ms_min: Option<f64>,
+    lead_ms_median_of_min: Option<f64>,
+    behind: usize,
     /// Connections whose bytes failed to parse (each counted once).
     corrupt: usize,
     /// Their first errors, distinct texts (at most 20), with how many connections had each.
@@ -457,6 +463,8 @@ async fn run(a: &Args, burst_rt: Option<tokio::runtime::Handle>) -> anyhow::Resu
     let mut keys = Vec::new();
     let mut joiner_keys = Vec::new();
     let mut delays = Vec::new();
+    let mut leads = Vec::new();
+    let mut behind = 0;
     let mut corrupt = Vec::new();
     let (mut sessions, mut leaves, mut joins) = (0, 0, 0);
     // The burst: the watchers' longest gaps, the joiners' keys and bytes in the burst window.
@@ -514,6 +522,10 @@ async fn run(a: &Args, burst_rt: Option<tokio::runtime::Handle>) -> anyhow::Resu
             stalled += 1;
         }
         for s in &r.sessions {
+            if let Some(l) = s.lead_min_ms {
+                leads.push(l as f64);
+                behind += usize::from(l < 0);
+            }
             sessions += 1;
             leaves += usize::from(s.left);
             joins += usize::from(s.joiner);
@@ -606,6 +618,12 @@ async fn run(a: &Args, burst_rt: Option<tokio::runtime::Handle>) -> anyhow::Resu
         viewer_mbps_median: percentile(&rates, 0.5).unwrap_or(0.0),
         viewer_mbps_max: rates.last().copied().unwrap_or(0.0),
         stalled,
+        lead_ms_min: {
+            leads.sort_by(f64::total_cmp);
+            leads.first().copied()
+        },
+        lead_ms_median_of_min: percentile(&leads, 0.5),
+        behind,
         corrupt: corrupt.len(),
         corrupt_examples: examples,
         sessions,

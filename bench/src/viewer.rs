@@ -26,6 +26,8 @@ use crate::{
 
 /// Width of a throughput bucket.
 pub const BUCKET: Duration = Duration::from_millis(250);
+/// The lead is watched from this long after the first media message (the read-ahead burst).
+pub const LEAD_SETTLE: Duration = Duration::from_secs(2);
 
 /// What one connection saw.
 #[derive(Default, Clone, Debug)]
@@ -41,6 +43,10 @@ pub struct Session {
     /// With gap tracking (the first session of a slot only): when media messages arrived, ns
     /// since the run's epoch, one entry per read that completed at least one.
     pub media_at: Vec<u64>,
+    /// RTMP: how far the media's timestamps ran ahead of the wall clock (both from the first
+    /// media message), at least, once `LEAD_SETTLE` had passed: a player that paces a recorded
+    /// file has its read-ahead here, and a negative lead is a player that would have stalled.
+    pub lead_min_ms: Option<i64>,
     /// The first thing in its bytes that did not parse.
     pub corrupt: Option<String>,
     /// Anything else that ended it early (refused, closed, I/O).
@@ -171,6 +177,7 @@ async fn session(
             let mut c = RtmpConn::connect(addr, app).await?;
             let id = c.play(name).await?;
             let mut credited = 0;
+            let mut first_media: Option<(Instant, u32)> = None;
             loop {
                 let item = c.next_message().await?;
                 counter.add(c.validated() - credited);
@@ -179,7 +186,15 @@ async fn session(
                     Item::Media {
                         keyframe,
                         stream_id,
+                        timestamp,
                     } if stream_id == id => {
+                        let (at, ts0) = *first_media.get_or_insert((Instant::now(), timestamp));
+                        let wall = at.elapsed();
+                        if wall >= LEAD_SETTLE {
+                            let lead =
+                                timestamp.wrapping_sub(ts0) as i32 as i64 - wall.as_millis() as i64;
+                            s.lead_min_ms = Some(s.lead_min_ms.map_or(lead, |m| m.min(lead)));
+                        }
                         if keyframe {
                             s.first_key.get_or_insert_with(|| t0.elapsed());
                         }

@@ -151,6 +151,13 @@ pub struct Limits {
     /// Events (answers, statuses, plugins' commands) waiting for a connection's session, at
     /// most; past it the connection is closed, since its session missed one.
     pub max_queued_events: usize,
+    /// Threads that run source plugins' calls (opening, reading, seeking recorded files), and
+    /// the calls that may wait or run at once: players are tasks on the runtime, and only these
+    /// threads ever wait on a disk. Read at start-up.
+    pub source_read_threads: usize,
+    pub source_read_queue: usize,
+    /// Recorded-stream (VOD) players at once; past it a play is refused as not found.
+    pub max_source_players: usize,
 }
 
 impl Default for Limits {
@@ -173,6 +180,9 @@ impl Default for Limits {
             app_queue: 1024,
             max_control_queue_bytes: 1 << 20,
             max_queued_events: 4096,
+            source_read_threads: 4,
+            source_read_queue: 1024,
+            max_source_players: 5_000,
         }
     }
 }

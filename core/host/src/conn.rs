@@ -538,8 +538,15 @@ impl Conn {
                 0 => self.ctx.hub.cfg.queue_bytes as usize,
                 n => n as usize,
             };
-            let player =
-                source_player::start(source, open, &self.peer, subscription, options, limit);
+            let player = source_player::start(
+                source,
+                open,
+                &self.peer,
+                subscription,
+                options,
+                limit,
+                &self.ctx.read_pool,
+            );
             self.players.insert(subscription, player);
             return;
         }

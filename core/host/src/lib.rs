@@ -14,6 +14,7 @@ pub mod hub;
 pub mod loader;
 pub mod mods;
 pub mod outq;
+pub mod read_pool;
 pub mod server;
 pub mod setup;
 pub mod source_player;

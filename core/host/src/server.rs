@@ -24,6 +24,7 @@ use crate::{
     host_api::HostServices,
     hub::Hub,
     outq::Flushers,
+    read_pool::ReadPool,
     source_player::SourceEntry,
     tls::TlsSettings,
 };
@@ -66,6 +67,8 @@ pub struct HostCtx {
     pub shutdown: watch::Sender<bool>,
     /// Time the gathered writes of the connections, a shard each.
     pub flushers: Flushers,
+    /// Runs source plugins' blocking calls for the recorded-stream players.
+    pub read_pool: Arc<ReadPool>,
     /// The running listeners by name ([`ListenSpec::name`]).
     listeners: Mutex<HashMap<String, Listener>>,
     /// Open connections, in all and per IP address.
@@ -113,7 +116,14 @@ impl HostCtx {
             std::time::Duration::from_millis(hub.cfg.gather_ms),
             hub.cfg.flush_shards,
         );
+        let l = &live.cfg.limits;
+        let read_pool = ReadPool::new(
+            l.source_read_threads,
+            l.source_read_queue,
+            l.max_source_players,
+        );
         Arc::new(Self {
+            read_pool,
             hub,
             services,
             live: RwLock::new(Arc::new(live)),

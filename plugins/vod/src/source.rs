@@ -1,7 +1,8 @@
 //! One player's reader of an FLV file.
 //!
-//! The file is read incrementally through a `BufReader` and an [`FlvDemuxer`], one tag at a time,
-//! so memory stays at about one buffer and one tag per player whatever the file's size. At open the
+//! The file is read incrementally straight into an [`FlvDemuxer`] (16 KiB at a time), one tag at
+//! a time, and the room a large tag needed is given back after it, so memory stays at about one
+//! read and one tag per player whatever the file's size. At open the
 //! leading tags (up to the first coded frame) are read so the player gets the metadata and the
 //! sequence headers first, in that order. After a seek the sequence headers are sent again,
 //! stamped with the keyframe's time, right before the keyframe.
@@ -10,7 +11,7 @@ use std::{
     cell::OnceCell,
     collections::VecDeque,
     fs::File,
-    io::{BufRead, BufReader, Seek, SeekFrom},
+    io::{Seek, SeekFrom},
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -32,8 +33,10 @@ use crate::{
     Refusal,
 };
 
-/// Read buffer per player.
-const READ_BUFFER: usize = 32 * 1024;
+/// Bytes read from the file at a time.
+const READ_CHUNK: usize = 8 * 1024;
+/// Demuxer room a player keeps between tags (a keyframe's room above it is given back).
+const DEMUX_KEEP: usize = 16 * 1024;
 /// How far into a file the leading metadata and sequence headers are looked for.
 const MAX_PRELUDE_TAGS: usize = 64;
 const MAX_PRELUDE_BYTES: u64 = 8 << 20;
@@ -72,7 +75,7 @@ pub struct FlvSource {
     path: PathBuf,
     key: FileKey,
     cache: Arc<IndexCache>,
-    reader: BufReader<File>,
+    reader: File,
     demux: FlvDemuxer,
     eof: bool,
     /// Packets to hand out before reading on.
@@ -112,7 +115,7 @@ impl FlvSource {
             path: path.to_path_buf(),
             key,
             cache,
-            reader: BufReader::with_capacity(READ_BUFFER, file),
+            reader: file,
             demux: FlvDemuxer::new(MAX_TAG_DATA_SIZE),
             eof: false,
             pending: VecDeque::new(),
@@ -237,7 +240,10 @@ impl FlvSource {
     fn read_tag(&mut self) -> Result<Option<DemuxedTag>, VodError> {
         loop {
             match self.demux.next_tag() {
-                Ok(Some(t)) => return Ok(Some(t)),
+                Ok(Some(t)) => {
+                    self.demux.release_spare(DEMUX_KEEP);
+                    return Ok(Some(t));
+                }
                 Ok(None) => {}
                 Err(source) => {
                     return Err(VodError::Corrupt {
@@ -253,8 +259,8 @@ impl FlvSource {
                 }
                 return Ok(None);
             }
-            let buf = match self.reader.fill_buf() {
-                Ok(b) => b,
+            let n = match self.demux.read_from(&mut self.reader, READ_CHUNK) {
+                Ok(n) => n,
                 Err(source) => {
                     return Err(VodError::Io {
                         path: self.path.clone(),
@@ -262,13 +268,9 @@ impl FlvSource {
                     })
                 }
             };
-            if buf.is_empty() {
+            if n == 0 {
                 self.eof = true;
-                continue;
             }
-            let n = buf.len();
-            self.demux.push(buf);
-            self.reader.consume(n);
         }
     }
 
@@ -284,10 +286,7 @@ impl FlvSource {
 
     fn scan_info(&self) -> Result<Arc<ScanInfo>, VodError> {
         self.scanned
-            .get_or_init(|| {
-                self.cache
-                    .get(&self.key, self.reader.get_ref(), self.first_tag)
-            })
+            .get_or_init(|| self.cache.get(&self.key, &self.reader, self.first_tag))
             .clone()
             .map_err(|reason| VodError::Index {
                 path: self.path.clone(),
@@ -298,7 +297,7 @@ impl FlvSource {
     /// The video keyframe tag header at `offset`, if there is one.
     fn keyframe_at(&self, offset: u64) -> Option<TagHeader> {
         let mut b = [0u8; TAG_HEADER_LEN + 5];
-        let n = read_full_at(self.reader.get_ref(), &mut b, offset).ok()?;
+        let n = read_full_at(&self.reader, &mut b, offset).ok()?;
         let h = TagHeader::decode(b.get(..n)?, offset).ok()?;
         let data = b
             .get(TAG_HEADER_LEN..n)?
@@ -329,7 +328,7 @@ impl FlvSource {
 
     /// The duration from the last tag, found through the last PreviousTagSize.
     fn tail_duration(&self) -> Option<u64> {
-        let file = self.reader.get_ref();
+        let file = &self.reader;
         let len = self.key.size;
         let mut p = [0u8; PREVIOUS_TAG_SIZE_LEN];
         let at = len.checked_sub(PREVIOUS_TAG_SIZE_LEN as u64)?;

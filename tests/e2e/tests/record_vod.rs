@@ -891,3 +891,66 @@ fn a_missing_file_is_not_found_for_rtmpdump_and_ffmpeg_and_a_real_one_then_plays
         "ffmpeg of a real file: {decoded:?}"
     );
 }
+
+#[test]
+fn vod_players_are_bounded_and_a_freed_place_plays_again() {
+    if !tools() || !rtmp_built() {
+        return;
+    }
+    let root = root("vod-bound", "", true);
+    make_fixture(&root.path().join("media/clip.flv"), 4, false);
+    root.write(
+        "mods/host.toml",
+        "[limits]\nmax_source_players = 3\nsource_read_threads = 1\nsource_read_queue = 2\n",
+    );
+    let host = start(&root, true);
+    let addr = host.addr("rtmp");
+    let url = rtmp_url(addr, "vod/clip");
+
+    // Three players fill the bound; with one read thread and a queue of two they still each
+    // get every frame, paced.
+    let players: Vec<_> = (0..3)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                decode(&["-rtmp_live", "recorded"], &url, Duration::from_secs(40))
+            })
+        })
+        .collect();
+    // Each RTMP play opens the file twice: the session's probe, then the real subscription.
+    wait_log_count(&host, "recorded stream playing", 6, WAIT);
+
+    // A fourth, while they play, is refused as not found, and told so at once.
+    let (status, _, err) = run_with_timeout(
+        Command::new("rtmpdump").args(["-z", "-r", &url, "-o", "/dev/null"]),
+        WAIT,
+    );
+    assert!(status.is_some(), "rtmpdump hung");
+    let statuses = rtmpdump_statuses(&err);
+    assert!(
+        statuses
+            .iter()
+            .any(|c| c == "NetStream.Play.StreamNotFound"),
+        "a player past max_source_players: {statuses:?}"
+    );
+    host.wait_log("too many recorded-stream players", WAIT);
+
+    for p in players {
+        let (decoded, took) = p.join().unwrap();
+        assert!(
+            decoded.video >= 4 * FPS as usize * 9 / 10,
+            "a player within the bound: {decoded:?}; log:\n{}",
+            host.log()
+        );
+        // Paced: a 4 s file with at most 5 s sent ahead cannot be over before the read-ahead
+        // the player asked for (ffmpeg asks for 3 s).
+        assert!(took >= Duration::from_millis(700), "not paced: {took:?}");
+    }
+
+    // Their places are free again: the next player gets the whole file.
+    let (decoded, _) = decode(&["-rtmp_live", "recorded"], &url, Duration::from_secs(40));
+    assert!(
+        decoded.video >= 4 * FPS as usize * 9 / 10,
+        "a player after the others left: {decoded:?}"
+    );
+}

@@ -85,6 +85,31 @@ impl FlvDemuxer {
         self.buf.len()
     }
 
+    /// Reads at most `max` bytes from `r` straight into the buffer (no buffer of the caller's
+    /// in between); returns how many, 0 at the end of `r`.
+    pub fn read_from(&mut self, r: &mut impl std::io::Read, max: usize) -> std::io::Result<usize> {
+        let len = self.buf.len();
+        self.buf.resize(len + max, 0);
+        let read = loop {
+            match r.read(&mut self.buf[len..]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        let n = *read.as_ref().unwrap_or(&0);
+        self.buf.truncate(len + n);
+        read
+    }
+
+    /// Gives back buffer room past `keep` bytes: a large tag (a keyframe) grows the buffer to
+    /// its size, and a reader holding many demuxers (one per VOD player) should not keep that
+    /// room after the tag is gone. The bytes not yet consumed are kept.
+    pub fn release_spare(&mut self, keep: usize) {
+        if self.buf.capacity() > keep {
+            self.buf = BytesMut::from(&self.buf[..]);
+        }
+    }
+
     fn consume(&mut self, n: usize) {
         self.buf.advance(n);
         self.offset = self.offset.saturating_add(n as u64);
@@ -234,6 +259,44 @@ mod tests {
         assert_eq!(d.header(), Some(&FlvHeader::new(true, true)));
         assert_eq!(d.buffered(), 0);
         assert_eq!(d.offset(), file.len() as u64);
+    }
+
+    #[test]
+    fn reads_straight_from_a_reader_and_gives_back_a_large_tags_room() {
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7) as u8).collect();
+        let mut tags = vec![FlvTag::new(TagType::Video, 0, vec![0x17, 0, 0, 0, 0, 1])];
+        tags.push(FlvTag::new(
+            TagType::Video,
+            40,
+            [&[0x17u8, 1, 0, 0, 0][..], &big].concat(),
+        ));
+        tags.push(FlvTag::new(TagType::Audio, 41, vec![0xAF, 1, 9]));
+        let mut file = Vec::new();
+        write_file_header(&mut file, true, true);
+        for t in &tags {
+            write_tag(&mut file, t.tag_type, t.timestamp, &t.data).unwrap();
+        }
+        let mut reader = std::io::Cursor::new(file);
+        let mut d = FlvDemuxer::new(1 << 20);
+        let mut got = Vec::new();
+        loop {
+            let mut ended = false;
+            while let Some(t) = d.next_tag().unwrap() {
+                d.release_spare(16 * 1024);
+                got.push(t.tag);
+            }
+            // Whatever a tag needed, the room kept between tags is bounded.
+            assert!(d.buffered() > 16 * 1024 || got.len() < 2 || d.buf.capacity() <= 16 * 1024);
+            if d.read_from(&mut reader, 8 * 1024).unwrap() == 0 {
+                ended = true;
+            }
+            if ended {
+                break;
+            }
+        }
+        assert_eq!(got, tags);
+        assert_eq!(d.buffered(), 0);
+        assert!(d.buf.capacity() <= 16 * 1024, "{}", d.buf.capacity());
     }
 
     #[test]
