@@ -771,6 +771,49 @@ fn rtmp_root(tag: &str, rtmp_toml: &str) -> Root {
 /// message over 128 KiB): each is closed without an answer and logged with the limit, while a
 /// player of a live stream gets every video message as sent and a new player starts on a
 /// keyframe.
+/// A live RTMP stream `fier/cam` under test: a player that joined before the publisher, and a
+/// paced publisher of `secs` of generated media.
+struct LiveCam {
+    host: Host,
+    addr: SocketAddr,
+    sent: Vec<Vec<u8>>,
+    frames: Arc<AtomicUsize>,
+    player: thread::JoinHandle<Played>,
+    publisher: thread::JoinHandle<()>,
+}
+
+impl LiveCam {
+    /// Starts the host on `r`, the player, then the publisher; waits until frames flow.
+    fn start(r: &Root, secs: u32) -> Self {
+        let tags = generated_tags(r.path(), secs);
+        let sent = video_of(&tags);
+        let host = Host::start(r, &["rtmp"], &[]);
+        let addr = host.addr("rtmp");
+        let frames = Arc::new(AtomicUsize::new(0));
+        let player = play_until_unpublished(addr, "cam", frames.clone());
+        wait_for(&host, "playing stream=fier/cam");
+        let (publisher, _) = publish_paced(addr, "cam", "live", tags);
+        assert!(grows(&frames, 10, WAIT), "the live stream does not flow");
+        Self {
+            host,
+            addr,
+            sent,
+            frames,
+            player,
+            publisher,
+        }
+    }
+
+    /// The stream still flows, a new player starts on a keyframe, and the first player got
+    /// every frame as sent.
+    fn check_unharmed(self) {
+        assert!(grows(&self.frames, 10, WAIT), "the live stream stalled");
+        new_player_gets_a_decodable_start(self.addr, "cam", &self.sent);
+        self.publisher.join().expect("publisher");
+        got_every_frame(self.player.join().expect("player"), &self.sent, "the player");
+    }
+}
+
 #[test]
 fn rtmp_chunk_limits_close_only_the_offending_connection() {
     let r = rtmp_root(
@@ -778,15 +821,8 @@ fn rtmp_chunk_limits_close_only_the_offending_connection() {
         "max_chunk_size = 8192\nmax_message_size = 262144\nmax_chunk_streams = 8\n\
          max_partial_bytes = 131072\ngrace_ms = 200\n",
     );
-    let tags = generated_tags(r.path(), 5);
-    let sent = video_of(&tags);
-    let host = Host::start(&r, &["rtmp"], &[]);
-    let addr = host.addr("rtmp");
-    let frames = Arc::new(AtomicUsize::new(0));
-    let player = play_until_unpublished(addr, "cam", frames.clone());
-    wait_for(&host, "playing stream=fier/cam");
-    let (publisher, _) = publish_paced(addr, "cam", "live", tags);
-    assert!(grows(&frames, 10, WAIT), "the live stream does not flow");
+    let live = LiveCam::start(&r, 5);
+    let (host, addr) = (&live.host, live.addr);
 
     // Set Chunk Size over max_chunk_size.
     let mut c = handshaken(addr);
@@ -838,10 +874,7 @@ fn rtmp_chunk_limits_close_only_the_offending_connection() {
         4
     );
 
-    assert!(grows(&frames, 10, WAIT), "the live stream stalled");
-    new_player_gets_a_decodable_start(addr, "cam", &sent);
-    publisher.join().expect("publisher");
-    got_every_frame(player.join().expect("player"), &sent, "the player");
+    live.check_unharmed();
 }
 
 /// AMF limits over the network: RTMP commands are decoded with the frontend's bounds (16
@@ -854,15 +887,8 @@ fn rtmp_chunk_limits_close_only_the_offending_connection() {
 #[test]
 fn amf_nesting_values_and_references_over_the_limit_close_only_that_client() {
     let r = rtmp_root("amf-limits", "grace_ms = 200\n");
-    let tags = generated_tags(r.path(), 5);
-    let sent = video_of(&tags);
-    let host = Host::start(&r, &["rtmp"], &[]);
-    let addr = host.addr("rtmp");
-    let frames = Arc::new(AtomicUsize::new(0));
-    let player = play_until_unpublished(addr, "cam", frames.clone());
-    wait_for(&host, "playing stream=fier/cam");
-    let (publisher, _) = publish_paced(addr, "cam", "live", tags);
-    assert!(grows(&frames, 10, WAIT), "the live stream does not flow");
+    let live = LiveCam::start(&r, 5);
+    let (host, addr) = (&live.host, live.addr);
 
     // Nesting.
     let mut deep = Amf0Value::object([("app", Amf0Value::from("fier"))]);
@@ -922,10 +948,7 @@ fn amf_nesting_values_and_references_over_the_limit_close_only_that_client() {
         3
     );
 
-    assert!(grows(&frames, 10, WAIT), "the live stream stalled");
-    new_player_gets_a_decodable_start(addr, "cam", &sent);
-    publisher.join().expect("publisher");
-    got_every_frame(player.join().expect("player"), &sent, "the player");
+    live.check_unharmed();
 }
 
 /// `[hub] gop_cache_bytes`: a publisher whose groups of pictures (indeed each keyframe) exceed
@@ -1146,15 +1169,8 @@ fn rtmp_handshake_and_idle_timeouts_close_only_the_silent_clients() {
         "rtmp-timeouts",
         "handshake_timeout_ms = 1000\nidle_timeout_ms = 2000\ngrace_ms = 200\n",
     );
-    let tags = generated_tags(r.path(), 5);
-    let sent = video_of(&tags);
-    let host = Host::start(&r, &["rtmp"], &[]);
-    let addr = host.addr("rtmp");
-    let frames = Arc::new(AtomicUsize::new(0));
-    let player = play_until_unpublished(addr, "cam", frames.clone());
-    wait_for(&host, "playing stream=fier/cam");
-    let (publisher, _) = publish_paced(addr, "cam", "live", tags);
-    assert!(grows(&frames, 10, WAIT), "the live stream does not flow");
+    let live = LiveCam::start(&r, 5);
+    let (host, addr) = (&live.host, live.addr);
 
     // C0 and part of C1, then nothing.
     let mut half = TcpStream::connect(addr).unwrap();
@@ -1178,8 +1194,5 @@ fn rtmp_handshake_and_idle_timeouts_close_only_the_silent_clients() {
     assert!(pinged, "the silent client was not pinged first");
     wait_for(&host, "nothing received for 2000 ms");
 
-    assert!(grows(&frames, 10, WAIT), "the live stream stalled");
-    new_player_gets_a_decodable_start(addr, "cam", &sent);
-    publisher.join().expect("publisher");
-    got_every_frame(player.join().expect("player"), &sent, "the player");
+    live.check_unharmed();
 }
