@@ -461,51 +461,39 @@ impl Player {
         }
     }
 
-    /// Reads the next batch into `read`. False: the player must stop (the source is gone).
-    async fn read_batch(&mut self) -> bool {
-        let Some(mut source) = self.source.take() else {
-            return false;
-        };
+    /// Runs `f` with the source on the pool and puts the source back. `None`: the player
+    /// stops (its handle was dropped, or the call panicked: then it is told the stream ended).
+    async fn with_source<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut SourceBox) -> T + Send + 'static,
+    ) -> Option<T> {
+        let mut source = self.source.take()?;
         let called = self
             .controls
             .call(&self.pool, move || {
-                let mut batch = Batch {
-                    packets: Vec::new(),
-                    end: None,
-                };
-                let mut bytes = 0;
-                let mut first_ts = None;
-                while bytes < READ_BATCH_BYTES && batch.packets.len() < READ_BATCH_PACKETS {
-                    match source.next_packet().into_result() {
-                        Ok(ROption::RSome(p)) => {
-                            bytes += p.payload.len();
-                            let first = *first_ts.get_or_insert(p.timestamp);
-                            let span = p.timestamp.wrapping_sub(first);
-                            batch.packets.push(p);
-                            if span >= READ_BATCH_SPAN_MS {
-                                break;
-                            }
-                        }
-                        Ok(ROption::RNone) => {
-                            batch.end = Some(Ok(()));
-                            break;
-                        }
-                        Err(e) => {
-                            batch.end = Some(Err(e.to_string()));
-                            break;
-                        }
-                    }
-                }
-                (source, batch)
+                let r = f(&mut source);
+                (source, r)
             })
             .await;
-        let Some((source, batch)) = called else {
-            if !self.controls.stopped() {
-                send(&self.events, self.subscription, SubscriptionStatus::Ended);
+        match called {
+            Some((source, r)) => {
+                self.source = Some(source);
+                Some(r)
             }
+            None => {
+                if !self.controls.stopped() {
+                    send(&self.events, self.subscription, SubscriptionStatus::Ended);
+                }
+                None
+            }
+        }
+    }
+
+    /// Reads the next batch into `read`. False: the player must stop (the source is gone).
+    async fn read_batch(&mut self) -> bool {
+        let Some(batch) = self.with_source(read_batch).await else {
             return false;
         };
-        self.source = Some(source);
         self.read.extend(batch.packets);
         match batch.end {
             None => {}
@@ -520,21 +508,9 @@ impl Player {
     }
 
     async fn seek(&mut self, ms: u64) -> Option<u64> {
-        let mut source = self.source.take()?;
-        let called = self
-            .controls
-            .call(&self.pool, move || {
-                let r = source.seek(ms).into_result().map_err(|e| e.to_string());
-                (source, r)
-            })
-            .await;
-        let Some((source, r)) = called else {
-            if !self.controls.stopped() {
-                send(&self.events, self.subscription, SubscriptionStatus::Ended);
-            }
-            return None;
-        };
-        self.source = Some(source);
+        let r = self
+            .with_source(move |s| s.seek(ms).into_result().map_err(|e| e.to_string()))
+            .await?;
         match r {
             Ok(pos) => Some(pos),
             Err(e) => {
@@ -571,4 +547,37 @@ impl Player {
             }
         }
     }
+}
+
+/// Reads packets from `source` until a batch is full (bytes, packets or span of stream time)
+/// or the source ends; runs on the read pool.
+fn read_batch(source: &mut SourceBox) -> Batch {
+    let mut batch = Batch {
+        packets: Vec::new(),
+        end: None,
+    };
+    let mut bytes = 0;
+    let mut first_ts = None;
+    while bytes < READ_BATCH_BYTES && batch.packets.len() < READ_BATCH_PACKETS {
+        match source.next_packet().into_result() {
+            Ok(ROption::RSome(p)) => {
+                bytes += p.payload.len();
+                let first = *first_ts.get_or_insert(p.timestamp);
+                let span = p.timestamp.wrapping_sub(first);
+                batch.packets.push(p);
+                if span >= READ_BATCH_SPAN_MS {
+                    break;
+                }
+            }
+            Ok(ROption::RNone) => {
+                batch.end = Some(Ok(()));
+                break;
+            }
+            Err(e) => {
+                batch.end = Some(Err(e.to_string()));
+                break;
+            }
+        }
+    }
+    batch
 }

@@ -810,7 +810,11 @@ impl LiveCam {
         assert!(grows(&self.frames, 10, WAIT), "the live stream stalled");
         new_player_gets_a_decodable_start(self.addr, "cam", &self.sent);
         self.publisher.join().expect("publisher");
-        got_every_frame(self.player.join().expect("player"), &self.sent, "the player");
+        got_every_frame(
+            self.player.join().expect("player"),
+            &self.sent,
+            "the player",
+        );
     }
 }
 
