@@ -273,6 +273,24 @@ fn parse_listening(line: &str) -> Option<(String, SocketAddr)> {
     Some((proto, addr))
 }
 
+/// A generated FLV file (H.264 + AAC, 320x240, a keyframe every second) of `secs` seconds,
+/// written as `dir/source.flv`; its bytes.
+pub fn generated_flv(dir: &std::path::Path, secs: u32) -> Vec<u8> {
+    require(&["ffmpeg"]);
+    let path = dir.join("source.flv");
+    let mut c = Command::new("ffmpeg");
+    c.args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440"])
+        .args(["-t", &secs.to_string()])
+        .args(["-c:v", "libx264", "-g", "25", "-preset", "ultrafast"])
+        .args(["-c:a", "aac", "-f", "flv"])
+        .arg(&path);
+    let (status, _, err) = run_with_timeout(&mut c, Duration::from_secs(60));
+    assert!(status.map(|s| s.success()).unwrap_or(false), "{err}");
+    std::fs::read(&path).unwrap()
+}
+
 /// Runs a command to completion with a timeout; returns (status, stdout, stderr).
 pub fn run_with_timeout(
     cmd: &mut Command,

@@ -232,10 +232,7 @@ use std::{
     thread::{self, JoinHandle},
 };
 
-use fstream_e2e::{
-    rtmp_client::{info_of, RtmpClient},
-    run_with_timeout,
-};
+use fstream_e2e::rtmp_client::{info_of, RtmpClient};
 use fstream_media::{
     amf0::Amf0Value,
     amf3::{Amf3Array, Amf3Value},
@@ -520,20 +517,9 @@ type Tag = (u8, u32, Vec<u8>);
 
 /// A generated H.264 + AAC file (`secs` seconds, a keyframe every second) as publisher messages.
 fn generated_tags(dir: &std::path::Path, secs: u32) -> Vec<Tag> {
-    fstream_e2e::require(&["ffmpeg"]);
-    let path = dir.join("source.flv");
-    let mut c = std::process::Command::new("ffmpeg");
-    c.args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440"])
-        .args(["-t", &secs.to_string()])
-        .args(["-c:v", "libx264", "-g", "25", "-preset", "ultrafast"])
-        .args(["-c:a", "aac", "-f", "flv"])
-        .arg(&path);
-    let (status, _, err) = run_with_timeout(&mut c, WAIT);
-    assert!(status.map(|s| s.success()).unwrap_or(false), "{err}");
+    let flv = fstream_e2e::generated_flv(dir, secs);
     let mut d = FlvDemuxer::new(16 << 20);
-    d.push(&std::fs::read(&path).unwrap());
+    d.push(&flv);
     let mut tags = Vec::new();
     while let Some(t) = d.next_tag().unwrap() {
         let t = t.tag;

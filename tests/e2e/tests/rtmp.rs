@@ -87,22 +87,6 @@ fn wait_log_count(host: &Host, needle: &str, n: usize) {
     }
 }
 
-/// A generated FLV file (H.264 + AAC) of `secs` seconds.
-fn make_flv(dir: &Path, secs: u32) -> Vec<u8> {
-    let path = dir.join("source.flv");
-    let mut c = Command::new("ffmpeg");
-    c.args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440"])
-        .args(["-t", &secs.to_string()])
-        .args(["-c:v", "libx264", "-g", "25", "-preset", "ultrafast"])
-        .args(["-c:a", "aac", "-f", "flv"])
-        .arg(&path);
-    let (status, _, err) = run_with_timeout(&mut c, WAIT);
-    assert!(status.map(|s| s.success()).unwrap_or(false), "{err}");
-    std::fs::read(&path).unwrap()
-}
-
 // ---------------------------------------------------------------------------------------------
 // 1. ffmpeg publishes; two players at once and a late joiner
 
@@ -213,7 +197,7 @@ fn obs_style_byte_level_publish_is_played_by_ffmpeg() {
     root.write("mods/test-app.toml", "greet = true\n");
     let host = Host::start(&root, &["rtmp"], &[]);
     let addr = host.addr("rtmp");
-    let flv = make_flv(root.path(), 3);
+    let flv = fstream_e2e::generated_flv(root.path(), 3);
     let player = background(
         ffmpeg_play(&format!("rtmp://{addr}/fier/obs")),
         Duration::from_secs(30),
