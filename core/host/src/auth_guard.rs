@@ -45,8 +45,8 @@ impl Default for GuardRule {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AddrKey {
     V4(u32),
-    /// The address with the bits past the prefix cleared.
-    V6(u128),
+    /// The address with the bits past the prefix cleared, and the prefix's length.
+    V6(u128, u8),
 }
 
 impl AddrKey {
@@ -62,9 +62,19 @@ impl AddrKey {
                     } else {
                         u128::MAX << (128 - bits)
                     };
-                    AddrKey::V6(u128::from(a) & mask)
+                    AddrKey::V6(u128::from(a) & mask, bits as u8)
                 }
             },
+        }
+    }
+}
+
+/// As an operator reads it: `192.0.2.7`, or the IPv6 prefix counted (`2001:db8::/64`).
+impl std::fmt::Display for AddrKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AddrKey::V4(a) => write!(f, "{}", std::net::Ipv4Addr::from(*a)),
+            AddrKey::V6(a, bits) => write!(f, "{}/{bits}", std::net::Ipv6Addr::from(*a)),
         }
     }
 }
@@ -147,6 +157,14 @@ impl AuthGuard {
             if due {
                 t.last_prune = Some(now);
                 t.entries.retain(|_, e| !e.expired(now, rule.window));
+                if t.entries.len() >= rule.max_addresses {
+                    // Said at most once a second, like the pruning.
+                    tracing::warn!(
+                        addresses = t.entries.len(),
+                        "the failed-login table is full (auth_guard_addresses): \
+                         new addresses are not limited until entries expire"
+                    );
+                }
             }
             if t.entries.len() >= rule.max_addresses {
                 return Ok(Attempt(None));
@@ -194,7 +212,7 @@ impl AuthGuard {
             e.failures += 1;
             if e.failures >= rule.allowed && e.banned_until.is_none() {
                 e.banned_until = Some(now + rule.ban);
-                tracing::warn!(address = ?key, ban_ms = rule.ban.as_millis() as u64,
+                tracing::warn!(address = %key, ban_ms = rule.ban.as_millis() as u64,
                     "too many failed authentications; refusing this address for a while");
             }
         }
@@ -220,6 +238,15 @@ mod tests {
 
     fn ip(s: &str) -> Option<IpAddr> {
         Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn keys_read_as_addresses_and_prefixes() {
+        let k = |s: &str, p| AddrKey::of(s.parse().unwrap(), p).to_string();
+        assert_eq!(k("192.0.2.7", 64), "192.0.2.7");
+        assert_eq!(k("::ffff:192.0.2.7", 64), "192.0.2.7");
+        assert_eq!(k("2001:db8:1:2:3:4:5:6", 64), "2001:db8:1:2::/64");
+        assert_eq!(k("2001:db8::", 48), "2001:db8::/48");
     }
 
     #[test]

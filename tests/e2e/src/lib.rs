@@ -273,6 +273,41 @@ fn parse_listening(line: &str) -> Option<(String, SocketAddr)> {
     Some((proto, addr))
 }
 
+/// A TCP connection to `addr` from the local address `from` (any of 127.0.0.0/8 on Linux), so
+/// that one test can be many clients' addresses.
+pub fn connect_from(from: std::net::Ipv4Addr, addr: SocketAddr) -> std::net::TcpStream {
+    use std::os::fd::FromRawFd;
+    let SocketAddr::V4(to) = addr else {
+        panic!("connect_from: {addr} is not IPv4");
+    };
+    let sin = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: a new socket we own; bind and connect get valid sockaddr_in values of that size;
+    // on success the descriptor is handed to a TcpStream, which closes it.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let local = sin(from, 0);
+        let rc = libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len);
+        assert!(rc == 0, "bind {from}: {}", std::io::Error::last_os_error());
+        let remote = sin(*to.ip(), to.port());
+        let rc = libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len);
+        assert!(
+            rc == 0,
+            "connect {addr}: {}",
+            std::io::Error::last_os_error()
+        );
+        std::net::TcpStream::from_raw_fd(fd)
+    }
+}
+
 /// A generated FLV file (H.264 + AAC, 320x240, a keyframe every second) of `secs` seconds,
 /// written as `dir/source.flv`; its bytes.
 pub fn generated_flv(dir: &std::path::Path, secs: u32) -> Vec<u8> {

@@ -1186,3 +1186,82 @@ fn rtmp_handshake_and_idle_timeouts_close_only_the_silent_clients() {
 
     live.check_unharmed();
 }
+
+/// The failed-login guard's table (`auth_guard_addresses`, 3 here; `auth_failures_per_ip` 2,
+/// applied to loopback): three addresses of 127.0.0.0/8 each get their 2 wrong guesses to the
+/// authenticator and the third refused by the guard; a fourth address, with the table full, is
+/// not limited (each of its guesses reaches the authenticator) and the host says the table is
+/// full. The checked stream flows throughout and a right password still publishes.
+#[test]
+fn the_failed_login_table_is_bounded_and_says_so_while_a_stream_flows() {
+    let r = root(
+        "auth-table",
+        "[limits]\nauth_guard_addresses = 3\nauth_failures_per_ip = 2\n\
+         auth_limit_loopback = true\nauth_ban_ms = 60000\n",
+        "grace_ms = 200\n",
+    );
+    let host = Host::start(&r, &["fstream"], &[]);
+    let addr = host.addr("fstream");
+    let flow = CheckedFlow::start(&host, "live");
+    assert!(
+        flow.flows(100_000, WAIT),
+        "the checked stream does not flow"
+    );
+
+    let guess = |from: [u8; 4], n: usize| {
+        let mut s = fstream_e2e::connect_from(from.into(), addr);
+        s.write_all(&fstream_preamble(&format!(
+            "broadcast,user=fier,user_password=wrong{n},channel=g{n}"
+        )))
+        .unwrap();
+        assert!(eof_within(&mut s, WAIT), "a wrong password stayed open");
+    };
+    let asked = |host: &Host| host.log().matches("reason=auth-ini:").count();
+    let guarded = |host: &Host| {
+        host.log()
+            .matches("reason=\"too many failed authentications from this address\"")
+            .count()
+    };
+    for (k, last) in [2u8, 3, 4].into_iter().enumerate() {
+        for n in 0..3 {
+            guess([127, 0, 0, last], n);
+        }
+        let deadline = Instant::now() + WAIT;
+        while guarded(&host) < k + 1 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(asked(&host), 2 * (k + 1), "127.0.0.{last}: {}", host.log());
+        assert_eq!(guarded(&host), k + 1, "127.0.0.{last}: {}", host.log());
+        wait_for(
+            &host,
+            &format!("refusing this address for a while address=127.0.0.{last} "),
+        );
+    }
+    for n in 0..3 {
+        guess([127, 0, 0, 5], n);
+    }
+    let deadline = Instant::now() + WAIT;
+    while asked(&host) < 9 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        asked(&host),
+        9,
+        "an address past the table's bound was limited"
+    );
+    assert_eq!(guarded(&host), 3);
+    wait_for(
+        &host,
+        "the failed-login table is full (auth_guard_addresses)",
+    );
+    assert!(flow.flows(100_000, WAIT), "the checked stream stalled");
+
+    // A right password from a new address still publishes, and the checked stream is whole.
+    let mut s = fstream_e2e::connect_from([127, 0, 0, 9].into(), addr);
+    s.write_all(&fstream_preamble(
+        "broadcast,user=fier,user_password=123,channel=after",
+    ))
+    .unwrap();
+    wait_for(&host, "broadcast started stream=fier/after");
+    flow.finish();
+}
