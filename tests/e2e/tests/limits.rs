@@ -41,7 +41,7 @@ fn connection_limits_refuse_the_extra_connection_and_keep_serving() {
     let r = root("conn-limit", "[limits]\nmax_connections_per_ip = 6\n", "");
     let host = Host::start(&r, &["fstream"], &[]);
     let addr = host.addr("fstream");
-    let flow = LiveFlow::start(addr, "fier", "123", "c");
+    let flow = CheckedFlow::start(&host, "c");
     assert!(flow.flows(100_000, Duration::from_secs(10)));
     let idle: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
     std::thread::sleep(Duration::from_millis(200));
@@ -71,19 +71,34 @@ fn connection_limits_refuse_the_extra_connection_and_keep_serving() {
         .unwrap();
     let mut b = [0u8; 1024];
     assert!(again.read(&mut b).unwrap() > 0);
+    drop(again);
+    flow.finish();
 
     // In all.
     let r = root("conn-limit-total", "[limits]\nmax_connections = 3\n", "");
     let host = Host::start(&r, &["fstream"], &[]);
     let addr = host.addr("fstream");
-    let flow = LiveFlow::start(addr, "fier", "123", "c");
+    let flow = CheckedFlow::start(&host, "c");
     assert!(flow.flows(100_000, Duration::from_secs(10)));
-    let _one = TcpStream::connect(addr).unwrap();
+    let one = TcpStream::connect(addr).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let mut extra = TcpStream::connect(addr).unwrap();
     assert!(eof_within(&mut extra, Duration::from_secs(5)));
     assert!(host.wait_log("max_connections", Duration::from_secs(5)));
     assert!(flow.flows(100_000, Duration::from_secs(10)));
+    // A place freed: a new watcher is served.
+    drop(one);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut again = TcpStream::connect(addr).unwrap();
+    again
+        .write_all(&fstream_preamble("watch,user=fier,channel=c"))
+        .unwrap();
+    again
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert!(again.read(&mut b).unwrap() > 0, "a new watcher got nothing");
+    drop(again);
+    flow.finish();
 }
 
 #[test]
@@ -91,7 +106,7 @@ fn streams_per_user_are_bounded() {
     let r = root("streams-limit", "[limits]\nmax_streams_per_user = 1\n", "");
     let host = Host::start(&r, &["fstream"], &[]);
     let addr = host.addr("fstream");
-    let flow = LiveFlow::start(addr, "fier", "123", "one");
+    let flow = CheckedFlow::start(&host, "one");
     assert!(flow.flows(100_000, Duration::from_secs(10)));
     let mut second = TcpStream::connect(addr).unwrap();
     second
@@ -105,6 +120,15 @@ fn streams_per_user_are_bounded() {
     );
     assert!(host.wait_log("max_streams_per_user", Duration::from_secs(5)));
     assert!(flow.flows(100_000, Duration::from_secs(10)));
+    // The first stream ends whole; then the user's second stream is taken.
+    flow.finish();
+    let mut second = TcpStream::connect(addr).unwrap();
+    second
+        .write_all(&fstream_preamble(
+            "broadcast,user=fier,user_password=123,channel=two",
+        ))
+        .unwrap();
+    assert!(host.wait_log("broadcast started stream=fier/two", Duration::from_secs(5)));
 }
 
 #[test]
