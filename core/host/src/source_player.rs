@@ -43,7 +43,7 @@ const READ_BATCH_SPAN_MS: u32 = 250;
 /// A player queues at most this much on its connection before it waits for the socket: the
 /// read-ahead a player asks for (seconds of media at its start) goes out at the socket's pace
 /// instead of sitting in the server's memory.
-const QUEUE_HIGH: usize = 64 * 1024;
+const QUEUE_HIGH: usize = 16 * 1024;
 /// While the viewer's queue is over that, the player looks again this often.
 const BACKLOG_RECHECK: Duration = Duration::from_millis(20);
 
@@ -429,9 +429,11 @@ impl Player {
             // writing what the socket takes now.
             let ahead = self.buffer_ms.min(MAX_AHEAD_MS);
             let due = c.wall + Duration::from_millis(ts.saturating_sub(c.ts).saturating_sub(ahead));
-            // Packets due within the batching slack go out together: one wake-up per slack
-            // instead of one per tag.
-            let wait = due.saturating_duration_since(Instant::now() + BATCH_SLACK);
+            // Packets due within the batching slack go out together, and the player sleeps
+            // until the next one is due (not due less the slack): one wake-up and one write per
+            // slack instead of one per tag.
+            let now = Instant::now();
+            let wait = due.saturating_duration_since(now + BATCH_SLACK);
             let high = QUEUE_HIGH.min(self.queue_limit / 2);
             let mut backlog = self.out.queued_bytes() > high;
             if backlog && wait.is_zero() {
@@ -444,7 +446,17 @@ impl Player {
                 }
                 continue;
             }
-            let step = if backlog { BACKLOG_RECHECK } else { wait };
+            let step = if backlog {
+                BACKLOG_RECHECK
+            } else {
+                due.saturating_duration_since(now)
+            };
+            // What this wake-up queued goes out now rather than after the gathering window:
+            // the player already sends in batches (BATCH_SLACK), so this is about as many
+            // writes, and nothing waits in memory for the flusher.
+            if !backlog && self.out.queued_bytes() > 0 {
+                self.out.flush(true);
+            }
             tokio::select! {
                 _ = tokio::time::sleep(step) => {}
                 _ = self.controls.changed.notified() => {}

@@ -33,10 +33,10 @@ use crate::{
     Refusal,
 };
 
-/// Bytes read from the file at a time.
-const READ_CHUNK: usize = 8 * 1024;
-/// Demuxer room a player keeps between tags (a keyframe's room above it is given back).
-const DEMUX_KEEP: usize = 16 * 1024;
+/// Bytes read from the file at a time, at most.
+const READ_CHUNK: usize = 64 * 1024;
+/// Demuxer room a player keeps between tags (a tag's room above it is given back).
+const DEMUX_KEEP: usize = 256;
 /// How far into a file the leading metadata and sequence headers are looked for.
 const MAX_PRELUDE_TAGS: usize = 64;
 const MAX_PRELUDE_BYTES: u64 = 8 << 20;
@@ -259,7 +259,10 @@ impl FlvSource {
                 }
                 return Ok(None);
             }
-            let n = match self.demux.read_from(&mut self.reader, READ_CHUNK) {
+            // Exactly what finishes the tag and the next tag's header (at most a chunk at a
+            // time): between tags the demuxer holds a header, not the next tag's bytes.
+            let want = self.demux.needed().clamp(1, READ_CHUNK);
+            let n = match self.demux.read_from(&mut self.reader, want) {
                 Ok(n) => n,
                 Err(source) => {
                     return Err(VodError::Io {

@@ -101,6 +101,31 @@ impl FlvDemuxer {
         read
     }
 
+    /// How many more bytes finish what is being parsed (the file header, a PreviousTagSize, a
+    /// tag's header or its data) and reach the end of the next tag header after it: a reader
+    /// that pushes exactly this much holds no more than one tag. 0 after an error.
+    pub fn needed(&self) -> usize {
+        let have = self.buf.len();
+        let next_head = PREVIOUS_TAG_SIZE_LEN + TAG_HEADER_LEN;
+        match &self.state {
+            State::Failed(_) => 0,
+            State::Header => FLV_HEADER_LEN.saturating_sub(have).max(1),
+            State::SkipHeader(left) => left.saturating_sub(have) + next_head,
+            State::PrevTagSize => next_head.saturating_sub(have).max(1),
+            State::Tag => match self.buf.get(..TAG_HEADER_LEN) {
+                None => TAG_HEADER_LEN - have,
+                Some(head) => {
+                    let size = TagHeader::decode(head, self.offset)
+                        .map(|h| h.data_size as usize)
+                        .unwrap_or(0);
+                    (TAG_HEADER_LEN + size + next_head)
+                        .saturating_sub(have)
+                        .max(1)
+                }
+            },
+        }
+    }
+
     /// Gives back buffer room past `keep` bytes: a large tag (a keyframe) grows the buffer to
     /// its size, and a reader holding many demuxers (one per VOD player) should not keep that
     /// room after the tag is gone. The bytes not yet consumed are kept.
@@ -297,6 +322,30 @@ mod tests {
         assert_eq!(got, tags);
         assert_eq!(d.buffered(), 0);
         assert!(d.buf.capacity() <= 16 * 1024, "{}", d.buf.capacity());
+
+        // Pushing exactly what `needed` asks: never more than one tag and the next header
+        // buffered, and a header alone between tags.
+        let mut reader = std::io::Cursor::new(reader.into_inner());
+        let mut d = FlvDemuxer::new(1 << 20);
+        let mut again = Vec::new();
+        loop {
+            while let Some(t) = d.next_tag().unwrap() {
+                d.release_spare(64);
+                assert!(
+                    d.buffered() <= 15,
+                    "{} bytes held between tags",
+                    d.buffered()
+                );
+                again.push(t.tag);
+            }
+            let want = d.needed();
+            assert!(want > 0);
+            assert!(d.buffered() + want <= 11 + big.len() + 5 + 15);
+            if d.read_from(&mut reader, want).unwrap() == 0 {
+                break;
+            }
+        }
+        assert_eq!(again, tags);
     }
 
     #[test]
