@@ -56,6 +56,40 @@ fn same_error(a: &Option<FlvError>, b: &Option<FlvError>) -> bool {
 
 /// The demuxer fed at once and in pieces agrees; every tag re-muxes and demuxes to itself;
 /// the tag helpers accept every tag.
+/// Reads `input` as the VOD source does: exactly what [`FlvDemuxer::needed`] asks each time,
+/// the room given back after every tag.
+fn demux_as_asked(mut d: FlvDemuxer, input: &[u8]) -> Outcome {
+    let mut reader = std::io::Cursor::new(input);
+    let mut tags = Vec::new();
+    loop {
+        loop {
+            match d.next_tag() {
+                Ok(Some(t)) => {
+                    d.release_spare(64);
+                    tags.push(t);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Outcome {
+                        header: d.header().copied(),
+                        tags,
+                        error: Some(e),
+                    }
+                }
+            }
+        }
+        let want = d.needed();
+        assert!(want > 0, "a demuxer without an error asks for nothing");
+        if d.read_from(&mut reader, want).unwrap_or(0) == 0 {
+            return Outcome {
+                header: d.header().copied(),
+                tags,
+                error: None,
+            };
+        }
+    }
+}
+
 pub fn flv_tag(data: &[u8]) {
     let (c, input) = crate::control(data);
     let max_tag = if c & 0x80 != 0 { 64 } else { 1 << 20 };
@@ -76,6 +110,15 @@ pub fn flv_tag(data: &[u8]) {
         "whole vs pieces: {:?} vs {:?}",
         whole.error,
         pieces.error
+    );
+    let asked = demux_as_asked(make(), input);
+    assert_eq!(whole.header, asked.header, "whole vs as asked: header");
+    assert_eq!(whole.tags, asked.tags, "whole vs as asked: tags");
+    assert!(
+        same_error(&whole.error, &asked.error),
+        "whole vs as asked: {:?} vs {:?}",
+        whole.error,
+        asked.error
     );
 
     let mut last_offset = None;
