@@ -1289,3 +1289,53 @@ fn the_failed_login_table_is_bounded_and_says_so_while_a_stream_flows() {
     wait_for(&host, "broadcast started stream=fier/after");
     flow.finish();
 }
+
+/// `auth_timeout_ms` (300 ms here) while a stream flows: auth-ini answers for `fier`, and a
+/// test authenticator asked after it sleeps 3 s for user `u`. A broadcast as `u` is refused
+/// once the timeout passes, long before the authenticator returns, with the reason logged; the
+/// checked stream flows throughout, and `fier` still publishes a new stream right after.
+#[test]
+fn a_slow_authenticator_times_out_while_a_stream_flows() {
+    let r = Root::new("auth-timeout", &["auth-ini", "test-auth", "fstream"]);
+    r.user("fier", "123");
+    r.write(
+        "mods/test-auth.toml",
+        "user = \"u\"\npassword = \"p\"\nsleep_ms = 3000\n",
+    );
+    r.write("mods/host.toml", "auth_timeout_ms = 300\n");
+    r.write("mods/fstream.toml", "grace_ms = 200\n");
+    let host = Host::start(&r, &["fstream"], &[]);
+    let addr = host.addr("fstream");
+    let flow = CheckedFlow::start(&host, "live");
+    assert!(
+        flow.flows(100_000, WAIT),
+        "the checked stream does not flow"
+    );
+
+    let t0 = Instant::now();
+    let mut slow = TcpStream::connect(addr).unwrap();
+    slow.write_all(&fstream_preamble(
+        "broadcast,user=u,user_password=p,channel=slow",
+    ))
+    .unwrap();
+    assert!(
+        eof_within(&mut slow, WAIT),
+        "the timed-out broadcaster stayed open"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_millis(2500),
+        "refused only after the authenticator returned: {:?}",
+        t0.elapsed()
+    );
+    wait_for(&host, "timed out");
+    assert!(!host.log().contains("broadcast started stream=u/slow"));
+    assert!(flow.flows(100_000, WAIT), "the checked stream stalled");
+
+    let mut next = TcpStream::connect(addr).unwrap();
+    next.write_all(&fstream_preamble(
+        "broadcast,user=fier,user_password=123,channel=next",
+    ))
+    .unwrap();
+    wait_for(&host, "broadcast started stream=fier/next");
+    flow.finish();
+}
