@@ -842,7 +842,7 @@ fn rtmp_chunk_limits_close_only_the_offending_connection() {
     let mut c = handshaken(addr);
     c.send(&ControlMessage::SetChunkSize(65536).to_message());
     assert!(rtmp_closed(&mut c), "a chunk size of 65536 was accepted");
-    wait_for(&host, "chunk size 65536 exceeds the limit of 8192");
+    wait_for(host, "chunk size 65536 exceeds the limit of 8192");
 
     // A message header over max_message_size (no payload needed): fmt 0 on chunk stream 4,
     // timestamp 0, length 300000, video, message stream 1.
@@ -851,7 +851,7 @@ fn rtmp_chunk_limits_close_only_the_offending_connection() {
         .write_all(&[0x04, 0, 0, 0, 0x04, 0x93, 0xE0, 9, 1, 0, 0, 0])
         .unwrap();
     assert!(rtmp_closed(&mut c), "a 300000-byte message was accepted");
-    wait_for(&host, "message of 300000 bytes exceeds the limit of 262144");
+    wait_for(host, "message of 300000 bytes exceeds the limit of 262144");
 
     // A 9th chunk stream.
     let mut c = handshaken(addr);
@@ -865,7 +865,7 @@ fn rtmp_chunk_limits_close_only_the_offending_connection() {
     }
     let _ = c.sock.write_all(&b);
     assert!(rtmp_closed(&mut c), "9 chunk streams were accepted");
-    wait_for(&host, "more than 8 chunk streams in use");
+    wait_for(host, "more than 8 chunk streams in use");
 
     // One message of 200,000 bytes (under max_message_size) in 8 KiB chunks: the 17th chunk
     // takes the partly received bytes over max_partial_bytes.
@@ -878,7 +878,7 @@ fn rtmp_chunk_limits_close_only_the_offending_connection() {
     let _ = c.sock.write_all(&b);
     assert!(rtmp_closed(&mut c), "131072 partial bytes were exceeded");
     wait_for(
-        &host,
+        host,
         "partially received messages exceed the limit of 131072 bytes",
     );
     assert_eq!(
@@ -912,7 +912,7 @@ fn amf_nesting_values_and_references_over_the_limit_close_only_that_client() {
     let mut c = handshaken(addr);
     c.command(0, "connect", 1.0, deep, vec![]);
     assert!(rtmp_closed(&mut c), "40 levels of AMF0 were accepted");
-    wait_for(&host, "AMF0 nesting deeper than the limit of 16");
+    wait_for(host, "AMF0 nesting deeper than the limit of 16");
 
     // Values.
     let many = Amf0Value::StrictArray((0..5000).map(|i| Amf0Value::Number(i as f64)).collect());
@@ -926,7 +926,7 @@ fn amf_nesting_values_and_references_over_the_limit_close_only_that_client() {
     );
     assert!(rtmp_closed(&mut c), "5000 AMF0 values were accepted");
     wait_for(
-        &host,
+        host,
         "AMF0 input produces more than the limit of 4096 values",
     );
 
@@ -952,7 +952,7 @@ fn amf_nesting_values_and_references_over_the_limit_close_only_that_client() {
         "1100 AMF3 string references were accepted"
     );
     wait_for(
-        &host,
+        host,
         "AMF3 string reference table exceeds the limit of 1024 entries",
     );
     assert_eq!(
@@ -1194,7 +1194,7 @@ fn rtmp_handshake_and_idle_timeouts_close_only_the_silent_clients() {
 
     let got = bytes_until_close(&mut half, WAIT).expect("half a handshake stays open");
     assert!(got.len() <= 1 + 1536 + 1536, "{} bytes", got.len());
-    wait_for(&host, "no complete handshake within 1000 ms");
+    wait_for(host, "no complete handshake within 1000 ms");
     let mut pinged = false;
     while let Some(m) = silent.next() {
         pinged |= matches!(
@@ -1206,7 +1206,7 @@ fn rtmp_handshake_and_idle_timeouts_close_only_the_silent_clients() {
     }
     assert!(silent.closed());
     assert!(pinged, "the silent client was not pinged first");
-    wait_for(&host, "nothing received for 2000 ms");
+    wait_for(host, "nothing received for 2000 ms");
 
     live.check_unharmed();
 }

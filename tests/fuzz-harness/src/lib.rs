@@ -17,6 +17,7 @@
 pub mod flv;
 #[cfg(feature = "host")]
 pub mod host;
+pub mod http;
 pub mod media;
 pub mod session;
 pub mod wire;
@@ -34,6 +35,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("flv_tag", flv::flv_tag),
     ("rtmp_session", session::rtmp::rtmp_session),
     ("fstream_session", session::fstream::fstream_session),
+    ("http_session", http::http_session),
     #[cfg(feature = "host")]
     ("mods_file", host::mods_file),
     #[cfg(feature = "host")]

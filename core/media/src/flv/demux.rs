@@ -91,7 +91,8 @@ impl FlvDemuxer {
         let len = self.buf.len();
         self.buf.resize(len + max, 0);
         let read = loop {
-            match r.read(&mut self.buf[len..]) {
+            let room = self.buf.get_mut(len..).unwrap_or_default();
+            match r.read(room) {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 other => break other,
             }

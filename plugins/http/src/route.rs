@@ -1,0 +1,127 @@
+//! Which stream a request target names. Paths are percent-decoded once and then checked part by
+//! part with the host's name rules, so `..`, an encoded `/` (`%2F`) or a NUL never reach a
+//! stream name (or, later, a file name).
+
+use crate::error::HttpError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /APP/STREAM.flv`: the live stream `APP/STREAM` as HTTP-FLV.
+    Flv {
+        stream: String,
+        channel_password: Option<String>,
+    },
+}
+
+/// Routes `target` (origin form). Malformed or traversing paths are 400; well-formed paths that
+/// name nothing are 404.
+pub fn route(target: &str) -> Result<Route, HttpError> {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if !path.starts_with('/') {
+        return Err(HttpError::BadRequest("the target must be a path".into()));
+    }
+    let mut parts = Vec::new();
+    for raw in path[1..].split('/') {
+        let part = percent_decode(raw)
+            .ok_or_else(|| HttpError::BadRequest("bad percent-encoding in the path".into()))?;
+        if part == "." || part == ".." || part.contains(['/', '\\', '\0']) {
+            return Err(HttpError::BadRequest(
+                "the path leaves its directory".into(),
+            ));
+        }
+        parts.push(part);
+    }
+    match parts.as_slice() {
+        [app, file] => {
+            let Some(name) = file.strip_suffix(".flv") else {
+                return Err(HttpError::NotFound);
+            };
+            for part in [app.as_str(), name] {
+                fstream_abi::names::validate_part(part).map_err(|_| HttpError::NotFound)?;
+            }
+            Ok(Route::Flv {
+                stream: format!("{app}/{name}"),
+                channel_password: query_param(query, "channel_password"),
+            })
+        }
+        _ => Err(HttpError::NotFound),
+    }
+}
+
+/// The value of `key` in a query string (`a=b&c=d`), percent-decoded (`+` is a space).
+pub fn query_param(query: &str, key: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == key).then(|| percent_decode(&v.replace('+', " ")))?
+    })
+}
+
+/// Decodes `%XX` escapes; `None` for a broken escape or bytes that are not UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flv_paths_and_their_refusals() {
+        assert_eq!(
+            route("/fier/cam.flv?channel_password=a%20b").unwrap(),
+            Route::Flv {
+                stream: "fier/cam".into(),
+                channel_password: Some("a b".into())
+            }
+        );
+        assert_eq!(
+            route("/fier/cam.flv").unwrap(),
+            Route::Flv {
+                stream: "fier/cam".into(),
+                channel_password: None
+            }
+        );
+        for traversal in [
+            "/../etc/passwd.flv",
+            "/fier/..",
+            "/fier/%2e%2e",
+            "/%2E%2E/cam.flv",
+            "/fier%2Fcam.flv/x",
+            "/fier/a%00.flv",
+            "/fier/%zz.flv",
+            "/fier/a%5cb.flv",
+        ] {
+            assert!(
+                matches!(route(traversal), Err(HttpError::BadRequest(_))),
+                "{traversal}"
+            );
+        }
+        for missing in [
+            "/",
+            "/fier",
+            "/fier/cam",
+            "/fier/cam.mp4",
+            "/a/b/c.flv",
+            "/fier/.x.flv",
+        ] {
+            assert_eq!(route(missing), Err(HttpError::NotFound), "{missing}");
+        }
+        assert!(matches!(
+            route("http://x/fier/cam.flv"),
+            Err(HttpError::BadRequest(_))
+        ));
+    }
+}

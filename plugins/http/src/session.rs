@@ -1,0 +1,336 @@
+//! One HTTP connection: requests read with their bounds, answered in order. A request for a
+//! live stream is answered in two steps: a probe subscription (format `http-probe`, no bytes)
+//! tells whether there is anything to play, so the client gets 404 or 403 rather than an empty
+//! 200; then the head of the chunked FLV body is written and the real subscription made, after
+//! which the hub queues the shared chunks on the connection itself.
+
+use std::sync::Arc;
+
+use abi_stable::std_types::RVec;
+use fstream_abi::{
+    sdk::SessionLogic, Action, CloseMode, Event, Outbox, OverflowPolicy, PluginError,
+    SubscribeOptions, SubscriptionStatus,
+};
+
+use crate::{
+    encoder::{FLV_FORMAT, PROBE_FORMAT},
+    error::HttpError,
+    request::{self, Method, Parsed, Request},
+    response,
+    route::{route, Route},
+    settings::Settings,
+};
+
+enum State {
+    /// Reading the next request.
+    Reading,
+    /// Waiting for the probe's first status.
+    Probing {
+        subscription: u32,
+        stream: String,
+        channel_password: Option<String>,
+        head_only: bool,
+        keep_alive: bool,
+    },
+    /// The body is the live stream until it ends.
+    Streaming { subscription: u32, stream: String },
+    /// An answer that closes the connection was sent.
+    Done,
+}
+
+pub struct HttpSession {
+    settings: Arc<Settings>,
+    buf: Vec<u8>,
+    state: State,
+    requests: u32,
+    next_subscription: u32,
+}
+
+impl HttpSession {
+    pub fn new(settings: Arc<Settings>) -> Self {
+        Self {
+            settings,
+            buf: Vec::new(),
+            state: State::Reading,
+            requests: 0,
+            next_subscription: 0,
+        }
+    }
+
+    fn arm_idle(&self, out: &mut Outbox) {
+        out.push(Action::SetTimer(self.settings.idle_timeout_ms));
+    }
+
+    /// Answers an error; closes unless the client keeps the connection (`keep_alive` is false
+    /// for a request that could not be read to its end).
+    fn fail(&mut self, e: HttpError, keep_alive: bool, head_only: bool, out: &mut Outbox) {
+        let keep = keep_alive && self.may_continue();
+        let (code, _) = e.status();
+        tracing::info!(status = code, reason = %e, "request refused");
+        out.write(&response::error(
+            &e,
+            keep,
+            &self.settings.cors_origin,
+            head_only,
+        ));
+        self.after_answer(keep, out);
+    }
+
+    fn may_continue(&self) -> bool {
+        self.requests < self.settings.max_requests_per_connection
+    }
+
+    /// After a complete answer: read the next request, or close once it is written.
+    fn after_answer(&mut self, keep: bool, out: &mut Outbox) {
+        if keep {
+            self.state = State::Reading;
+            self.arm_idle(out);
+        } else {
+            self.state = State::Done;
+            self.buf = Vec::new();
+            out.close(CloseMode::AfterFlush);
+        }
+    }
+
+    /// Handles every complete request buffered, in order, until one needs the host.
+    fn process(&mut self, out: &mut Outbox) {
+        while matches!(self.state, State::Reading) && !self.buf.is_empty() {
+            let req = match request::parse(&self.buf, &self.settings) {
+                Ok(Parsed::Partial) => return,
+                Ok(Parsed::Complete(r)) => r,
+                Err(e) => {
+                    self.buf.clear();
+                    return self.fail(e, false, false, out);
+                }
+            };
+            let whole = req.head_len as u64 + req.content_length;
+            if (self.buf.len() as u64) < whole {
+                return;
+            }
+            // The body (if any) is read and dropped: nothing here takes one.
+            self.buf.drain(..whole as usize);
+            self.requests += 1;
+            self.handle(req, out);
+        }
+    }
+
+    fn handle(&mut self, req: Request, out: &mut Outbox) {
+        let keep = req.keep_alive;
+        let head_only = req.method == Method::Head;
+        match &req.method {
+            Method::Options => {
+                let keep = keep && self.may_continue();
+                out.write(&response::preflight(keep, &self.settings.cors_origin));
+                return self.after_answer(keep, out);
+            }
+            Method::Other(m) => {
+                return self.fail(HttpError::MethodNotAllowed(m.clone()), keep, false, out)
+            }
+            Method::Get | Method::Head => {}
+        }
+        match route(&req.target) {
+            Err(e) => self.fail(e, keep, head_only, out),
+            Ok(Route::Flv {
+                stream,
+                channel_password,
+            }) => {
+                self.next_subscription += 1;
+                let subscription = self.next_subscription;
+                tracing::debug!(stream = %stream, "http-flv: asking the hub how the stream stands");
+                out.push(Action::Subscribe {
+                    subscription,
+                    stream: stream.clone().into(),
+                    options: self.options(PROBE_FORMAT, channel_password.clone(), false),
+                });
+                self.state = State::Probing {
+                    subscription,
+                    stream,
+                    channel_password,
+                    head_only,
+                    keep_alive: keep,
+                };
+            }
+        }
+    }
+
+    fn options(
+        &self,
+        format: &str,
+        channel_password: Option<String>,
+        media: bool,
+    ) -> SubscribeOptions {
+        SubscribeOptions {
+            format: format.into(),
+            channel_password: channel_password.map(Into::into).into(),
+            wait_ms: 0,
+            overflow: OverflowPolicy::SkipToKeyframe,
+            max_queue_bytes: self.settings.viewer_queue_bytes,
+            join_with_cache: media,
+            audio: media,
+            video: media,
+            start_ms: 0,
+            ext: RVec::new(),
+        }
+    }
+
+    fn probe_answered(&mut self, status: Option<SubscriptionStatus>, out: &mut Outbox) {
+        let State::Probing {
+            subscription,
+            stream,
+            channel_password,
+            head_only,
+            keep_alive,
+        } = std::mem::replace(&mut self.state, State::Reading)
+        else {
+            return;
+        };
+        out.push(Action::Unsubscribe { subscription });
+        let refusal = match status {
+            Some(SubscriptionStatus::NotFound) => Some(HttpError::NotFound),
+            Some(SubscriptionStatus::PublisherStarted { media: false }) => {
+                Some(HttpError::NotFound)
+            }
+            Some(SubscriptionStatus::Forbidden) => Some(HttpError::Forbidden),
+            Some(SubscriptionStatus::TooSlow) => Some(HttpError::Unavailable),
+            // A publisher with media, one that just left (grace), a recorded source that
+            // opened, or a status of a newer host: there is something to play.
+            _ => None,
+        };
+        if let Some(e) = refusal {
+            return self.fail(e, keep_alive, head_only, out);
+        }
+        if head_only {
+            let keep = keep_alive && self.may_continue();
+            out.write(&response::flv_head(keep, &self.settings.cors_origin));
+            return self.after_answer(keep, out);
+        }
+        // The stream is the rest of this connection.
+        out.write(&response::flv_head(false, &self.settings.cors_origin));
+        self.next_subscription += 1;
+        let subscription = self.next_subscription;
+        tracing::info!(stream = %stream, "http-flv: playing");
+        out.push(Action::Subscribe {
+            subscription,
+            stream: stream.clone().into(),
+            options: self.options(FLV_FORMAT, channel_password, true),
+        });
+        self.buf = Vec::new();
+        self.state = State::Streaming {
+            subscription,
+            stream,
+        };
+    }
+
+    /// Ends a stream's body and the connection.
+    fn end_stream(&mut self, out: &mut Outbox, mode: CloseMode) {
+        if let State::Streaming { subscription, .. } = self.state {
+            out.push(Action::Unsubscribe { subscription });
+            if mode == CloseMode::AfterFlush {
+                out.write(response::LAST_CHUNK);
+            }
+        }
+        self.state = State::Done;
+        out.close(mode);
+    }
+}
+
+impl SessionLogic for HttpSession {
+    fn start(&mut self, _now_ms: u64, out: &mut Outbox) -> Result<(), PluginError> {
+        self.arm_idle(out);
+        Ok(())
+    }
+
+    fn bytes(&mut self, data: &[u8], _now_ms: u64, out: &mut Outbox) -> Result<(), PluginError> {
+        match self.state {
+            // A client has nothing to say while its stream plays, or once it was answered for
+            // the last time: what it sends is dropped, not kept.
+            State::Streaming { .. } | State::Done => return Ok(()),
+            State::Reading | State::Probing { .. } => {}
+        }
+        // Pipelined requests wait while a probe runs; their bytes are bounded like one head
+        // and body.
+        let bound = self.settings.max_head_bytes as u64 + self.settings.max_body_bytes + 1;
+        let room = bound.saturating_sub(self.buf.len() as u64) as usize;
+        self.buf.extend_from_slice(&data[..data.len().min(room)]);
+        if matches!(self.state, State::Reading) {
+            self.process(out);
+        } else if self.buf.len() as u64 >= bound {
+            // Too much piled up behind a request still waiting for its answer.
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, event: Event, _now_ms: u64, out: &mut Outbox) -> Result<(), PluginError> {
+        match event {
+            Event::Subscription {
+                subscription,
+                status,
+            } => {
+                let status = status.as_enum().ok().cloned();
+                match &self.state {
+                    State::Probing {
+                        subscription: s, ..
+                    } if *s == subscription => {
+                        self.probe_answered(status, out);
+                        self.process(out);
+                    }
+                    State::Streaming {
+                        subscription: s,
+                        stream,
+                    } if *s == subscription => match status {
+                        Some(SubscriptionStatus::Ended)
+                        | Some(SubscriptionStatus::NotFound)
+                        | Some(SubscriptionStatus::Forbidden) => {
+                            tracing::debug!(stream = %stream, "http-flv: the stream ended");
+                            self.end_stream(out, CloseMode::AfterFlush);
+                        }
+                        Some(SubscriptionStatus::TooSlow) => {
+                            tracing::info!(stream = %stream, "http-flv viewer too slow; closed");
+                            self.end_stream(out, CloseMode::Now);
+                        }
+                        _ => {}
+                    },
+                    // A probe's later statuses, or the stale statuses of a subscription
+                    // already ended.
+                    _ => {}
+                }
+            }
+            Event::Shutdown => match self.state {
+                State::Streaming { .. } => self.end_stream(out, CloseMode::AfterFlush),
+                State::Done => {}
+                _ => {
+                    self.state = State::Done;
+                    out.close(CloseMode::AfterFlush);
+                }
+            },
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn timer(&mut self, _now_ms: u64, out: &mut Outbox) -> Result<(), PluginError> {
+        if let State::Reading = self.state {
+            if self.buf.is_empty() {
+                // Idle between requests (or before the first): close quietly.
+                self.state = State::Done;
+                out.close(CloseMode::AfterFlush);
+            } else {
+                self.buf.clear();
+                self.fail(HttpError::Timeout, false, false, out);
+            }
+        }
+        Ok(())
+    }
+
+    fn closed(&mut self, _now_ms: u64, out: &mut Outbox) -> Result<(), PluginError> {
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Streaming { subscription, .. } | State::Probing { subscription, .. } => {
+                out.push(Action::Unsubscribe { subscription });
+            }
+            _ => {}
+        }
+        out.close(CloseMode::Now);
+        Ok(())
+    }
+}

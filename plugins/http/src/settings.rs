@@ -1,0 +1,67 @@
+//! `mods/http.toml`: the HTTP frontend's settings. Every key is optional; an unknown key is an
+//! error that names it.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Where to listen unless `host.toml` or `--listen http=ADDR` says otherwise.
+    pub listen: String,
+    /// The request line and headers together, at most (past it: 431, or 414 for the line).
+    pub max_head_bytes: usize,
+    /// Headers in one request, at most (past it: 431).
+    pub max_headers: usize,
+    /// A request body, at most (the server takes none; a larger one gets 413).
+    pub max_body_bytes: u64,
+    /// A connection with no complete request for this long is closed (a new connection, or
+    /// one kept alive between requests).
+    pub idle_timeout_ms: u64,
+    /// Requests on one kept-alive connection, at most; the last answer says `Connection: close`.
+    pub max_requests_per_connection: u32,
+    /// An HTTP-FLV viewer's queue bound in bytes; 0 takes the host's `hub.queue_bytes`.
+    pub viewer_queue_bytes: u64,
+    /// `Access-Control-Allow-Origin` on every answer (empty: no CORS headers).
+    pub cors_origin: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8080".into(),
+            max_head_bytes: 8 * 1024,
+            max_headers: 64,
+            max_body_bytes: 16 * 1024,
+            idle_timeout_ms: 15_000,
+            max_requests_per_connection: 1_000,
+            viewer_queue_bytes: 0,
+            cors_origin: "*".into(),
+        }
+    }
+}
+
+impl Settings {
+    pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_unknown_keys() {
+        let s = Settings::parse("").unwrap();
+        assert_eq!(s.listen, "0.0.0.0:8080");
+        let e = Settings::parse("max_head = 1\n").unwrap_err().to_string();
+        assert!(e.contains("max_head"), "{e}");
+    }
+
+    #[test]
+    fn the_stock_file_says_the_defaults() {
+        let text = include_str!("../../../mods/http.toml");
+        let s = Settings::parse(text).unwrap();
+        assert_eq!(format!("{s:?}"), format!("{:?}", Settings::default()));
+    }
+}

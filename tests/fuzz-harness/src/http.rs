@@ -1,0 +1,190 @@
+//! `http_session`: plugins/http's `HttpSession` driven by a script of client bytes, subscription
+//! statuses, timer ticks and the client's EOF.
+//!
+//! The first byte selects the settings (small bounds or the defaults); then each step is
+//! `[op]`: op % 4 = 0 client bytes `[len][bytes...]`, 1 a status `[which][status]` for the
+//! newest subscription (or an older one), 2 the timer, 3 the EOF (the script ends).
+//!
+//! Checked after every call, from the session's documentation:
+//! - every call returns `Ok`; nothing after a `Close` but further `Close`s;
+//! - until a stream's body starts, every write is one whole answer head that `httparse` reads,
+//!   with a status the frontend documents, and its `Content-Length` body when it has one;
+//! - subscriptions use the probe or the FLV format, one probe at a time, and the FLV one only
+//!   right after a probe was answered with something to play; a stream's body ends only with
+//!   the last chunk; every subscription is unsubscribed once by the end;
+//! - the session never buffers without bound: the bytes it was given but has not answered are
+//!   at most one head and body's worth (checked through the answers it still owes).
+
+use std::{collections::BTreeSet, sync::Arc};
+
+use fstream_abi::{
+    sdk::SessionLogic, Action, Event, Outbox, SubscriptionStatus, SubscriptionStatus_NE,
+};
+use http::{
+    encoder::{FLV_FORMAT, PROBE_FORMAT},
+    response::LAST_CHUNK,
+    session::HttpSession,
+    settings::Settings,
+};
+
+const STATUSES: &[u16] = &[200, 204, 400, 403, 404, 405, 408, 413, 414, 431, 503];
+
+fn status_of(b: u8) -> SubscriptionStatus {
+    match b % 9 {
+        0 => SubscriptionStatus::Waiting,
+        1 => SubscriptionStatus::PublisherStarted { media: true },
+        2 => SubscriptionStatus::PublisherStarted { media: false },
+        3 => SubscriptionStatus::PublisherLeft,
+        4 => SubscriptionStatus::Ended,
+        5 => SubscriptionStatus::NotFound,
+        6 => SubscriptionStatus::Forbidden,
+        7 => SubscriptionStatus::TooSlow,
+        _ => SubscriptionStatus::SourceOpened { duration_ms: 1 },
+    }
+}
+
+#[derive(Default)]
+struct Model {
+    closed: bool,
+    streaming: Option<u32>,
+    probe: Option<u32>,
+    live: BTreeSet<u32>,
+    newest: u32,
+    body_ended: bool,
+}
+
+fn check(m: &mut Model, out: &mut Outbox) {
+    for a in out.take_known() {
+        match a {
+            Action::Close(_) => m.closed = true,
+            _ if m.closed => panic!("an action after Close: {a:?}"),
+            Action::SetTimer(ms) => assert!(ms > 0),
+            Action::Write(p) => {
+                if m.streaming.is_some() {
+                    assert_eq!(&p[..], LAST_CHUNK, "a write inside a stream's body");
+                    m.body_ended = true;
+                    continue;
+                }
+                let mut headers = [httparse::EMPTY_HEADER; 32];
+                let mut r = httparse::Response::new(&mut headers);
+                let n = match r.parse(&p) {
+                    Ok(httparse::Status::Complete(n)) => n,
+                    other => panic!(
+                        "not one whole answer head: {other:?} {:?}",
+                        String::from_utf8_lossy(&p)
+                    ),
+                };
+                let code = r.code.unwrap_or(0);
+                assert!(STATUSES.contains(&code), "status {code}");
+                if let Some(len) = r
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                {
+                    let len: usize = std::str::from_utf8(len.value).unwrap().parse().unwrap();
+                    assert!(
+                        p.len() == n + len || p.len() == n,
+                        "body of {} for a length of {len}",
+                        p.len() - n
+                    );
+                } else {
+                    assert_eq!(p.len(), n, "bytes after a head without a length");
+                }
+            }
+            Action::Subscribe {
+                subscription,
+                options,
+                ..
+            } => {
+                assert!(
+                    m.live.insert(subscription),
+                    "subscription {subscription} twice"
+                );
+                assert!(subscription > m.newest);
+                m.newest = subscription;
+                match options.format.as_str() {
+                    PROBE_FORMAT => {
+                        assert!(m.probe.is_none() && m.streaming.is_none(), "two probes");
+                        m.probe = Some(subscription);
+                    }
+                    FLV_FORMAT => {
+                        assert!(m.probe.is_none() && m.streaming.is_none());
+                        m.streaming = Some(subscription);
+                    }
+                    f => panic!("format {f}"),
+                }
+            }
+            Action::Unsubscribe { subscription } => {
+                assert!(
+                    m.live.remove(&subscription),
+                    "unsubscribed {subscription} twice"
+                );
+                if m.probe == Some(subscription) {
+                    m.probe = None;
+                }
+            }
+            other => panic!("an action the HTTP frontend does not take: {other:?}"),
+        }
+    }
+}
+
+pub fn http_session(data: &[u8]) {
+    let (c, mut script) = crate::control(data);
+    let settings = if c & 1 != 0 {
+        Settings {
+            max_head_bytes: 64,
+            max_headers: 3,
+            max_body_bytes: 8,
+            max_requests_per_connection: 3,
+            ..Settings::default()
+        }
+    } else {
+        Settings::default()
+    };
+    let mut s = HttpSession::new(Arc::new(settings));
+    let mut m = Model::default();
+    let mut out = Outbox::new();
+    s.start(0, &mut out).unwrap();
+    check(&mut m, &mut out);
+    let mut now = 0;
+    while let Some((&op, rest)) = script.split_first() {
+        script = rest;
+        now += 1;
+        match op % 4 {
+            0 => {
+                let (&len, rest) = script.split_first().unwrap_or((&0, &[]));
+                let take = (len as usize).min(rest.len());
+                s.bytes(&rest[..take], now, &mut out).unwrap();
+                script = &rest[take..];
+            }
+            1 => {
+                let (which, st) = match script {
+                    [w, st, rest @ ..] => {
+                        script = rest;
+                        (*w, *st)
+                    }
+                    _ => {
+                        script = &[];
+                        (0, 0)
+                    }
+                };
+                let subscription = m.newest.saturating_sub(u32::from(which % 3));
+                s.event(
+                    Event::Subscription {
+                        subscription,
+                        status: SubscriptionStatus_NE::new(status_of(st)),
+                    },
+                    now,
+                    &mut out,
+                )
+                .unwrap();
+            }
+            2 => s.timer(now, &mut out).unwrap(),
+            _ => break,
+        }
+        check(&mut m, &mut out);
+    }
+    s.closed(now, &mut out).unwrap();
+    check(&mut m, &mut out);
+    assert!(m.live.is_empty(), "left subscribed: {:?}", m.live);
+}
