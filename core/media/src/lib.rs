@@ -31,6 +31,7 @@ pub mod flv;
 mod limits;
 mod reader;
 pub mod rtmp;
+pub mod ts;
 
 #[cfg(test)]
 mod fuzz_smoke;

@@ -10,31 +10,43 @@
 
 pub mod encoder;
 pub mod error;
+pub mod hls;
 pub mod request;
 pub mod response;
 pub mod route;
 pub mod session;
 pub mod settings;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use fstream_abi::{
     kinds,
-    sdk::{encoder_box, frontend_box, session_box, Frontend},
+    sdk::{encoder_box, frontend_box, session_box, sink_box, sink_factory_box, Frontend, MakeSink},
     ConnInfo, EncoderBox, HostApiBox, InitContext, PluginError, PluginInstance, PluginObject,
-    SessionBox,
+    SessionBox, SinkBox, StreamStart,
 };
 
 use crate::{
     encoder::{ChunkedFlv, Probe, FLV_FORMAT, PROBE_FORMAT},
+    hls::{
+        sink::{Cutting, HlsSink},
+        store::Store,
+    },
     session::HttpSession,
     settings::Settings,
 };
 
 fstream_abi::export_plugin! {
     name: "http",
-    kinds: kinds::FRONTEND,
+    kinds: kinds::FRONTEND | kinds::SINK,
     init: init,
+}
+
+/// The HLS segments, one store for the loaded library: a reload's new plugin instance serves
+/// what the running publications' sinks (of the old instance) keep cutting.
+fn store() -> Arc<Store> {
+    static STORE: OnceLock<Arc<Store>> = OnceLock::new();
+    STORE.get_or_init(Default::default).clone()
 }
 
 /// The protocol name (`--listen http=ADDR`).
@@ -43,14 +55,56 @@ pub const PROTOCOL: &str = "http";
 fn init(_host: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginError> {
     let settings = Settings::parse(&ctx.settings).map_err(|e| PluginError::new(e.to_string()))?;
     tracing::debug!(?settings, "http settings");
+    let settings = Arc::new(settings);
     let frontend = frontend_box(HttpFrontend {
-        settings: Arc::new(settings),
+        settings: settings.clone(),
+        hls: store(),
     });
-    Ok(PluginInstance::empty().with(PluginObject::Frontend(frontend)))
+    let sinks = sink_factory_box(HlsSinks {
+        settings,
+        hls: store(),
+    });
+    Ok(PluginInstance::empty()
+        .with(PluginObject::Frontend(frontend))
+        .with(PluginObject::Sink(sinks)))
 }
 
 pub struct HttpFrontend {
     settings: Arc<Settings>,
+    hls: Arc<Store>,
+}
+
+/// Opens an HLS segmenter for every live publication (when `hls` is on).
+pub struct HlsSinks {
+    settings: Arc<Settings>,
+    hls: Arc<Store>,
+}
+
+impl MakeSink for HlsSinks {
+    fn open(&self, start: &StreamStart) -> Result<Option<SinkBox>, PluginError> {
+        if !self.settings.hls {
+            return Ok(None);
+        }
+        let s = &self.settings;
+        let Some(segments) = self
+            .hls
+            .publish(&start.stream, start.unix_ms, s.hls_max_streams)
+        else {
+            tracing::warn!(stream = %start.stream, max = s.hls_max_streams,
+                "too many streams with HLS (hls_max_streams); this one gets none");
+            return Ok(None);
+        };
+        let cutting = Cutting {
+            segment_ms: s.hls_segment_ms.max(100),
+            window: s.hls_window.max(1),
+            max_segment_bytes: s.hls_max_segment_bytes,
+        };
+        Ok(Some(sink_box(HlsSink::new(
+            start.stream.to_string(),
+            segments,
+            cutting,
+        ))))
+    }
 }
 
 impl Frontend for HttpFrontend {
@@ -63,7 +117,10 @@ impl Frontend for HttpFrontend {
     }
 
     fn new_session(&self, _conn: &ConnInfo) -> Result<SessionBox, PluginError> {
-        Ok(session_box(HttpSession::new(self.settings.clone())))
+        Ok(session_box(HttpSession::new(
+            self.settings.clone(),
+            self.hls.clone(),
+        )))
     }
 
     fn encoder(&self, format: &str) -> Result<EncoderBox, PluginError> {

@@ -96,5 +96,21 @@ pub fn flv_head(keep_alive: bool, cors_origin: &str) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// A complete answer with a body of `content_type`, cached as `cache_control` says.
+pub fn body_head(
+    content_type: &str,
+    len: usize,
+    cache_control: &str,
+    keep_alive: bool,
+    cors_origin: &str,
+) -> Vec<u8> {
+    let mut out = String::from("HTTP/1.1 200 OK\r\n");
+    common(&mut out, keep_alive, cors_origin);
+    out.push_str(&format!(
+        "Content-Type: {content_type}\r\nCache-Control: {cache_control}\r\nContent-Length: {len}\r\n\r\n"
+    ));
+    out.into_bytes()
+}
+
 /// The end of a chunked body.
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";

@@ -11,6 +11,10 @@ pub enum Route {
         stream: String,
         channel_password: Option<String>,
     },
+    /// `GET /APP/STREAM/index.m3u8`: the stream's HLS playlist.
+    Playlist { stream: String },
+    /// `GET /APP/STREAM/NAME.ts`: one of its segments.
+    Segment { stream: String, name: String },
 }
 
 /// Routes `target` (origin form). Malformed or traversing paths are 400; well-formed paths that
@@ -43,6 +47,22 @@ pub fn route(target: &str) -> Result<Route, HttpError> {
                 stream: format!("{app}/{name}"),
                 channel_password: query_param(query, "channel_password"),
             })
+        }
+        [app, name, file] => {
+            for part in [app.as_str(), name.as_str(), file.as_str()] {
+                fstream_abi::names::validate_part(part).map_err(|_| HttpError::NotFound)?;
+            }
+            let stream = format!("{app}/{name}");
+            if file == "index.m3u8" {
+                Ok(Route::Playlist { stream })
+            } else if file.ends_with(".ts") {
+                Ok(Route::Segment {
+                    stream,
+                    name: file.clone(),
+                })
+            } else {
+                Err(HttpError::NotFound)
+            }
         }
         _ => Err(HttpError::NotFound),
     }
@@ -109,7 +129,22 @@ mod tests {
                 "{traversal}"
             );
         }
+        assert_eq!(
+            route("/fier/cam/index.m3u8").unwrap(),
+            Route::Playlist {
+                stream: "fier/cam".into()
+            }
+        );
+        assert_eq!(
+            route("/fier/cam/17-3.ts").unwrap(),
+            Route::Segment {
+                stream: "fier/cam".into(),
+                name: "17-3.ts".into()
+            }
+        );
         for missing in [
+            "/a/b/c.mp4",
+            "/a/b/c/d",
             "/",
             "/fier",
             "/fier/cam",

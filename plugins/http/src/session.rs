@@ -15,6 +15,10 @@ use fstream_abi::{
 use crate::{
     encoder::{FLV_FORMAT, PROBE_FORMAT},
     error::HttpError,
+    hls::{
+        playlist::media_playlist,
+        store::{lock, Store},
+    },
     request::{self, Method, Parsed, Request},
     response,
     route::{route, Route},
@@ -40,6 +44,7 @@ enum State {
 
 pub struct HttpSession {
     settings: Arc<Settings>,
+    hls: Arc<Store>,
     buf: Vec<u8>,
     state: State,
     requests: u32,
@@ -47,9 +52,10 @@ pub struct HttpSession {
 }
 
 impl HttpSession {
-    pub fn new(settings: Arc<Settings>) -> Self {
+    pub fn new(settings: Arc<Settings>, hls: Arc<Store>) -> Self {
         Self {
             settings,
+            hls,
             buf: Vec::new(),
             state: State::Reading,
             requests: 0,
@@ -130,6 +136,57 @@ impl HttpSession {
         }
         match route(&req.target) {
             Err(e) => self.fail(e, keep, head_only, out),
+            Ok(Route::Playlist { stream }) => {
+                let text = self
+                    .hls
+                    .get(&stream)
+                    .filter(|_| self.settings.hls)
+                    .and_then(|s| media_playlist(&lock(&s)));
+                match text {
+                    None => self.fail(HttpError::NotFound, keep, head_only, out),
+                    Some(text) => {
+                        let keep = keep && self.may_continue();
+                        // Short-lived: a cache serves it for a second, then asks again.
+                        out.write(&response::body_head(
+                            "application/vnd.apple.mpegurl",
+                            text.len(),
+                            "max-age=1",
+                            keep,
+                            &self.settings.cors_origin,
+                        ));
+                        if !head_only {
+                            out.write(text.as_bytes());
+                        }
+                        self.after_answer(keep, out);
+                    }
+                }
+            }
+            Ok(Route::Segment { stream, name }) => {
+                let data = self
+                    .hls
+                    .get(&stream)
+                    .filter(|_| self.settings.hls)
+                    .and_then(|s| lock(&s).find(&name).map(|seg| seg.data.clone()));
+                match data {
+                    None => self.fail(HttpError::NotFound, keep, head_only, out),
+                    Some(data) => {
+                        let keep = keep && self.may_continue();
+                        // A segment's name is never reused: it may be cached for ever.
+                        out.write(&response::body_head(
+                            "video/mp2t",
+                            data.len(),
+                            "public, max-age=31536000, immutable",
+                            keep,
+                            &self.settings.cors_origin,
+                        ));
+                        if !head_only {
+                            // The stored bytes themselves, shared by every request.
+                            out.write_payload(data);
+                        }
+                        self.after_answer(keep, out);
+                    }
+                }
+            }
             Ok(Route::Flv {
                 stream,
                 channel_password,

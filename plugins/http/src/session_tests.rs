@@ -54,7 +54,7 @@ fn did(out: &mut Outbox) -> Vec<Did> {
 
 impl Harness {
     fn new(settings: Settings) -> Self {
-        let mut s = HttpSession::new(Arc::new(settings));
+        let mut s = HttpSession::new(Arc::new(settings), Default::default());
         let mut out = Outbox::new();
         s.start(0, &mut out).unwrap();
         assert_eq!(did(&mut out), vec![Did::Timer(15_000)]);

@@ -23,6 +23,16 @@ pub struct Settings {
     pub viewer_queue_bytes: u64,
     /// `Access-Control-Allow-Origin` on every answer (empty: no CORS headers).
     pub cors_origin: String,
+    /// HLS for every live stream (`/APP/STREAM/index.m3u8`).
+    pub hls: bool,
+    /// A segment is cut at the first keyframe after this much stream time.
+    pub hls_segment_ms: u32,
+    /// Segments kept per stream (the playlist's window).
+    pub hls_window: usize,
+    /// Streams with HLS at once (ended ones are dropped first; past it new streams get none).
+    pub hls_max_streams: usize,
+    /// A segment larger than this is cut, and the next starts at a keyframe.
+    pub hls_max_segment_bytes: usize,
 }
 
 impl Default for Settings {
@@ -36,6 +46,11 @@ impl Default for Settings {
             max_requests_per_connection: 1_000,
             viewer_queue_bytes: 0,
             cors_origin: "*".into(),
+            hls: true,
+            hls_segment_ms: 2_000,
+            hls_window: 6,
+            hls_max_streams: 256,
+            hls_max_segment_bytes: 32 << 20,
         }
     }
 }

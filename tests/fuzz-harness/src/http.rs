@@ -141,7 +141,7 @@ pub fn http_session(data: &[u8]) {
     } else {
         Settings::default()
     };
-    let mut s = HttpSession::new(Arc::new(settings));
+    let mut s = HttpSession::new(Arc::new(settings), Default::default());
     let mut m = Model::default();
     let mut out = Outbox::new();
     s.start(0, &mut out).unwrap();

@@ -36,6 +36,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("rtmp_session", session::rtmp::rtmp_session),
     ("fstream_session", session::fstream::fstream_session),
     ("http_session", http::http_session),
+    ("ts_mux", media::ts_mux),
     #[cfg(feature = "host")]
     ("mods_file", host::mods_file),
     #[cfg(feature = "host")]

@@ -306,3 +306,49 @@ pub fn amf3(data: &[u8]) {
     let _ = Command::parse(msg_type::COMMAND_AMF3, data, &AMF_LIMITS);
     let _ = parse_data(msg_type::DATA_AMF3, data, &AMF_LIMITS);
 }
+
+/// `ts_mux`: core/media's `TsMuxer` fed video and audio tag data as a publisher sends it.
+/// The script is `[kind][ts_lo][len][bytes...]` steps (kind bit 0: audio, bit 1: a segment's
+/// tables first). Checked: no panic; the output is whole 188-byte packets with sync bytes; each
+/// PID's continuity counter goes up by one per packet; payload-carrying PES start with a start
+/// code.
+pub fn ts_mux(data: &[u8]) {
+    use fstream_media::ts::{TsMuxer, TS_PACKET_LEN};
+    let (c, mut script) = crate::control(data);
+    let mut m = TsMuxer::new(c & 1 == 0 || c & 2 != 0, c & 1 != 0 || c & 2 != 0);
+    let mut out = Vec::new();
+    let mut ts = 0u32;
+    while let [kind, step, len, rest @ ..] = script {
+        let take = usize::from(*len).min(rest.len());
+        let body = &rest[..take];
+        script = &rest[take..];
+        ts = ts.wrapping_add(u32::from(*step));
+        if kind & 2 != 0 {
+            m.tables(&mut out);
+        }
+        if kind & 1 != 0 {
+            m.audio(&mut out, body, ts);
+        } else {
+            m.video(&mut out, body, ts);
+        }
+    }
+    assert_eq!(out.len() % TS_PACKET_LEN, 0, "whole packets");
+    let mut cc: std::collections::HashMap<u16, u8> = Default::default();
+    for p in out.chunks(TS_PACKET_LEN) {
+        assert_eq!(p[0], 0x47, "sync byte");
+        let pid = (u16::from(p[1] & 0x1F) << 8) | u16::from(p[2]);
+        let counter = p[3] & 0x0F;
+        if let Some(prev) = cc.insert(pid, counter) {
+            assert_eq!(counter, (prev + 1) & 0x0F, "continuity of PID {pid:#x}");
+        }
+        let afc = (p[3] >> 4) & 3;
+        let mut at = 4;
+        if afc & 2 != 0 {
+            at += 1 + usize::from(p[4]);
+            assert!(at <= TS_PACKET_LEN, "adaptation field past the packet");
+        }
+        if p[1] & 0x40 != 0 && pid != 0 && pid != 0x1000 {
+            assert_eq!(&p[at..at + 3], &[0, 0, 1], "a PES start code");
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The segments of every stream, shared by the sinks that cut them and the sessions that serve
+//! them. Bounded: `hls_window` segments per stream, `hls_max_streams` streams (the oldest
+//! ended stream is dropped first; a live one is never dropped for a newcomer, which then gets
+//! no HLS).
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use fstream_abi::Payload;
+
+#[derive(Debug, Clone)]
+pub struct Segment {
+    pub seq: u64,
+    pub duration_ms: u32,
+    /// The first segment after a publisher's restart.
+    pub discontinuity: bool,
+    pub data: Payload,
+}
+
+#[derive(Debug, Default)]
+pub struct StreamSegments {
+    /// Names segments (see the module documentation).
+    pub epoch: u64,
+    pub segments: VecDeque<Segment>,
+    pub next_seq: u64,
+    /// Discontinuities that left the window (`EXT-X-DISCONTINUITY-SEQUENCE`).
+    pub discontinuity_seq: u64,
+    /// A publisher feeds it now.
+    pub live: bool,
+    /// The next segment starts after a publisher's restart.
+    pub restart: bool,
+    /// Publications seen, for the ordering of ended streams.
+    pub touched: u64,
+}
+
+impl StreamSegments {
+    pub fn segment_name(&self, seq: u64) -> String {
+        format!("{}-{seq}.ts", self.epoch)
+    }
+
+    /// The segment a name gives, if it is still in the window.
+    pub fn find(&self, name: &str) -> Option<&Segment> {
+        let (epoch, seq) = name.strip_suffix(".ts")?.split_once('-')?;
+        if epoch.parse::<u64>().ok()? != self.epoch {
+            return None;
+        }
+        let seq: u64 = seq.parse().ok()?;
+        self.segments.iter().find(|s| s.seq == seq)
+    }
+
+    /// Adds a finished segment, dropping the oldest past `window`.
+    pub fn push(&mut self, duration_ms: u32, data: Payload, window: usize) {
+        let seg = Segment {
+            seq: self.next_seq,
+            duration_ms,
+            discontinuity: std::mem::take(&mut self.restart) && self.next_seq > 0,
+            data,
+        };
+        self.next_seq += 1;
+        self.segments.push_back(seg);
+        while self.segments.len() > window.max(1) {
+            if let Some(old) = self.segments.pop_front() {
+                if old.discontinuity {
+                    self.discontinuity_seq += 1;
+                }
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Store {
+    streams: Mutex<HashMap<String, Arc<Mutex<StreamSegments>>>>,
+    publications: std::sync::atomic::AtomicU64,
+}
+
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Store {
+    /// The stream's segments for a new publication (created, or continued after a restart);
+    /// `None` when `max_streams` live streams already have HLS.
+    pub fn publish(
+        &self,
+        stream: &str,
+        epoch: u64,
+        max_streams: usize,
+    ) -> Option<Arc<Mutex<StreamSegments>>> {
+        let n = self
+            .publications
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut all = lock(&self.streams);
+        if let Some(s) = all.get(stream) {
+            let mut g = lock(s);
+            g.live = true;
+            g.restart = true;
+            g.touched = n;
+            drop(g);
+            return Some(s.clone());
+        }
+        while all.len() >= max_streams.max(1) {
+            // The ended stream published longest ago goes.
+            let oldest = all
+                .iter()
+                .filter(|(_, s)| !lock(s).live)
+                .min_by_key(|(_, s)| lock(s).touched)
+                .map(|(k, _)| k.clone())?;
+            all.remove(&oldest);
+        }
+        let s = Arc::new(Mutex::new(StreamSegments {
+            epoch,
+            live: true,
+            touched: n,
+            ..StreamSegments::default()
+        }));
+        all.insert(stream.to_string(), s.clone());
+        Some(s)
+    }
+
+    pub fn get(&self, stream: &str) -> Option<Arc<Mutex<StreamSegments>>> {
+        lock(&self.streams).get(stream).cloned()
+    }
+}

@@ -1,0 +1,258 @@
+//! HLS with real clients: ffprobe and ffmpeg read the playlist of an ffmpeg-published RTMP
+//! stream and decode its segments; our checker reads every playlist it fetches against RFC 8216's
+//! rules (tags, target duration, media sequence continuity) and every segment as MPEG-TS; a
+//! publisher's restart continues the media sequence with a discontinuity.
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use fstream_e2e::{background, ffmpeg_publish, run_with_timeout, Host, Root};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn root(tag: &str) -> Root {
+    fstream_e2e::require(&["ffmpeg", "ffprobe"]);
+    let r = Root::new(tag, &["auth-ini", "rtmp", "rtmp-app", "http"]);
+    r.user("fier", "123");
+    r.write("mods/rtmp.toml", "grace_ms = 300\n");
+    r.write("mods/http.toml", "hls_segment_ms = 1000\nhls_window = 5\n");
+    r
+}
+
+/// GET `path`: (status code, headers, body).
+fn get(addr: SocketAddr, path: &str) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let end = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head")
+        + 4;
+    let head = String::from_utf8_lossy(&all[..end]).into_owned();
+    let code = head[9..12].parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .map(|v| v.trim().parse().unwrap())
+        .expect("a length");
+    assert_eq!(all.len() - end, len, "body length");
+    (code, head, all[end..].to_vec())
+}
+
+#[derive(Debug, Clone)]
+struct Playlist {
+    target: u32,
+    sequence: u64,
+    discontinuity_sequence: u64,
+    /// (duration s, discontinuity before it, uri)
+    segments: Vec<(f64, bool, String)>,
+}
+
+/// Parses a media playlist, checking RFC 8216's rules for the tags used.
+fn parse_playlist(text: &str) -> Playlist {
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("#EXTM3U"), "EXTM3U first: {text}");
+    let (mut target, mut sequence, mut dseq) = (None, None, 0);
+    let mut segments = Vec::new();
+    let (mut dur, mut disc) = (None, false);
+    for l in lines {
+        if let Some(v) = l.strip_prefix("#EXT-X-TARGETDURATION:") {
+            assert!(
+                target.is_none() && segments.is_empty(),
+                "TARGETDURATION once, first"
+            );
+            target = Some(v.parse::<u32>().unwrap());
+        } else if let Some(v) = l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
+            assert!(segments.is_empty(), "MEDIA-SEQUENCE before segments");
+            sequence = Some(v.parse::<u64>().unwrap());
+        } else if let Some(v) = l.strip_prefix("#EXT-X-DISCONTINUITY-SEQUENCE:") {
+            dseq = v.parse().unwrap();
+        } else if l == "#EXT-X-DISCONTINUITY" {
+            disc = true;
+        } else if let Some(v) = l.strip_prefix("#EXTINF:") {
+            dur = Some(v.trim_end_matches(',').parse::<f64>().unwrap());
+        } else if l.starts_with("#EXT-X-VERSION:") {
+        } else if !l.starts_with('#') && !l.is_empty() {
+            let d = dur.take().expect("EXTINF before each URI");
+            segments.push((d, std::mem::take(&mut disc), l.to_string()));
+        } else {
+            panic!("unexpected line {l:?}");
+        }
+    }
+    let target = target.expect("TARGETDURATION");
+    for (d, _, uri) in &segments {
+        // RFC 8216 4.3.3.1: each EXTINF rounded to the nearest integer is at most the target.
+        assert!(
+            d.round() as u32 <= target,
+            "{uri}: {d} s over a target of {target}"
+        );
+        assert!(*d > 0.0);
+    }
+    Playlist {
+        target,
+        sequence: sequence.unwrap_or(0),
+        discontinuity_sequence: dseq,
+        segments,
+    }
+}
+
+/// A segment is MPEG-TS that starts with the PAT, then the PMT.
+fn check_segment(data: &[u8]) {
+    assert!(
+        !data.is_empty() && data.len().is_multiple_of(188),
+        "{} bytes",
+        data.len()
+    );
+    assert!(data.chunks(188).all(|p| p[0] == 0x47), "sync bytes");
+    let pid = |p: &[u8]| (u16::from(p[1] & 0x1F) << 8) | u16::from(p[2]);
+    assert_eq!(pid(&data[..188]), 0, "PAT first");
+    assert_eq!(pid(&data[188..376]), 0x1000, "PMT second");
+}
+
+/// Fetches the playlist until it has `n` segments.
+fn playlist_with(addr: SocketAddr, path: &str, n: usize) -> Playlist {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (code, head, body) = get(addr, path);
+        if code == 200 {
+            assert!(head.contains("Content-Type: application/vnd.apple.mpegurl"));
+            assert!(head.contains("Cache-Control: max-age=1"));
+            let p = parse_playlist(std::str::from_utf8(&body).unwrap());
+            if p.segments.len() >= n {
+                return p;
+            }
+        } else {
+            assert_eq!(code, 404);
+        }
+        assert!(Instant::now() < deadline, "no playlist of {n} segments");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn ffmpeg_reads_the_hls_of_a_live_stream_and_a_restart_continues_the_sequence() {
+    let r = root("hls");
+    let host = Host::start(&r, &["rtmp", "http"], &[]);
+    let (rtmp, http) = (host.addr("rtmp"), host.addr("http"));
+    let path = "/fier/cam/index.m3u8";
+    assert_eq!(get(http, path).0, 404, "a playlist before any stream");
+
+    let publish = |secs| {
+        background(
+            ffmpeg_publish(&format!("rtmp://{rtmp}/fier/cam?user_password=123"), secs),
+            Duration::from_secs(60),
+        )
+    };
+    let first = publish(8);
+    let p = playlist_with(http, path, 3);
+    assert!(p.target <= 2, "target {}", p.target);
+    for (_, _, uri) in &p.segments {
+        let (code, head, data) = get(http, &format!("/fier/cam/{uri}"));
+        assert_eq!(code, 200, "{uri}");
+        assert!(head.contains("Content-Type: video/mp2t"));
+        assert!(head.contains("immutable"));
+        check_segment(&data);
+    }
+
+    // ffprobe: H.264 and AAC; ffmpeg: decodes frames across segments.
+    let url = format!("http://{http}{path}");
+    let (st, out, err) = run_with_timeout(
+        Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=codec_name",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(&url),
+        WAIT,
+    );
+    assert!(st.is_some_and(|s| s.success()), "ffprobe: {err}");
+    let codecs = String::from_utf8_lossy(&out);
+    assert!(
+        codecs.contains("h264") && codecs.contains("aac"),
+        "{codecs}"
+    );
+    let (st, out, err) = run_with_timeout(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-live_start_index", "0", "-i", &url])
+            .args(["-t", "2.5", "-map", "0:v", "-f", "framecrc", "-"]),
+        WAIT,
+    );
+    assert!(st.is_some_and(|s| s.success()), "ffmpeg: {err}");
+    let frames = String::from_utf8_lossy(&out)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .count();
+    assert!(
+        frames >= 50,
+        "ffmpeg decoded {frames} frames of 2.5 s at 25 fps: {err}"
+    );
+    assert!(
+        !err.contains("non-existing PPS") && !err.contains("decode_slice"),
+        "{err}"
+    );
+
+    // The window rolls: the media sequence grows and what left is gone (404).
+    let before = playlist_with(http, path, 1);
+    first.join().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let after = parse_playlist(std::str::from_utf8(&get(http, path).2).unwrap());
+    assert!(after.sequence >= before.sequence);
+    assert!(
+        after.segments.len() <= 5,
+        "the window holds {}",
+        after.segments.len()
+    );
+    let last_seq = after.sequence + after.segments.len() as u64;
+
+    // The publisher returns: the sequence continues, with a discontinuity.
+    let second = publish(5);
+    let deadline = Instant::now() + WAIT;
+    let p = loop {
+        let p = parse_playlist(std::str::from_utf8(&get(http, path).2).unwrap());
+        if p.sequence + p.segments.len() as u64 >= last_seq + 2 {
+            break p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new segments after the restart"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let restart = p
+        .segments
+        .iter()
+        .position(|s| s.1)
+        .map(|i| i as u64 + p.sequence)
+        .or((p.discontinuity_sequence > 0).then_some(0))
+        .expect("a discontinuity after the restart");
+    assert!(
+        restart == 0 || restart == last_seq,
+        "the restart's segment is {restart}, not {last_seq}"
+    );
+    for (_, _, uri) in &p.segments {
+        let (code, _, data) = get(http, &format!("/fier/cam/{uri}"));
+        assert_eq!(code, 200);
+        check_segment(&data);
+    }
+    assert_eq!(
+        get(http, "/fier/cam/1-99999.ts").0,
+        404,
+        "a segment never made"
+    );
+    second.join().unwrap();
+}
