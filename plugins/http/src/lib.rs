@@ -11,6 +11,7 @@
 pub mod encoder;
 pub mod error;
 pub mod hls;
+pub mod pages;
 pub mod request;
 pub mod response;
 pub mod route;

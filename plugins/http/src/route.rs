@@ -15,6 +15,14 @@ pub enum Route {
     Playlist { stream: String },
     /// `GET /APP/STREAM/NAME.ts`: one of its segments.
     Segment { stream: String, name: String },
+    /// `GET /`: the live streams.
+    Index,
+    /// `GET /APP/STREAM`: the page that plays it.
+    Watch { stream: String },
+    /// `GET /_player/NAME`: a vendored player.
+    Asset(&'static crate::pages::Asset),
+    /// `GET /_report?...`: a watch page saying what it plays.
+    Report { query: String },
 }
 
 /// Routes `target` (origin form). Malformed or traversing paths are 400; well-formed paths that
@@ -36,6 +44,21 @@ pub fn route(target: &str) -> Result<Route, HttpError> {
         parts.push(part);
     }
     match parts.as_slice() {
+        [root] if root.is_empty() => Ok(Route::Index),
+        [report] if report == "_report" => Ok(Route::Report {
+            query: query.to_string(),
+        }),
+        [dir, file] if dir == "_player" => crate::pages::asset(file)
+            .map(Route::Asset)
+            .ok_or(HttpError::NotFound),
+        [app, file] if !file.contains('.') => {
+            for part in [app.as_str(), file.as_str()] {
+                fstream_abi::names::validate_part(part).map_err(|_| HttpError::NotFound)?;
+            }
+            Ok(Route::Watch {
+                stream: format!("{app}/{file}"),
+            })
+        }
         [app, file] => {
             let Some(name) = file.strip_suffix(".flv") else {
                 return Err(HttpError::NotFound);
@@ -129,6 +152,17 @@ mod tests {
                 "{traversal}"
             );
         }
+        assert_eq!(route("/").unwrap(), Route::Index);
+        assert!(matches!(
+            route("/_player/hls-1.6.15.min.js"),
+            Ok(Route::Asset(_))
+        ));
+        assert_eq!(
+            route("/fier/cam").unwrap(),
+            Route::Watch {
+                stream: "fier/cam".into()
+            }
+        );
         assert_eq!(
             route("/fier/cam/index.m3u8").unwrap(),
             Route::Playlist {
@@ -145,9 +179,8 @@ mod tests {
         for missing in [
             "/a/b/c.mp4",
             "/a/b/c/d",
-            "/",
+            "/_player/nosuch.js",
             "/fier",
-            "/fier/cam",
             "/fier/cam.mp4",
             "/a/b/c.flv",
             "/fier/.x.flv",

@@ -136,6 +136,64 @@ impl HttpSession {
         }
         match route(&req.target) {
             Err(e) => self.fail(e, keep, head_only, out),
+            Ok(Route::Index) => {
+                let page = crate::pages::index_page(&self.hls.live());
+                self.answer(
+                    "text/html; charset=utf-8",
+                    "no-cache",
+                    page.as_bytes(),
+                    keep,
+                    head_only,
+                    out,
+                );
+            }
+            Ok(Route::Watch { stream }) => {
+                let page = crate::pages::watch_page(&stream, self.settings.watch_report_ms);
+                self.answer(
+                    "text/html; charset=utf-8",
+                    "no-cache",
+                    page.as_bytes(),
+                    keep,
+                    head_only,
+                    out,
+                );
+            }
+            Ok(Route::Asset(a)) => {
+                // Versioned names: a cache may keep them for ever.
+                self.answer(
+                    a.content_type,
+                    "public, max-age=31536000, immutable",
+                    a.bytes,
+                    keep,
+                    head_only,
+                    out,
+                );
+            }
+            Ok(Route::Report { query }) => {
+                if self.settings.watch_report_ms == 0 {
+                    return self.fail(HttpError::NotFound, keep, head_only, out);
+                }
+                let field = |k| crate::route::query_param(&query, k).unwrap_or_default();
+                let (stream, player, t) = (field("stream"), field("player"), field("t"));
+                // Only what parses goes into the log.
+                let t: f64 = t.parse().unwrap_or(-1.0);
+                if fstream_abi::names::split_stream(&stream).is_ok()
+                    && matches!(player.as_str(), "hls" | "flv")
+                {
+                    tracing::info!(stream = %stream, player = %player, t, "watch page report");
+                }
+                let keep = keep && self.may_continue();
+                out.write(&response::text(
+                    204,
+                    "No Content",
+                    "",
+                    &[],
+                    keep,
+                    &self.settings.cors_origin,
+                    true,
+                ));
+                self.after_answer(keep, out);
+            }
             Ok(Route::Playlist { stream }) => {
                 let text = self
                     .hls
@@ -208,6 +266,30 @@ impl HttpSession {
                 };
             }
         }
+    }
+
+    /// A complete 200 answer with `body`.
+    fn answer(
+        &mut self,
+        content_type: &str,
+        cache_control: &str,
+        body: &[u8],
+        keep: bool,
+        head_only: bool,
+        out: &mut Outbox,
+    ) {
+        let keep = keep && self.may_continue();
+        out.write(&response::body_head(
+            content_type,
+            body.len(),
+            cache_control,
+            keep,
+            &self.settings.cors_origin,
+        ));
+        if !head_only {
+            out.write(body);
+        }
+        self.after_answer(keep, out);
     }
 
     fn options(

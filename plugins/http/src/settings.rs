@@ -23,6 +23,9 @@ pub struct Settings {
     pub viewer_queue_bytes: u64,
     /// `Access-Control-Allow-Origin` on every answer (empty: no CORS headers).
     pub cors_origin: String,
+    /// Watch pages report what they play to `/_report` this often, and the server logs each
+    /// report (0: no reports; the endpoint then answers 404).
+    pub watch_report_ms: u64,
     /// HLS for every live stream (`/APP/STREAM/index.m3u8`).
     pub hls: bool,
     /// A segment is cut at the first keyframe after this much stream time.
@@ -46,6 +49,7 @@ impl Default for Settings {
             max_requests_per_connection: 1_000,
             viewer_queue_bytes: 0,
             cors_origin: "*".into(),
+            watch_report_ms: 0,
             hls: true,
             hls_segment_ms: 2_000,
             hls_window: 6,

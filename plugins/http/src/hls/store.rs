@@ -120,6 +120,17 @@ impl Store {
         Some(s)
     }
 
+    /// The streams a publisher feeds now, sorted.
+    pub fn live(&self) -> Vec<String> {
+        let mut v: Vec<String> = lock(&self.streams)
+            .iter()
+            .filter(|(_, s)| lock(s).live)
+            .map(|(k, _)| k.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
     pub fn get(&self, stream: &str) -> Option<Arc<Mutex<StreamSegments>>> {
         lock(&self.streams).get(stream).cloned()
     }

@@ -1,0 +1,149 @@
+//! A browser we did not write: headless Chromium opens the watch page of an ffmpeg-published
+//! stream and plays it with hls.js and with mpegts.js (HTTP-FLV). The page reports its
+//! `<video>`'s `currentTime` to the server (`watch_report_ms`), whose log the test reads: it
+//! must advance by at least 3 s within 10 s of wall time for each player. A screenshot of the
+//! playing page must not be blank (much larger than one of a page whose stream does not exist).
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    path::Path,
+    process::Command,
+    time::Duration,
+};
+
+use fstream_e2e::{background, ffmpeg_publish, run_with_timeout, Host, Root, TempDir};
+
+fn chromium(args: &[&str], url: &str, run_for: Duration) {
+    let mut c = Command::new("chromium");
+    c.args([
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--autoplay-policy=no-user-gesture-required",
+        "--mute-audio",
+        "--window-size=800,600",
+    ])
+    .args(args)
+    .arg(url);
+    // Chromium runs until it is stopped (or, with --screenshot, until it has written it).
+    let _ = run_with_timeout(&mut c, run_for);
+}
+
+/// Seconds of the day of a log line's timestamp (`2026-12-02T15:09:01.219556Z ...`).
+fn log_seconds(line: &str) -> Option<f64> {
+    let time = line.get(11..26)?;
+    let h: f64 = time.get(0..2)?.parse().ok()?;
+    let m: f64 = time.get(3..5)?.parse().ok()?;
+    let s: f64 = time.get(6..)?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
+/// The (wall s, currentTime) reports of one player.
+fn reports(log: &str, player: &str) -> Vec<(f64, f64)> {
+    log.lines()
+        .filter(|l| l.contains("watch page report") && l.contains(&format!("player={player} ")))
+        .filter_map(|l| {
+            let t = l
+                .split("t=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
+            Some((log_seconds(l)?, t))
+        })
+        .collect()
+}
+
+/// The most `currentTime` advanced over any 10 s of wall time.
+fn best_advance(r: &[(f64, f64)]) -> f64 {
+    let mut best = 0.0f64;
+    for (i, &(w0, t0)) in r.iter().enumerate() {
+        for &(w1, t1) in &r[i..] {
+            if w1 - w0 <= 10.0 {
+                best = best.max(t1 - t0);
+            }
+        }
+    }
+    best
+}
+
+fn get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut b = String::new();
+    s.read_to_string(&mut b).unwrap();
+    b
+}
+
+fn file_len(p: &Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+#[test]
+fn chromium_plays_the_watch_page_with_hls_js_and_mpegts_js() {
+    fstream_e2e::require(&["ffmpeg", "chromium"]);
+    let r = Root::new("browser", &["auth-ini", "rtmp", "rtmp-app", "http"]);
+    r.user("fier", "123");
+    r.write(
+        "mods/http.toml",
+        "watch_report_ms = 500\nhls_segment_ms = 1000\n",
+    );
+    let host = Host::start(&r, &["rtmp", "http"], &[]);
+    let (rtmp, http) = (host.addr("rtmp"), host.addr("http"));
+    let publisher = background(
+        ffmpeg_publish(&format!("rtmp://{rtmp}/fier/cam?user_password=123"), 45),
+        Duration::from_secs(90),
+    );
+    assert!(host.wait_log("publishing stream=fier/cam", Duration::from_secs(20)));
+    std::thread::sleep(Duration::from_secs(3));
+
+    // The index lists the stream.
+    let index = get(http, "/");
+    assert!(
+        index.contains("<a href=\"/fier/cam\">fier/cam</a>"),
+        "{index}"
+    );
+
+    for player in ["hls", "flv"] {
+        let url = format!("http://{http}/fier/cam?player={player}");
+        chromium(&[], &url, Duration::from_secs(14));
+        let r = reports(&host.log(), player);
+        let advance = best_advance(&r);
+        eprintln!(
+            "{player}: {} reports, currentTime advanced {advance:.2} s within 10 s",
+            r.len()
+        );
+        assert!(
+            advance >= 3.0,
+            "{player}: currentTime advanced {advance:.2} s within 10 s: {r:?}"
+        );
+    }
+
+    let dir = TempDir::new("browser-shots");
+    let playing = dir.path().join("playing.png");
+    let missing = dir.path().join("missing.png");
+    for (path, shot) in [("/fier/cam", &playing), ("/fier/nosuch", &missing)] {
+        let arg = format!("--screenshot={}", shot.display());
+        chromium(
+            &["--virtual-time-budget=8000", &arg],
+            &format!("http://{http}{path}"),
+            Duration::from_secs(30),
+        );
+    }
+    let (a, b) = (file_len(&playing), file_len(&missing));
+    eprintln!("screenshots: playing {a} bytes, no stream {b} bytes");
+    assert!(b > 0, "no screenshot was written");
+    assert!(
+        a > 3 * b && a > 30_000,
+        "the playing page looks blank: {a} bytes against {b}"
+    );
+    publisher.join().unwrap();
+}
