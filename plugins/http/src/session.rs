@@ -203,6 +203,7 @@ impl HttpSession {
                 match text {
                     None => self.fail(HttpError::NotFound, keep, head_only, out),
                     Some(text) => {
+                        tracing::debug!(stream = %stream, "hls: served the playlist");
                         let keep = keep && self.may_continue();
                         // Short-lived: a cache serves it for a second, then asks again.
                         out.write(&response::body_head(
@@ -228,6 +229,7 @@ impl HttpSession {
                 match data {
                     None => self.fail(HttpError::NotFound, keep, head_only, out),
                     Some(data) => {
+                        tracing::debug!(stream = %stream, segment = %name, "hls: served a segment");
                         let keep = keep && self.may_continue();
                         // A segment's name is never reused: it may be cached for ever.
                         out.write(&response::body_head(

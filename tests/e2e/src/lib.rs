@@ -474,7 +474,7 @@ pub fn require(programs: &[&str]) {
     let missing: Vec<&str> = programs.iter().copied().filter(|p| !have(p)).collect();
     assert!(
         missing.is_empty(),
-        "{missing:?} not installed: run .ci/run once, or apt-get install -y ffmpeg rtmpdump gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav chromium"
+        "{missing:?} not installed: run .ci/run once, or apt-get install -y ffmpeg rtmpdump gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav chromium nginx"
     );
 }
 
