@@ -17,16 +17,13 @@ mkdir -p "$OUT"
 ulimit -n 65536 || true
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release --workspace
 HOST=${FSTREAM_HOST:-target/release/fstream-host}
+. bench/lib.sh
 ROOT=$OUT/root
-mkdir -p "$ROOT/mods" "$ROOT/users" "$ROOT/media"
-printf 'auth-ini\nrtmp\nrtmp-app\nvod\n' > "$ROOT/mods/main.mods"
-printf '[DEFAULT]\npassword=123\n' > "$ROOT/users/fier.ini"
+bench_root "$ROOT" auth-ini rtmp rtmp-app vod
+mkdir -p "$ROOT/media"
 KBPS=${KBPS:-1900}
 # Long enough for the connect phase, the warm-up and the window.
-LEN=$((SECS + 30))
-ffmpeg -v error -y -f lavfi -i testsrc2=size=1280x720:rate=25 -f lavfi -i sine=frequency=440:sample_rate=44100 \
-    -t "$LEN" -c:v libx264 -preset veryfast -b:v "${KBPS}k" -maxrate "${KBPS}k" -bufsize "$((KBPS * 2))k" \
-    -g 50 -keyint_min 50 -sc_threshold 0 -c:a aac -b:a 96k -f flv "$ROOT/media/clip.flv"
+make_media "$ROOT/media/clip.flv" $((SECS + 30)) "$KBPS"
 {
     printf 'worker_threads = %s\n' "${WORKERS:-0}"
     printf '[limits]\nmax_connections_per_ip = 0\nsource_read_threads = %s\n' "${READ_THREADS:-4}"

@@ -20,14 +20,11 @@ mkdir -p "$OUT"
 ulimit -n 65536 || true
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release --workspace
 HOST=${FSTREAM_HOST:-target/release/fstream-host}
+. bench/lib.sh
 MEDIA=$OUT/stream-2mbps.flv
-ffmpeg -v error -y -f lavfi -i testsrc2=size=1280x720:rate=25 -f lavfi -i sine=frequency=440:sample_rate=44100 \
-    -t 30 -c:v libx264 -preset veryfast -b:v 1900k -maxrate 1900k -bufsize 3800k -g 50 -keyint_min 50 \
-    -sc_threshold 0 -c:a aac -b:a 96k -f flv "$MEDIA"
+make_media "$MEDIA"
 ROOT=$OUT/root
-mkdir -p "$ROOT/mods" "$ROOT/users"
-printf 'auth-ini\nrtmp\nrtmp-app\n' > "$ROOT/mods/main.mods"
-printf '[DEFAULT]\npassword=123\n' > "$ROOT/users/fier.ini"
+bench_root "$ROOT" auth-ini rtmp rtmp-app
 ROWS=$OUT/rows.md
 : > "$ROWS"
 for W in $WORKERS; do

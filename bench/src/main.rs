@@ -40,6 +40,8 @@ enum Mode {
     Rtmp,
     Fstream,
     Mix,
+    /// HTTP-FLV viewers (`GET /APP/STREAM.flv` from the `http` plugin).
+    HttpFlv,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
@@ -72,6 +74,9 @@ struct Args {
     rtmp: String,
     #[arg(long, default_value = "127.0.0.1:61920")]
     fstream: String,
+    /// The `http` plugin's listener (--mode http-flv)
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http: String,
     #[arg(long, value_enum, default_value = "rtmp")]
     publish: Publish,
     /// The FLV file to publish (rtmp/fstream publish)
@@ -358,10 +363,15 @@ async fn run(a: &Args, burst_rt: Option<tokio::runtime::Handle>) -> anyhow::Resu
         };
         let rtmp_viewer = match a.mode {
             Mode::Rtmp => true,
-            Mode::Fstream => false,
+            Mode::Fstream | Mode::HttpFlv => false,
             Mode::Mix => i % 2 == 0,
         };
-        let kind = if rtmp_viewer {
+        let kind = if a.mode == Mode::HttpFlv {
+            viewer::Kind::HttpFlv {
+                addr: a.http.clone(),
+                path: format!("/{}/{}.flv", a.app, a.stream),
+            }
+        } else if rtmp_viewer {
             viewer::Kind::Rtmp {
                 addr: a.rtmp.clone(),
                 app: a.app.clone(),

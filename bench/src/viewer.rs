@@ -69,6 +69,8 @@ pub enum Kind {
         app: String,
         name: String,
     },
+    /// An HTTP-FLV viewer: the response head, then the chunked body checked as FLV.
+    HttpFlv { addr: String, path: String },
     /// An fstream watcher; `raw`: the bench's stamped raw stream, else FLV.
     Fstream {
         addr: String,
@@ -212,6 +214,70 @@ async fn session(
                     }
                     _ => {}
                 }
+            }
+        }
+        Kind::HttpFlv { addr, path } => {
+            let mut sock = TcpStream::connect(addr).await?;
+            sock.write_all(format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").as_bytes())
+                .await?;
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut pending = Vec::new();
+            // The head: a 200 with a chunked body.
+            let body_at = loop {
+                let n = read(&mut sock, &mut buf).await?;
+                pending.extend_from_slice(&buf[..n]);
+                if let Some(p) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break p + 4;
+                }
+                if pending.len() > 16 * 1024 {
+                    bail!("no HTTP head in 16 KiB");
+                }
+            };
+            let head = String::from_utf8_lossy(&pending[..body_at]).to_string();
+            if !head.starts_with("HTTP/1.1 200") || !head.contains("Transfer-Encoding: chunked") {
+                bail!("HTTP answer: {}", head.lines().next().unwrap_or(""));
+            }
+            pending.drain(..body_at);
+            let mut check = FlvCheck::new();
+            let mut credited = 0;
+            loop {
+                // Whole chunks go to the FLV check; a chunk's framing must be exact.
+                let mut body = Vec::new();
+                while let Some(eol) = pending.windows(2).position(|w| w == b"\r\n") {
+                    let len = std::str::from_utf8(&pending[..eol])
+                        .ok()
+                        .and_then(|s| usize::from_str_radix(s, 16).ok())
+                        .ok_or_else(|| Corrupt {
+                            at: check.validated(),
+                            what: "bad HTTP chunk size".into(),
+                        })?;
+                    if len == 0 {
+                        bail!("the stream ended");
+                    }
+                    if pending.len() < eol + 4 + len {
+                        break;
+                    }
+                    if &pending[eol + 2 + len..eol + 4 + len] != b"\r\n" {
+                        return Err(Corrupt {
+                            at: check.validated(),
+                            what: "an HTTP chunk without its CRLF".into(),
+                        }
+                        .into());
+                    }
+                    body.extend_from_slice(&pending[eol + 2..eol + 2 + len]);
+                    pending.drain(..eol + 4 + len);
+                }
+                let tags = check.tags;
+                if check.push(&body)? {
+                    s.first_key.get_or_insert_with(|| t0.elapsed());
+                }
+                if track_gaps && check.tags > tags {
+                    arrived(s);
+                }
+                counter.add(check.validated() - credited);
+                credited = check.validated();
+                let n = read(&mut sock, &mut buf).await?;
+                pending.extend_from_slice(&buf[..n]);
             }
         }
         Kind::Fstream { addr, action, raw } => {

@@ -5,7 +5,7 @@
 //! file header as the preamble, then one tag per packet.
 
 use fstream_abi::{payload_from_vec, sdk::Encode, MediaKind, MediaPacket, Payload, PluginError};
-use fstream_media::flv::{write_tag, FlvHeader, TagType, PREVIOUS_TAG_SIZE_LEN, TAG_HEADER_LEN};
+use fstream_media::flv::{live_tag, FlvHeader, TagType};
 
 /// The format name watch sessions subscribe with.
 pub const FORMAT: &str = "fstream";
@@ -29,18 +29,10 @@ impl Encode for FstreamEncoder {
             MediaKind::Video => TagType::Video,
             MediaKind::Script => TagType::Script,
         };
-        // Script data (onMetaData) goes at timestamp 0, as in a file: ffmpeg's FLV reader takes
-        // a script tag with any other timestamp for a subtitle packet, and a second publisher's
-        // metadata arrives mid-stream.
-        let timestamp = if tag_type == TagType::Script {
-            0
-        } else {
-            packet.timestamp
-        };
-        let mut out = Vec::with_capacity(TAG_HEADER_LEN + packet.len() + PREVIOUS_TAG_SIZE_LEN);
-        write_tag(&mut out, tag_type, timestamp, &packet.payload)
+        // Script data at timestamp 0 (see `live_tag`).
+        let tag = live_tag(tag_type, packet.timestamp, &packet.payload)
             .map_err(|e| PluginError::new(format!("cannot write an FLV tag: {e}")))?;
-        Ok(Some(payload_from_vec(out)))
+        Ok(Some(payload_from_vec(tag)))
     }
 }
 

@@ -4,7 +4,7 @@
 //! whether a stream exists before it answers 200 or 404.
 
 use fstream_abi::{payload_from_vec, sdk::Encode, MediaKind, MediaPacket, Payload, PluginError};
-use fstream_media::flv::{write_tag, FlvHeader, TagType, PREVIOUS_TAG_SIZE_LEN, TAG_HEADER_LEN};
+use fstream_media::flv::{live_tag, FlvHeader, TagType};
 
 pub const FLV_FORMAT: &str = "http-flv";
 pub const PROBE_FORMAT: &str = "http-probe";
@@ -38,15 +38,8 @@ impl Encode for ChunkedFlv {
             MediaKind::Video => TagType::Video,
             MediaKind::Script => TagType::Script,
         };
-        // Script data at timestamp 0, as in a file (players take a script tag with another
-        // timestamp for a subtitle, and a second publisher's metadata arrives mid-stream).
-        let timestamp = if tag_type == TagType::Script {
-            0
-        } else {
-            packet.timestamp
-        };
-        let mut tag = Vec::with_capacity(TAG_HEADER_LEN + packet.len() + PREVIOUS_TAG_SIZE_LEN);
-        write_tag(&mut tag, tag_type, timestamp, &packet.payload)
+        // Script data at timestamp 0 (see `live_tag`).
+        let tag = live_tag(tag_type, packet.timestamp, &packet.payload)
             .map_err(|e| PluginError::new(format!("cannot write an FLV tag: {e}")))?;
         Ok(Some(payload_from_vec(chunk(&tag))))
     }

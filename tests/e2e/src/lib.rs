@@ -308,6 +308,53 @@ pub fn connect_from(from: std::net::Ipv4Addr, addr: SocketAddr) -> std::net::Tcp
     }
 }
 
+/// The codecs ffprobe finds at `url` (one per line), or a panic with its error.
+pub fn ffprobe_codecs(url: &str) -> String {
+    let (st, out, err) = run_with_timeout(
+        Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=codec_name",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(url),
+        Duration::from_secs(30),
+    );
+    assert!(st.is_some_and(|s| s.success()), "ffprobe {url}: {err}");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Video frames ffmpeg decodes from `url` in `secs` seconds of media (`input_opts` before
+/// `-i`), with its stderr; a panic if ffmpeg fails.
+pub fn ffmpeg_video_frames(url: &str, input_opts: &[&str], secs: f64) -> (usize, String) {
+    let (st, out, err) = run_with_timeout(
+        Command::new("ffmpeg")
+            .args(["-v", "error"])
+            .args(input_opts)
+            .args([
+                "-i",
+                url,
+                "-t",
+                &secs.to_string(),
+                "-map",
+                "0:v",
+                "-f",
+                "framecrc",
+                "-",
+            ]),
+        Duration::from_secs(30),
+    );
+    assert!(st.is_some_and(|s| s.success()), "ffmpeg {url}: {err}");
+    let frames = String::from_utf8_lossy(&out)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .count();
+    (frames, err)
+}
+
 /// A generated FLV file (H.264 + AAC, 320x240, a keyframe every second) of `secs` seconds,
 /// written as `dir/source.flv`; its bytes.
 pub fn generated_flv(dir: &std::path::Path, secs: u32) -> Vec<u8> {

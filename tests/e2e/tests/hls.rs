@@ -6,11 +6,10 @@
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpStream},
-    process::Command,
     time::{Duration, Instant},
 };
 
-use fstream_e2e::{background, ffmpeg_publish, run_with_timeout, Host, Root};
+use fstream_e2e::{background, ffmpeg_publish, Host, Root};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -167,36 +166,12 @@ fn ffmpeg_reads_the_hls_of_a_live_stream_and_a_restart_continues_the_sequence() 
 
     // ffprobe: H.264 and AAC; ffmpeg: decodes frames across segments.
     let url = format!("http://{http}{path}");
-    let (st, out, err) = run_with_timeout(
-        Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-show_entries",
-                "stream=codec_name",
-                "-of",
-                "csv=p=0",
-            ])
-            .arg(&url),
-        WAIT,
-    );
-    assert!(st.is_some_and(|s| s.success()), "ffprobe: {err}");
-    let codecs = String::from_utf8_lossy(&out);
+    let codecs = fstream_e2e::ffprobe_codecs(&url);
     assert!(
         codecs.contains("h264") && codecs.contains("aac"),
         "{codecs}"
     );
-    let (st, out, err) = run_with_timeout(
-        Command::new("ffmpeg")
-            .args(["-v", "error", "-live_start_index", "0", "-i", &url])
-            .args(["-t", "2.5", "-map", "0:v", "-f", "framecrc", "-"]),
-        WAIT,
-    );
-    assert!(st.is_some_and(|s| s.success()), "ffmpeg: {err}");
-    let frames = String::from_utf8_lossy(&out)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .count();
+    let (frames, err) = fstream_e2e::ffmpeg_video_frames(&url, &["-live_start_index", "0"], 2.5);
     assert!(
         frames >= 50,
         "ffmpeg decoded {frames} frames of 2.5 s at 25 fps: {err}"

@@ -6,11 +6,10 @@
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpStream},
-    process::Command,
     time::{Duration, Instant},
 };
 
-use fstream_e2e::{background, ffmpeg_publish, run_with_timeout, Host, Root};
+use fstream_e2e::{background, ffmpeg_publish, Host, Root};
 use fstream_media::flv::{classify_video, FlvDemuxer, TagType};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -142,36 +141,12 @@ fn ffmpeg_and_our_reader_play_a_live_stream_as_http_flv_and_bad_requests_get_the
     let url = format!("http://{http}/fier/cam.flv");
 
     // ffprobe sees H.264 and AAC; ffmpeg decodes 3 s of frames.
-    let (st, out, err) = run_with_timeout(
-        Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-show_entries",
-                "stream=codec_name",
-                "-of",
-                "csv=p=0",
-            ])
-            .arg(&url),
-        WAIT,
-    );
-    assert!(st.is_some_and(|s| s.success()), "ffprobe: {err}");
-    let codecs = String::from_utf8_lossy(&out);
+    let codecs = fstream_e2e::ffprobe_codecs(&url);
     assert!(
         codecs.contains("h264") && codecs.contains("aac"),
         "{codecs}"
     );
-    let (st, out, err) = run_with_timeout(
-        Command::new("ffmpeg").args([
-            "-v", "error", "-i", &url, "-t", "3", "-map", "0:v", "-f", "framecrc", "-",
-        ]),
-        WAIT,
-    );
-    assert!(st.is_some_and(|s| s.success()), "ffmpeg: {err}");
-    let frames = String::from_utf8_lossy(&out)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .count();
+    let (frames, err) = fstream_e2e::ffmpeg_video_frames(&url, &[], 3.0);
     assert!(
         frames >= 60,
         "ffmpeg decoded {frames} frames of 3 s at 25 fps: {err}"

@@ -28,7 +28,7 @@ pub use metadata::{
     build_on_metadata, metadata_number_offset, parse_on_metadata, parse_script_data,
     strip_set_data_frame, ScriptData, ON_METADATA, SET_DATA_FRAME,
 };
-pub use mux::{write_file_header, write_tag, FlvMuxer};
+pub use mux::{live_tag, write_file_header, write_tag, FlvMuxer};
 pub use video::{
     classify_video, codec_id, is_video_keyframe, is_video_sequence_header, VideoCodec, VideoPacket,
     VideoTagInfo, FOURCC_AV1, FOURCC_HEVC, FOURCC_VP9,

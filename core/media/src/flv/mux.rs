@@ -1,11 +1,28 @@
 //! FLV writing: file header and tags.
 
-use super::header::{FlvHeader, FlvTag, TagHeader, TagType, MAX_TAG_DATA_SIZE, TAG_HEADER_LEN};
+use super::header::{
+    FlvHeader, FlvTag, TagHeader, TagType, MAX_TAG_DATA_SIZE, PREVIOUS_TAG_SIZE_LEN, TAG_HEADER_LEN,
+};
 use super::FlvError;
 
 /// Appends the 9-byte file header and PreviousTagSize0.
 pub fn write_file_header(out: &mut Vec<u8>, has_audio: bool, has_video: bool) {
     out.extend_from_slice(&FlvHeader::new(has_audio, has_video).encode_with_first_tag_size());
+}
+
+/// One tag of a live FLV byte stream (what a viewer of HTTP-FLV or an fstream watch receives),
+/// with its PreviousTagSize. Script data (onMetaData) is written at timestamp 0, as in a file:
+/// ffmpeg's FLV reader takes a script tag with any other timestamp for a subtitle packet, and a
+/// second publisher's metadata arrives mid-stream.
+pub fn live_tag(tag_type: TagType, timestamp: u32, data: &[u8]) -> Result<Vec<u8>, FlvError> {
+    let timestamp = if tag_type == TagType::Script {
+        0
+    } else {
+        timestamp
+    };
+    let mut out = Vec::with_capacity(TAG_HEADER_LEN + data.len() + PREVIOUS_TAG_SIZE_LEN);
+    write_tag(&mut out, tag_type, timestamp, data)?;
+    Ok(out)
 }
 
 /// Appends one tag: header, data and its PreviousTagSize. Returns the bytes written.
