@@ -97,6 +97,7 @@ impl MakeSink for HlsSinks {
         };
         let cutting = Cutting {
             segment_ms: s.hls_segment_ms.max(100),
+            part_ms: s.hls_part_ms,
             window: s.hls_window.max(1),
             max_segment_bytes: s.hls_max_segment_bytes,
         };

@@ -12,7 +12,12 @@ pub enum Route {
         channel_password: Option<String>,
     },
     /// `GET /APP/STREAM/index.m3u8`: the stream's HLS playlist.
-    Playlist { stream: String },
+    Playlist {
+        stream: String,
+        /// A blocking reload: wait for segment `msn` (and its part `part`).
+        msn: Option<u64>,
+        part: Option<usize>,
+    },
     /// `GET /APP/STREAM/NAME.ts`: one of its segments.
     Segment { stream: String, name: String },
     /// `GET /`: the live streams.
@@ -77,7 +82,12 @@ pub fn route(target: &str) -> Result<Route, HttpError> {
             }
             let stream = format!("{app}/{name}");
             if file == "index.m3u8" {
-                Ok(Route::Playlist { stream })
+                let num = |k| query_param(query, k).and_then(|v| v.parse().ok());
+                Ok(Route::Playlist {
+                    stream,
+                    msn: num("_HLS_msn"),
+                    part: num("_HLS_part").map(|p: u64| p as usize),
+                })
             } else if file.ends_with(".ts") {
                 Ok(Route::Segment {
                     stream,
@@ -166,7 +176,9 @@ mod tests {
         assert_eq!(
             route("/fier/cam/index.m3u8").unwrap(),
             Route::Playlist {
-                stream: "fier/cam".into()
+                stream: "fier/cam".into(),
+                msn: None,
+                part: None
             }
         );
         assert_eq!(

@@ -38,9 +38,28 @@ enum State {
     },
     /// The body is the live stream until it ends.
     Streaming { subscription: u32, stream: String },
+    /// A blocking playlist reload, or the part a preload hint named, until it exists.
+    Held {
+        ask: HlsAsk,
+        keep_alive: bool,
+        head_only: bool,
+        until_ms: u64,
+    },
     /// An answer that closes the connection was sent.
     Done,
 }
+
+/// An HLS request.
+#[derive(Debug, Clone)]
+enum HlsAsk {
+    /// The playlist; with a blocking reload, once segment `msn` (its part, if given) exists.
+    Playlist(String, Option<(u64, Option<usize>)>),
+    /// A segment or a part by name.
+    Media(String, String),
+}
+
+/// How often a held request looks again, and how long it is held at most.
+const HOLD_POLL_MS: u64 = 20;
 
 pub struct HttpSession {
     settings: Arc<Settings>,
@@ -49,6 +68,8 @@ pub struct HttpSession {
     state: State,
     requests: u32,
     next_subscription: u32,
+    /// The time of the current call.
+    now_ms: u64,
 }
 
 impl HttpSession {
@@ -60,6 +81,7 @@ impl HttpSession {
             state: State::Reading,
             requests: 0,
             next_subscription: 0,
+            now_ms: 0,
         }
     }
 
@@ -194,58 +216,12 @@ impl HttpSession {
                 ));
                 self.after_answer(keep, out);
             }
-            Ok(Route::Playlist { stream }) => {
-                let text = self
-                    .hls
-                    .get(&stream)
-                    .filter(|_| self.settings.hls)
-                    .and_then(|s| media_playlist(&lock(&s)));
-                match text {
-                    None => self.fail(HttpError::NotFound, keep, head_only, out),
-                    Some(text) => {
-                        tracing::debug!(stream = %stream, "hls: served the playlist");
-                        let keep = keep && self.may_continue();
-                        // Short-lived: a cache serves it for a second, then asks again.
-                        out.write(&response::body_head(
-                            "application/vnd.apple.mpegurl",
-                            text.len(),
-                            "max-age=1",
-                            keep,
-                            &self.settings.cors_origin,
-                        ));
-                        if !head_only {
-                            out.write(text.as_bytes());
-                        }
-                        self.after_answer(keep, out);
-                    }
-                }
+            Ok(Route::Playlist { stream, msn, part }) => {
+                let want = msn.map(|m| (m, part));
+                self.hls_request(HlsAsk::Playlist(stream, want), keep, head_only, out);
             }
             Ok(Route::Segment { stream, name }) => {
-                let data = self
-                    .hls
-                    .get(&stream)
-                    .filter(|_| self.settings.hls)
-                    .and_then(|s| lock(&s).find(&name).map(|seg| seg.data.clone()));
-                match data {
-                    None => self.fail(HttpError::NotFound, keep, head_only, out),
-                    Some(data) => {
-                        tracing::debug!(stream = %stream, segment = %name, "hls: served a segment");
-                        let keep = keep && self.may_continue();
-                        // A segment's name is never reused: it may be cached for ever.
-                        out.write(&response::body_head(
-                            "video/mp2t",
-                            data.len(),
-                            "public, max-age=31536000, immutable",
-                            keep,
-                            &self.settings.cors_origin,
-                        ));
-                        if !head_only {
-                            // The stored bytes themselves, shared by every request.
-                            out.write_payload(data);
-                        }
-                        self.after_answer(keep, out);
-                    }
-                }
+                self.hls_request(HlsAsk::Media(stream, name), keep, head_only, out);
             }
             Ok(Route::Flv {
                 stream,
@@ -267,6 +243,163 @@ impl HttpSession {
                     keep_alive: keep,
                 };
             }
+        }
+    }
+
+    /// The part target advertised (0: plain HLS).
+    fn part_target_ms(&self) -> u32 {
+        match self.settings.hls_part_ms {
+            0 => 0,
+            ms => ms + 100,
+        }
+    }
+
+    /// Answers an HLS request now, holds it (a blocking reload, a hinted part), or refuses it.
+    fn hls_request(&mut self, ask: HlsAsk, keep: bool, head_only: bool, out: &mut Outbox) {
+        let stream = match &ask {
+            HlsAsk::Playlist(s, _) | HlsAsk::Media(s, _) => s.clone(),
+        };
+        let Some(segs) = self.hls.get(&stream).filter(|_| self.settings.hls) else {
+            return self.fail(HttpError::NotFound, keep, head_only, out);
+        };
+        let g = lock(&segs);
+        // Held requests wait at most three target durations (what a player's reload would).
+        let hold_ms = 3 * u64::from(self.settings.hls_segment_ms.max(1000));
+        match &ask {
+            HlsAsk::Playlist(_, want) => {
+                if let Some((msn, part)) = *want {
+                    if msn > g.next_seq + 2 {
+                        drop(g);
+                        return self.fail(
+                            HttpError::BadRequest("_HLS_msn is too far ahead".into()),
+                            keep,
+                            head_only,
+                            out,
+                        );
+                    }
+                    if !g.has(msn, part) && g.live {
+                        drop(g);
+                        return self.hold(ask, keep, head_only, hold_ms, out);
+                    }
+                }
+                let text = media_playlist(&g, self.part_target_ms());
+                drop(g);
+                match text {
+                    None => self.fail(HttpError::NotFound, keep, head_only, out),
+                    Some(text) => {
+                        tracing::debug!(stream = %stream, "hls: served the playlist");
+                        // Short-lived: a cache serves it for a second, then asks again.
+                        self.answer(
+                            "application/vnd.apple.mpegurl",
+                            "max-age=1",
+                            text.as_bytes(),
+                            keep,
+                            head_only,
+                            out,
+                        );
+                    }
+                }
+            }
+            HlsAsk::Media(_, name) => {
+                if let Some(data) = g.find(name) {
+                    drop(g);
+                    tracing::debug!(stream = %stream, segment = %name, "hls: served a segment");
+                    let keep = keep && self.may_continue();
+                    // A name is never reused: it may be cached for ever.
+                    out.write(&response::body_head(
+                        "video/mp2t",
+                        data.len(),
+                        "public, max-age=31536000, immutable",
+                        keep,
+                        &self.settings.cors_origin,
+                    ));
+                    if !head_only {
+                        // The stored bytes themselves, shared by every request.
+                        out.write_payload(data);
+                    }
+                    return self.after_answer(keep, out);
+                }
+                // The part a preload hint names (the next of the open segment, or the first
+                // of the next) is held until it is cut.
+                let hinted = match g.parse_name(name) {
+                    Some((seq, Some(p))) => {
+                        g.live
+                            && ((seq == g.next_seq && p <= g.open_parts.len())
+                                || (seq == g.next_seq + 1 && p == 0))
+                    }
+                    _ => false,
+                };
+                drop(g);
+                if hinted {
+                    let hold = 3 * u64::from(self.part_target_ms().max(100));
+                    self.hold(ask, keep, head_only, hold.max(hold_ms), out)
+                } else {
+                    self.fail(HttpError::NotFound, keep, head_only, out)
+                }
+            }
+        }
+    }
+
+    fn hold(
+        &mut self,
+        ask: HlsAsk,
+        keep_alive: bool,
+        head_only: bool,
+        for_ms: u64,
+        out: &mut Outbox,
+    ) {
+        self.state = State::Held {
+            ask,
+            keep_alive,
+            head_only,
+            until_ms: self.now_ms + for_ms,
+        };
+        out.push(Action::SetTimer(HOLD_POLL_MS));
+    }
+
+    /// A held request looks again: answered once it can be, or when its time is up (the
+    /// playlist as it is, or 404 for a part that never came).
+    fn poll_held(&mut self, out: &mut Outbox) {
+        let State::Held {
+            ask,
+            keep_alive,
+            head_only,
+            until_ms,
+        } = std::mem::replace(&mut self.state, State::Reading)
+        else {
+            return;
+        };
+        let ready = match &ask {
+            HlsAsk::Playlist(stream, Some((msn, part))) => self.hls.get(stream).is_none_or(|s| {
+                let g = lock(&s);
+                g.has(*msn, *part) || !g.live
+            }),
+            HlsAsk::Playlist(_, None) => true,
+            HlsAsk::Media(stream, name) => self.hls.get(stream).is_none_or(|s| {
+                let g = lock(&s);
+                g.find(name).is_some() || !g.live
+            }),
+        };
+        if ready {
+            self.hls_request(ask, keep_alive, head_only, out);
+            self.process(out);
+        } else if self.now_ms >= until_ms {
+            match ask {
+                // Time is up: the playlist as it stands, or no such part.
+                HlsAsk::Playlist(s, _) => {
+                    self.hls_request(HlsAsk::Playlist(s, None), keep_alive, head_only, out)
+                }
+                HlsAsk::Media(..) => self.fail(HttpError::NotFound, keep_alive, head_only, out),
+            }
+            self.process(out);
+        } else {
+            self.state = State::Held {
+                ask,
+                keep_alive,
+                head_only,
+                until_ms,
+            };
+            out.push(Action::SetTimer(HOLD_POLL_MS));
         }
     }
 
@@ -376,17 +509,19 @@ impl HttpSession {
 }
 
 impl SessionLogic for HttpSession {
-    fn start(&mut self, _now_ms: u64, out: &mut Outbox) -> Result<(), PluginError> {
+    fn start(&mut self, now_ms: u64, out: &mut Outbox) -> Result<(), PluginError> {
+        self.now_ms = now_ms;
         self.arm_idle(out);
         Ok(())
     }
 
-    fn bytes(&mut self, data: &[u8], _now_ms: u64, out: &mut Outbox) -> Result<(), PluginError> {
+    fn bytes(&mut self, data: &[u8], now_ms: u64, out: &mut Outbox) -> Result<(), PluginError> {
+        self.now_ms = now_ms;
         match self.state {
             // A client has nothing to say while its stream plays, or once it was answered for
             // the last time: what it sends is dropped, not kept.
             State::Streaming { .. } | State::Done => return Ok(()),
-            State::Reading | State::Probing { .. } => {}
+            State::Reading | State::Probing { .. } | State::Held { .. } => {}
         }
         // Pipelined requests wait while a probe runs; their bytes are bounded like one head
         // and body.
@@ -402,7 +537,8 @@ impl SessionLogic for HttpSession {
         Ok(())
     }
 
-    fn event(&mut self, event: Event, _now_ms: u64, out: &mut Outbox) -> Result<(), PluginError> {
+    fn event(&mut self, event: Event, now_ms: u64, out: &mut Outbox) -> Result<(), PluginError> {
+        self.now_ms = now_ms;
         match event {
             Event::Subscription {
                 subscription,
@@ -450,7 +586,12 @@ impl SessionLogic for HttpSession {
         Ok(())
     }
 
-    fn timer(&mut self, _now_ms: u64, out: &mut Outbox) -> Result<(), PluginError> {
+    fn timer(&mut self, now_ms: u64, out: &mut Outbox) -> Result<(), PluginError> {
+        self.now_ms = now_ms;
+        if let State::Held { .. } = self.state {
+            self.poll_held(out);
+            return Ok(());
+        }
         if let State::Reading = self.state {
             if self.buf.is_empty() {
                 // Idle between requests (or before the first): close quietly.

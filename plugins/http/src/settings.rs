@@ -32,6 +32,10 @@ pub struct Settings {
     pub hls_segment_ms: u32,
     /// Segments kept per stream (the playlist's window).
     pub hls_window: usize,
+    /// Low-Latency HLS: partial segments are cut every this much stream time (at the first
+    /// frame after it), announced as `PART-TARGET` = this + 100 ms, and playlist reloads may
+    /// block (`_HLS_msn`, `_HLS_part`). 0: plain HLS.
+    pub hls_part_ms: u32,
     /// Streams with HLS at once (ended ones are dropped first; past it new streams get none).
     pub hls_max_streams: usize,
     /// A segment larger than this is cut, and the next starts at a keyframe.
@@ -53,6 +57,7 @@ impl Default for Settings {
             hls: true,
             hls_segment_ms: 2_000,
             hls_window: 6,
+            hls_part_ms: 400,
             hls_max_streams: 256,
             hls_max_segment_bytes: 32 << 20,
         }

@@ -52,6 +52,11 @@ fn get(addr: SocketAddr, path: &str) -> (u16, String, Vec<u8>) {
 #[derive(Debug, Clone)]
 struct Playlist {
     target: u32,
+    /// Low-Latency HLS: the part target, the parts (duration, uri, segment number), the hint.
+    part_target: Option<f64>,
+    parts: Vec<(f64, String, u64)>,
+    preload_hint: Option<String>,
+    can_block: bool,
     sequence: u64,
     discontinuity_sequence: u64,
     /// (duration s, discontinuity before it, uri)
@@ -65,7 +70,47 @@ fn parse_playlist(text: &str) -> Playlist {
     let (mut target, mut sequence, mut dseq) = (None, None, 0);
     let mut segments = Vec::new();
     let (mut dur, mut disc) = (None, false);
+    let (mut part_target, mut parts, mut hint, mut can_block) = (None, Vec::new(), None, false);
+    let mut hold_back: Option<f64> = None;
+    let uri_of = |l: &str| -> String {
+        l.split("URI=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .expect("a URI")
+            .to_string()
+    };
     for l in lines {
+        if let Some(v) = l.strip_prefix("#EXT-X-PART-INF:PART-TARGET=") {
+            part_target = Some(v.parse::<f64>().unwrap());
+            continue;
+        }
+        if let Some(v) = l.strip_prefix("#EXT-X-SERVER-CONTROL:") {
+            can_block = v.contains("CAN-BLOCK-RELOAD=YES");
+            let hold: f64 = v
+                .split("PART-HOLD-BACK=")
+                .nth(1)
+                .and_then(|h| h.split(',').next())
+                .expect("PART-HOLD-BACK")
+                .parse()
+                .unwrap();
+            hold_back = Some(hold);
+            continue;
+        }
+        if let Some(v) = l.strip_prefix("#EXT-X-PART:") {
+            let d: f64 = v
+                .strip_prefix("DURATION=")
+                .and_then(|r| r.split(',').next())
+                .expect("DURATION first")
+                .parse()
+                .unwrap();
+            parts.push((d, uri_of(l), sequence.unwrap_or(0) + segments.len() as u64));
+            continue;
+        }
+        if l.starts_with("#EXT-X-PRELOAD-HINT:") {
+            assert!(l.contains("TYPE=PART"), "{l}");
+            hint = Some(uri_of(l));
+            continue;
+        }
         if let Some(v) = l.strip_prefix("#EXT-X-TARGETDURATION:") {
             assert!(
                 target.is_none() && segments.is_empty(),
@@ -98,8 +143,39 @@ fn parse_playlist(text: &str) -> Playlist {
         );
         assert!(*d > 0.0);
     }
+    if let Some(pt) = part_target {
+        for (d, uri, _) in &parts {
+            assert!(
+                *d <= pt + 1e-9,
+                "{uri}: a part of {d} s over PART-TARGET {pt}"
+            );
+        }
+        // A complete segment listed with its parts is exactly their sum.
+        for (i, (d, _, uri)) in segments.iter().enumerate() {
+            let seq = sequence.unwrap_or(0) + i as u64;
+            let of: Vec<f64> = parts.iter().filter(|p| p.2 == seq).map(|p| p.0).collect();
+            if !of.is_empty() {
+                let sum: f64 = of.iter().sum();
+                assert!(
+                    (sum - d).abs() < 0.002,
+                    "{uri}: parts add up to {sum}, EXTINF {d}"
+                );
+            }
+        }
+        assert!(can_block, "LL-HLS without CAN-BLOCK-RELOAD");
+    }
+    if let (Some(hold), Some(pt)) = (hold_back, part_target) {
+        assert!(
+            hold >= 3.0 * pt - 1e-9,
+            "PART-HOLD-BACK {hold} under three part targets"
+        );
+    }
     Playlist {
         target,
+        part_target,
+        parts,
+        preload_hint: hint,
+        can_block,
         sequence: sequence.unwrap_or(0),
         discontinuity_sequence: dseq,
         segments,
@@ -230,4 +306,60 @@ fn ffmpeg_reads_the_hls_of_a_live_stream_and_a_restart_continues_the_sequence() 
         "a segment never made"
     );
     second.join().unwrap();
+}
+
+/// `(segment, part)` of a part's name `EPOCH-SEQ.pN.ts`.
+fn part_of(uri: &str) -> (u64, usize) {
+    let rest = uri.strip_suffix(".ts").unwrap().split_once('-').unwrap().1;
+    let (seq, part) = rest.split_once(".p").unwrap();
+    (seq.parse().unwrap(), part.parse().unwrap())
+}
+
+#[test]
+fn low_latency_hls_lists_parts_holds_blocking_reloads_and_serves_the_hinted_part() {
+    let r = root("ll-hls");
+    let host = Host::start(&r, &["rtmp", "http"], &[]);
+    let (rtmp, http) = (host.addr("rtmp"), host.addr("http"));
+    let path = "/fier/cam/index.m3u8";
+    let publisher = background(
+        ffmpeg_publish(&format!("rtmp://{rtmp}/fier/cam?user_password=123"), 10),
+        Duration::from_secs(60),
+    );
+    let p = playlist_with(http, path, 2);
+    assert_eq!(
+        p.part_target,
+        Some(0.5),
+        "PART-TARGET: 400 ms parts + 100 ms"
+    );
+    assert!(p.can_block);
+    assert!(p.parts.len() >= 3, "parts listed: {:?}", p.parts);
+    for (_, uri, _) in &p.parts {
+        let (code, head, data) = get(http, &format!("/fier/cam/{uri}"));
+        assert_eq!(code, 200, "{uri}");
+        assert!(head.contains("immutable"));
+        // Each part is whole MPEG-TS by itself.
+        check_segment(&data);
+    }
+    let hint = p.preload_hint.clone().expect("a preload hint");
+    let (seq, part) = part_of(&hint);
+
+    // A blocking reload for the hinted part: answered once the part is cut, and lists it.
+    let (code, _, body) = get(http, &format!("{path}?_HLS_msn={seq}&_HLS_part={part}"));
+    assert_eq!(code, 200);
+    let after = parse_playlist(std::str::from_utf8(&body).unwrap());
+    assert!(
+        after.parts.iter().any(|(_, u, _)| *u == hint)
+            || after.sequence + after.segments.len() as u64 > seq,
+        "the blocking reload for {hint} came back without it: {after:?}"
+    );
+    // The part the new hint names is held, then served.
+    let next = after.preload_hint.expect("a new hint");
+    assert_ne!(next, hint);
+    let (code, _, data) = get(http, &format!("/fier/cam/{next}"));
+    assert_eq!(code, 200, "the hinted part {next}");
+    check_segment(&data);
+    // Far ahead: refused.
+    let (code, _, _) = get(http, &format!("{path}?_HLS_msn={}", seq + 50));
+    assert_eq!(code, 400);
+    publisher.join().unwrap();
 }

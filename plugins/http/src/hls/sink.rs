@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use fstream_abi::{payload_from_vec, sdk::Consume, MediaKind, MediaPacket, PluginError};
 use fstream_media::ts::{TsMuxer, TsUnit};
 
-use super::store::{lock, StreamSegments};
+use super::store::{lock, Part, StreamSegments};
 
 /// Configuration packets kept while waiting for the first frame (to learn which tracks exist).
 const MAX_EARLY_PACKETS: usize = 16;
@@ -14,6 +14,8 @@ const MAX_EARLY_PACKETS: usize = 16;
 #[derive(Debug, Clone)]
 pub struct Cutting {
     pub segment_ms: u32,
+    /// Partial segments (Low-Latency HLS), 0: none.
+    pub part_ms: u32,
     pub window: usize,
     pub max_segment_bytes: usize,
 }
@@ -32,6 +34,11 @@ pub struct HlsSink {
     last: u32,
     /// Frames are skipped until a keyframe opens the next segment (after an oversized one).
     waiting_for_key: bool,
+    /// The open part: where it starts in `current`, its stream time, whether it starts with
+    /// a keyframe.
+    part_offset: usize,
+    part_start: u32,
+    part_independent: bool,
 }
 
 impl HlsSink {
@@ -48,11 +55,46 @@ impl HlsSink {
             start: None,
             last: 0,
             waiting_for_key: false,
+            part_offset: 0,
+            part_start: 0,
+            part_independent: false,
         }
+    }
+
+    /// Ends the open part at `end_ts` (if it holds a frame) and hands a copy to the store.
+    fn close_part(&mut self, end_ts: u32) {
+        if self.cutting.part_ms == 0 || self.start.is_none() {
+            return;
+        }
+        let Some(bytes) = self.current.get(self.part_offset..) else {
+            return;
+        };
+        // Only the tables: nothing to play yet.
+        if bytes.len() <= 2 * fstream_media::ts::TS_PACKET_LEN {
+            return;
+        }
+        let part = Part {
+            duration_ms: end_ts.wrapping_sub(self.part_start).min(600_000),
+            independent: self.part_independent,
+            data: payload_from_vec(bytes.to_vec()),
+        };
+        lock(&self.segments).push_part(part);
+    }
+
+    /// Starts a part at `ts`: with the tables, so that it is whole TS by itself.
+    fn open_part(&mut self, ts: u32, independent: bool) {
+        self.part_offset = self.current.len();
+        if let Some(m) = &mut self.muxer {
+            m.tables(&mut self.current);
+        }
+        self.part_start = ts;
+        self.part_independent = independent;
     }
 
     /// Ends the current segment at `end_ts` and hands it to the store.
     fn close_segment(&mut self, end_ts: u32) {
+        // Its last part first (while the segment is still open).
+        self.close_part(end_ts);
         let Some(start) = self.start.take() else {
             return;
         };
@@ -65,9 +107,7 @@ impl HlsSink {
     }
 
     fn open_segment(&mut self, ts: u32) {
-        if let Some(m) = &mut self.muxer {
-            m.tables(&mut self.current);
-        }
+        self.open_part(ts, true);
         self.start = Some(ts);
         self.waiting_for_key = false;
     }
@@ -90,6 +130,13 @@ impl HlsSink {
         }
         if self.start.is_none() || self.waiting_for_key {
             return;
+        }
+        let part_due = self.cutting.part_ms > 0
+            && ts.wrapping_sub(self.part_start) >= self.cutting.part_ms
+            && self.current.len() > self.part_offset + 2 * fstream_media::ts::TS_PACKET_LEN;
+        if part_due {
+            self.close_part(ts);
+            self.open_part(ts, keyframe || !self.video);
         }
         let Some(m) = &mut self.muxer else { return };
         let unit = if is_video {

@@ -17,7 +17,21 @@ pub struct Segment {
     /// The first segment after a publisher's restart.
     pub discontinuity: bool,
     pub data: Payload,
+    /// Its partial segments (Low-Latency HLS), kept for the newest segments only.
+    pub parts: Vec<Part>,
 }
+
+/// A partial segment: whole TS (it starts with the PAT and PMT), part of a segment's time.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub duration_ms: u32,
+    /// It starts with a keyframe.
+    pub independent: bool,
+    pub data: Payload,
+}
+
+/// How many of the newest complete segments keep their parts listed and served.
+pub const SEGMENTS_WITH_PARTS: usize = 3;
 
 #[derive(Debug, Default)]
 pub struct StreamSegments {
@@ -33,6 +47,10 @@ pub struct StreamSegments {
     pub restart: bool,
     /// Publications seen, for the ordering of ended streams.
     pub touched: u64,
+    /// The parts of the segment being cut (numbered `next_seq`).
+    pub open_parts: Vec<Part>,
+    /// A segment is being cut (its parts may be asked for).
+    pub open: bool,
 }
 
 impl StreamSegments {
@@ -40,14 +58,60 @@ impl StreamSegments {
         format!("{}-{seq}.ts", self.epoch)
     }
 
-    /// The segment a name gives, if it is still in the window.
-    pub fn find(&self, name: &str) -> Option<&Segment> {
-        let (epoch, seq) = name.strip_suffix(".ts")?.split_once('-')?;
+    pub fn part_name(&self, seq: u64, part: usize) -> String {
+        format!("{}-{seq}.p{part}.ts", self.epoch)
+    }
+
+    /// What a name asks for: (segment, part). `None`: not a name of this stream's epoch.
+    pub fn parse_name(&self, name: &str) -> Option<(u64, Option<usize>)> {
+        let (epoch, rest) = name.strip_suffix(".ts")?.split_once('-')?;
         if epoch.parse::<u64>().ok()? != self.epoch {
             return None;
         }
-        let seq: u64 = seq.parse().ok()?;
-        self.segments.iter().find(|s| s.seq == seq)
+        match rest.split_once(".p") {
+            Some((seq, part)) => Some((seq.parse().ok()?, Some(part.parse().ok()?))),
+            None => Some((rest.parse().ok()?, None)),
+        }
+    }
+
+    /// The bytes a name gives, if they exist now (a segment in the window, or a part of a
+    /// recent or the open segment).
+    pub fn find(&self, name: &str) -> Option<Payload> {
+        let (seq, part) = self.parse_name(name)?;
+        match part {
+            None => self
+                .segments
+                .iter()
+                .find(|s| s.seq == seq)
+                .map(|s| s.data.clone()),
+            Some(i) if seq == self.next_seq && self.open => {
+                self.open_parts.get(i).map(|p| p.data.clone())
+            }
+            Some(i) => self
+                .segments
+                .iter()
+                .find(|s| s.seq == seq)
+                .and_then(|s| s.parts.get(i))
+                .map(|p| p.data.clone()),
+        }
+    }
+
+    /// Whether segment `msn` (its part `part`, if given) exists: what a blocking playlist
+    /// reload waits for.
+    pub fn has(&self, msn: u64, part: Option<usize>) -> bool {
+        if msn < self.next_seq {
+            return true;
+        }
+        match part {
+            Some(p) => msn == self.next_seq && self.open && p < self.open_parts.len(),
+            None => false,
+        }
+    }
+
+    /// Adds a part of the open segment.
+    pub fn push_part(&mut self, part: Part) {
+        self.open = true;
+        self.open_parts.push(part);
     }
 
     /// Adds a finished segment, dropping the oldest past `window`.
@@ -57,9 +121,19 @@ impl StreamSegments {
             duration_ms,
             discontinuity: std::mem::take(&mut self.restart) && self.next_seq > 0,
             data,
+            parts: std::mem::take(&mut self.open_parts),
         };
+        self.open = false;
         self.next_seq += 1;
         self.segments.push_back(seg);
+        let n = self.segments.len();
+        for old in self
+            .segments
+            .iter_mut()
+            .take(n.saturating_sub(SEGMENTS_WITH_PARTS))
+        {
+            old.parts = Vec::new();
+        }
         while self.segments.len() > window.max(1) {
             if let Some(old) = self.segments.pop_front() {
                 if old.discontinuity {
