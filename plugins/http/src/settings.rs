@@ -57,7 +57,7 @@ impl Default for Settings {
             hls: true,
             hls_segment_ms: 2_000,
             hls_window: 6,
-            hls_part_ms: 400,
+            hls_part_ms: 200,
             hls_max_streams: 256,
             hls_max_segment_bytes: 32 << 20,
         }

@@ -328,8 +328,8 @@ fn low_latency_hls_lists_parts_holds_blocking_reloads_and_serves_the_hinted_part
     let p = playlist_with(http, path, 2);
     assert_eq!(
         p.part_target,
-        Some(0.5),
-        "PART-TARGET: 400 ms parts + 100 ms"
+        Some(0.3),
+        "PART-TARGET: 200 ms parts + 100 ms"
     );
     assert!(p.can_block);
     assert!(p.parts.len() >= 3, "parts listed: {:?}", p.parts);
