@@ -363,3 +363,52 @@ fn low_latency_hls_lists_parts_holds_blocking_reloads_and_serves_the_hinted_part
     assert_eq!(code, 400);
     publisher.join().unwrap();
 }
+
+/// A reload in the middle (SIGHUP with a changed http.toml): the new plugin instance serves
+/// the segments the running publication keeps cutting, and the media sequence goes on.
+#[test]
+fn a_reload_keeps_the_hls_of_a_running_publication() {
+    let r = root("hls-reload");
+    let host = Host::start(&r, &["rtmp", "http"], &[]);
+    let (rtmp, http) = (host.addr("rtmp"), host.addr("http"));
+    let path = "/fier/cam/index.m3u8";
+    let publisher = background(
+        ffmpeg_publish(&format!("rtmp://{rtmp}/fier/cam?user_password=123"), 10),
+        Duration::from_secs(60),
+    );
+    let before = playlist_with(http, path, 2);
+    let last_before = before.sequence + before.segments.len() as u64;
+    r.write(
+        "mods/http.toml",
+        "hls_segment_ms = 1000\nhls_window = 5\ncors_origin = \"https://example.org\"\n",
+    );
+    host.signal(libc::SIGHUP);
+    assert!(
+        host.wait_log("configuration reloaded", WAIT),
+        "{}",
+        host.log()
+    );
+    // New connections get the new settings (the CORS origin) and the same, growing playlist.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (code, head, body) = get(http, path);
+        assert_eq!(code, 200, "after the reload");
+        let p = parse_playlist(std::str::from_utf8(&body).unwrap());
+        if head.contains("Access-Control-Allow-Origin: https://example.org")
+            && p.sequence + p.segments.len() as u64 >= last_before + 2
+        {
+            for (_, _, uri) in &p.segments {
+                let (code, _, data) = get(http, &format!("/fier/cam/{uri}"));
+                assert_eq!(code, 200, "{uri} after the reload");
+                check_segment(&data);
+            }
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the playlist stopped growing after the reload"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    publisher.join().unwrap();
+}
