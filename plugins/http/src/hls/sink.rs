@@ -215,3 +215,132 @@ impl Consume for HlsSink {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hls::store::Store;
+    use fstream_abi::{flags, payload_from};
+
+    fn sink(store: &Store, part_ms: u32) -> HlsSink {
+        let segs = store.publish("a/b", 7, 4).unwrap();
+        HlsSink::new(
+            "a/b".into(),
+            segs,
+            Cutting {
+                segment_ms: 1000,
+                part_ms,
+                window: 10,
+                max_segment_bytes: 1 << 20,
+            },
+        )
+    }
+
+    fn audio(ts: u32) -> MediaPacket {
+        MediaPacket::new(
+            MediaKind::Audio,
+            0,
+            ts,
+            payload_from(&[0xAF, 1, 0x21, 0x10, 5, 6]),
+        )
+    }
+
+    fn video(ts: u32, key: bool) -> MediaPacket {
+        let (b0, f) = if key {
+            (0x17, flags::KEYFRAME)
+        } else {
+            (0x27, 0)
+        };
+        MediaPacket::new(
+            MediaKind::Video,
+            f,
+            ts,
+            payload_from(&[b0, 1, 0, 0, 0, 0, 0, 0, 2, 0x65, 1]),
+        )
+    }
+
+    fn config() -> [MediaPacket; 2] {
+        [
+            MediaPacket::new(
+                MediaKind::Video,
+                flags::SEQUENCE_HEADER,
+                0,
+                payload_from(&[
+                    0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1F, 0xFF, 0xE1, 0, 2, 0x67, 1, 1, 0, 1, 0x68,
+                ]),
+            ),
+            MediaPacket::new(
+                MediaKind::Audio,
+                flags::SEQUENCE_HEADER,
+                0,
+                payload_from(&[0xAF, 0, 0x12, 0x10]),
+            ),
+        ]
+    }
+
+    fn whole_ts(data: &[u8]) {
+        assert!(!data.is_empty() && data.len().is_multiple_of(188));
+        assert_eq!(data[1] & 0x1F, 0, "PAT first");
+        assert_eq!(data[2], 0);
+    }
+
+    #[test]
+    fn audio_only_is_cut_by_time_and_parts_tile_their_segment() {
+        let store = Store::default();
+        let mut s = sink(&store, 200);
+        s.packet(&config()[1]).unwrap();
+        for i in 0..230u32 {
+            s.packet(&audio(i * 23)).unwrap();
+        }
+        s.finish().unwrap();
+        let segs = store.get("a/b").unwrap();
+        let g = lock(&segs);
+        assert!(g.segments.len() >= 5, "{} segments", g.segments.len());
+        for seg in g.segments.iter().take(g.segments.len() - 1) {
+            assert!(
+                (1000..1023 + 23).contains(&seg.duration_ms),
+                "{}",
+                seg.duration_ms
+            );
+            whole_ts(&seg.data);
+        }
+        let recent = g.segments.iter().rev().nth(1).unwrap();
+        assert!(!recent.parts.is_empty());
+        let total: u32 = recent.parts.iter().map(|p| p.duration_ms).sum();
+        assert_eq!(total, recent.duration_ms, "parts tile their segment");
+        for p in &recent.parts {
+            whole_ts(&p.data);
+            assert!(p.duration_ms <= 300, "a part of {} ms", p.duration_ms);
+        }
+        assert!(!g.live);
+    }
+
+    #[test]
+    fn video_is_cut_only_at_keyframes_and_a_frame_before_the_first_keyframe_is_skipped() {
+        let store = Store::default();
+        let mut s = sink(&store, 0);
+        for c in config() {
+            s.packet(&c).unwrap();
+        }
+        s.packet(&video(0, false)).unwrap();
+        // A keyframe every 1.6 s, 25 fps: segments are 1.6 s although the target is 1 s.
+        for i in 1..=200u32 {
+            s.packet(&video(i * 40, i % 40 == 0)).unwrap();
+            s.packet(&audio(i * 40 + 5)).unwrap();
+        }
+        let segs = store.get("a/b").unwrap();
+        let g = lock(&segs);
+        assert_eq!(
+            g.segments.len(),
+            4,
+            "{:?}",
+            g.segments.iter().map(|s| s.duration_ms).collect::<Vec<_>>()
+        );
+        for seg in &g.segments {
+            assert_eq!(seg.duration_ms, 1600);
+            whole_ts(&seg.data);
+            assert!(seg.parts.is_empty(), "parts were not asked for");
+        }
+        assert!(g.live);
+    }
+}
