@@ -494,3 +494,47 @@ fn bad_tls_settings_refuse_startup() {
         assert!(err.contains(needle), "{table}: no {needle:?} in\n{err}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 4. HTTPS: the http plugin behind `[tls.http]`, read by ffprobe and ffmpeg.
+
+#[test]
+fn https_serves_hls_and_http_flv_to_ffmpeg() {
+    if !tools(&["openssl", "ffmpeg", "ffprobe"]) {
+        return;
+    }
+    let root = tls_root(
+        "tls-https",
+        &["auth-ini", "rtmp", "rtmp-app", "http"],
+        "http",
+        "",
+    );
+    root.write("mods/http.toml", "hls_segment_ms = 1000\n");
+    let host = Host::start(&root, &["rtmp", "http"], &[]);
+    let rtmp = host.addr("rtmp");
+    let https = host.wait_addr("http+tls", WAIT);
+    let publisher = background(
+        ffmpeg_publish(&format!("rtmp://{rtmp}/fier/cam?user_password=123"), 10),
+        Duration::from_secs(60),
+    );
+    assert!(host.wait_log("publishing stream=fier/cam", WAIT));
+    // Two segments into the playlist.
+    std::thread::sleep(Duration::from_secs(3));
+    let hls = format!("https://{https}/fier/cam/index.m3u8");
+    let codecs = fstream_e2e::ffprobe_codecs(&hls);
+    assert!(
+        codecs.contains("h264") && codecs.contains("aac"),
+        "{codecs}"
+    );
+    let (frames, err) = fstream_e2e::ffmpeg_video_frames(&hls, &["-live_start_index", "0"], 1.5);
+    assert!(frames >= 30, "HLS over HTTPS: {frames} frames: {err}");
+    let (frames, err) =
+        fstream_e2e::ffmpeg_video_frames(&format!("https://{https}/fier/cam.flv"), &[], 2.0);
+    assert!(frames >= 40, "HTTP-FLV over HTTPS: {frames} frames: {err}");
+    assert!(
+        !host.log().contains("TLS handshake failed"),
+        "{}",
+        host.log()
+    );
+    publisher.join().unwrap();
+}
