@@ -158,19 +158,13 @@ impl HttpSession {
         }
         match route(&req.target) {
             Err(e) => self.fail(e, keep, head_only, out),
-            Ok(Route::Index) => {
-                let page = crate::pages::index_page(&self.hls.live());
-                self.answer(
-                    "text/html; charset=utf-8",
-                    "no-cache",
-                    page.as_bytes(),
-                    keep,
-                    head_only,
-                    out,
-                );
-            }
-            Ok(Route::Watch { stream }) => {
-                let page = crate::pages::watch_page(&stream, self.settings.watch_report_ms);
+            Ok(route @ (Route::Index | Route::Watch { .. })) => {
+                let page = match route {
+                    Route::Watch { stream } => {
+                        crate::pages::watch_page(&stream, self.settings.watch_report_ms)
+                    }
+                    _ => crate::pages::index_page(&self.hls.live()),
+                };
                 self.answer(
                     "text/html; charset=utf-8",
                     "no-cache",

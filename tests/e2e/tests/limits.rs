@@ -450,6 +450,18 @@ impl Drop for CheckedFlow {
     }
 }
 
+/// A broadcaster of `fier/CHANNEL` closed without a byte, with `why` logged, no broadcast
+/// started, and the checked stream still flowing.
+fn refused_silently(host: &Host, s: &mut TcpStream, channel: &str, why: &str, flow: &CheckedFlow) {
+    let got = bytes_until_close(s, WAIT).expect("the refused broadcaster stays open");
+    assert!(got.is_empty(), "{channel}: it was sent {} bytes", got.len());
+    wait_for(host, why);
+    assert!(!host
+        .log()
+        .contains(&format!("broadcast started stream=fier/{channel}")));
+    assert!(flow.flows(100_000, WAIT), "the checked stream stalled");
+}
+
 /// fstream's `max_pending_bytes` (bytes of a broadcast before it has started: authentication)
 /// and `max_bufsize`: a broadcaster sending 16 KiB with its preamble (limit 1 KiB) and one asking
 /// for `bufsize=4097` (limit 4096) are each closed without a byte and logged with the limit; a
@@ -476,28 +488,26 @@ fn fstream_pending_bytes_and_bufsize_over_the_limit_close_only_that_broadcaster(
     let mut input = fstream_preamble("broadcast,user=fier,user_password=123,channel=flood");
     input.extend_from_slice(&[0x47; 16 * 1024]);
     let _ = s.write_all(&input);
-    let got = bytes_until_close(&mut s, WAIT).expect("the flooding broadcaster stays open");
-    assert!(got.is_empty(), "it was sent {} bytes", got.len());
-    wait_for(
+    refused_silently(
         &host,
+        &mut s,
+        "flood",
         "more than 1024 bytes arrived before the broadcast could start",
+        &flow,
     );
-    assert!(!host.log().contains("broadcast started stream=fier/flood"));
-    assert!(flow.flows(100_000, WAIT), "the checked stream stalled");
 
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(&fstream_preamble(
         "broadcast,user=fier,user_password=123,channel=big,bufsize=4097",
     ))
     .unwrap();
-    let got = bytes_until_close(&mut s, WAIT).expect("the bufsize=4097 broadcaster stays open");
-    assert!(got.is_empty(), "it was sent {} bytes", got.len());
-    wait_for(
+    refused_silently(
         &host,
+        &mut s,
+        "big",
         "bufsize 4097 exceeds this server's limit of 4096 bytes",
+        &flow,
     );
-    assert!(!host.log().contains("broadcast started stream=fier/big"));
-    assert!(flow.flows(100_000, WAIT), "the checked stream stalled");
 
     // New clients: a broadcast of 1,000 bytes sent with its preamble (under the limit) reaches
     // its watcher whole; a late watcher of the checked stream starts on a chunk boundary
