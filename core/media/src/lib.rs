@@ -28,6 +28,7 @@
 pub mod amf0;
 pub mod amf3;
 pub mod flv;
+pub mod fmp4;
 mod limits;
 mod reader;
 pub mod rtmp;
