@@ -100,6 +100,7 @@ impl MakeSink for HlsSinks {
             part_ms: s.hls_part_ms,
             window: s.hls_window.max(1),
             max_segment_bytes: s.hls_max_segment_bytes,
+            fmp4: s.hls_format == crate::settings::HlsFormat::Fmp4,
         };
         Ok(Some(sink_box(HlsSink::new(
             start.stream.to_string(),

@@ -18,7 +18,7 @@ pub enum Route {
         msn: Option<u64>,
         part: Option<usize>,
     },
-    /// `GET /APP/STREAM/NAME.ts`: one of its segments.
+    /// `GET /APP/STREAM/NAME.ts` (or `.m4s`, `.mp4`): a segment, part or init segment.
     Segment { stream: String, name: String },
     /// `GET /`: the live streams.
     Index,
@@ -88,7 +88,7 @@ pub fn route(target: &str) -> Result<Route, HttpError> {
                     msn: num("_HLS_msn"),
                     part: num("_HLS_part").map(|p: u64| p as usize),
                 })
-            } else if file.ends_with(".ts") {
+            } else if [".ts", ".m4s", ".mp4"].iter().any(|e| file.ends_with(e)) {
                 Ok(Route::Segment {
                     stream,
                     name: file.clone(),
@@ -189,7 +189,7 @@ mod tests {
             }
         );
         for missing in [
-            "/a/b/c.mp4",
+            "/a/b/c.mp3",
             "/a/b/c/d",
             "/_player/nosuch.js",
             "/fier",

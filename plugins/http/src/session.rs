@@ -17,7 +17,7 @@ use crate::{
     error::HttpError,
     hls::{
         playlist::media_playlist,
-        store::{lock, Store},
+        store::{lock, MediaName, Store},
     },
     request::{self, Method, Parsed, Request},
     response,
@@ -295,13 +295,13 @@ impl HttpSession {
                 }
             }
             HlsAsk::Media(_, name) => {
-                if let Some(data) = g.find(name) {
+                if let Some((data, content_type)) = g.find(name) {
                     drop(g);
                     tracing::debug!(stream = %stream, segment = %name, "hls: served a segment");
                     let keep = keep && self.may_continue();
                     // A name is never reused: it may be cached for ever.
                     out.write(&response::body_head(
-                        "video/mp2t",
+                        content_type,
                         data.len(),
                         "public, max-age=31536000, immutable",
                         keep,
@@ -316,7 +316,7 @@ impl HttpSession {
                 // The part a preload hint names (the next of the open segment, or the first
                 // of the next) is held until it is cut.
                 let hinted = match g.parse_name(name) {
-                    Some((seq, Some(p))) => {
+                    Some(MediaName::Part { seq, part: p, .. }) => {
                         g.live
                             && ((seq == g.next_seq && p <= g.open_parts.len())
                                 || (seq == g.next_seq + 1 && p == 0))

@@ -32,6 +32,8 @@ pub struct Settings {
     pub hls_segment_ms: u32,
     /// Segments kept per stream (the playlist's window).
     pub hls_window: usize,
+    /// The segment format; HEVC and AV1 are fMP4 whatever it says.
+    pub hls_format: HlsFormat,
     /// Low-Latency HLS: partial segments are cut every this much stream time (at the first
     /// frame after it), announced as `PART-TARGET` = this + 100 ms, and playlist reloads may
     /// block (`_HLS_msn`, `_HLS_part`). 0: plain HLS.
@@ -40,6 +42,15 @@ pub struct Settings {
     pub hls_max_streams: usize,
     /// A segment larger than this is cut, and the next starts at a keyframe.
     pub hls_max_segment_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HlsFormat {
+    /// MPEG-TS segments (H.264 and AAC).
+    Mpegts,
+    /// Fragmented MP4 (CMAF) segments.
+    Fmp4,
 }
 
 impl Default for Settings {
@@ -57,6 +68,7 @@ impl Default for Settings {
             hls: true,
             hls_segment_ms: 2_000,
             hls_window: 6,
+            hls_format: HlsFormat::Mpegts,
             hls_part_ms: 200,
             hls_max_streams: 256,
             hls_max_segment_bytes: 32 << 20,
@@ -80,6 +92,12 @@ mod tests {
         assert_eq!(s.listen, "0.0.0.0:8080");
         let e = Settings::parse("max_head = 1\n").unwrap_err().to_string();
         assert!(e.contains("max_head"), "{e}");
+        let s = Settings::parse("hls_format = \"fmp4\"\n").unwrap();
+        assert_eq!(s.hls_format, HlsFormat::Fmp4);
+        let e = Settings::parse("hls_format = \"mp4\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mpegts"), "{e}");
     }
 
     #[test]

@@ -545,6 +545,46 @@ pub fn ffmpeg_publish(url: &str, secs: u32) -> Command {
     c
 }
 
+/// The imageio-ffmpeg release `.ci/run` installs from PyPI (a static ffmpeg 9).
+pub const MODERN_FFMPEG_PACKAGE: &str = "imageio-ffmpeg==0.8.1";
+
+/// A recent ffmpeg, for what Debian's 5.1 cannot do: publish HEVC and AV1 over Enhanced RTMP.
+/// `FSTREAM_MODERN_FFMPEG` names one; else the one PyPI's imageio-ffmpeg carries.
+pub fn modern_ffmpeg() -> PathBuf {
+    if let Some(p) = std::env::var_os("FSTREAM_MODERN_FFMPEG") {
+        return PathBuf::from(p);
+    }
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())",
+        ])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            PathBuf::from(String::from_utf8_lossy(&o.stdout).trim().to_string())
+        }
+        _ => panic!(
+            "no recent ffmpeg: run .ci/run once, or pip install {MODERN_FFMPEG_PACKAGE} \
+             (or set FSTREAM_MODERN_FFMPEG to an ffmpeg 6.1 or later)"
+        ),
+    }
+}
+
+/// The recent ffmpeg publishing a generated stream for `secs` seconds at real time, its video
+/// encoded with `video` (e.g. `["-c:v", "libx265"]`) and AAC audio; the flv muxer of ffmpeg 6.1
+/// and later writes HEVC and AV1 as Enhanced RTMP.
+pub fn modern_ffmpeg_publish(url: &str, secs: u32, video: &[&str]) -> Command {
+    let mut c = Command::new(modern_ffmpeg());
+    c.args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440"])
+        .args(["-t", &secs.to_string(), "-pix_fmt", "yuv420p"])
+        .args(video)
+        .args(["-c:a", "aac", "-f", "flv", url]);
+    c
+}
+
 /// ffmpeg playing `url` and printing one line per decoded video frame (framemd5).
 pub fn ffmpeg_play(url: &str) -> Command {
     let mut c = Command::new("ffmpeg");

@@ -1,7 +1,9 @@
 //! HLS with real clients: ffprobe and ffmpeg read the playlist of an ffmpeg-published RTMP
 //! stream and decode its segments; our checker reads every playlist it fetches against RFC 8216's
-//! rules (tags, target duration, media sequence continuity) and every segment as MPEG-TS; a
-//! publisher's restart continues the media sequence with a discontinuity.
+//! rules (tags, target duration, media sequence continuity, EXT-X-MAP) and every segment as
+//! MPEG-TS or as fMP4 fragments; a publisher's restart continues the media sequence with a
+//! discontinuity. fMP4: H.264 where the settings ask for it, HEVC and AV1 published over Enhanced
+//! RTMP by a recent ffmpeg, each decoded by Debian's ffmpeg, segment by segment with its init.
 
 use std::{
     io::{Read, Write},
@@ -61,6 +63,8 @@ struct Playlist {
     discontinuity_sequence: u64,
     /// (duration s, discontinuity before it, uri)
     segments: Vec<(f64, bool, String)>,
+    /// EXT-X-MAP: (index of the first segment or part it applies to, uri).
+    maps: Vec<(usize, String)>,
 }
 
 /// Parses a media playlist, checking RFC 8216's rules for the tags used.
@@ -72,6 +76,7 @@ fn parse_playlist(text: &str) -> Playlist {
     let (mut dur, mut disc) = (None, false);
     let (mut part_target, mut parts, mut hint, mut can_block) = (None, Vec::new(), None, false);
     let mut hold_back: Option<f64> = None;
+    let (mut maps, mut version) = (Vec::new(), 1);
     let uri_of = |l: &str| -> String {
         l.split("URI=\"")
             .nth(1)
@@ -106,6 +111,16 @@ fn parse_playlist(text: &str) -> Playlist {
             parts.push((d, uri_of(l), sequence.unwrap_or(0) + segments.len() as u64));
             continue;
         }
+        if l.starts_with("#EXT-X-MAP:") {
+            // RFC 8216 7: EXT-X-MAP in a playlist that is not I-frames only needs version 6.
+            assert!(version >= 6, "EXT-X-MAP in a version {version} playlist");
+            assert!(
+                !l.contains("BYTERANGE"),
+                "an init segment is a resource of its own"
+            );
+            maps.push((segments.len(), uri_of(l)));
+            continue;
+        }
         if l.starts_with("#EXT-X-PRELOAD-HINT:") {
             assert!(l.contains("TYPE=PART"), "{l}");
             hint = Some(uri_of(l));
@@ -126,7 +141,8 @@ fn parse_playlist(text: &str) -> Playlist {
             disc = true;
         } else if let Some(v) = l.strip_prefix("#EXTINF:") {
             dur = Some(v.trim_end_matches(',').parse::<f64>().unwrap());
-        } else if l.starts_with("#EXT-X-VERSION:") {
+        } else if let Some(v) = l.strip_prefix("#EXT-X-VERSION:") {
+            version = v.parse().unwrap();
         } else if !l.starts_with('#') && !l.is_empty() {
             let d = dur.take().expect("EXTINF before each URI");
             segments.push((d, std::mem::take(&mut disc), l.to_string()));
@@ -170,7 +186,16 @@ fn parse_playlist(text: &str) -> Playlist {
             "PART-HOLD-BACK {hold} under three part targets"
         );
     }
+    if let Some((first, _)) = maps.first() {
+        // fMP4: every segment and part comes after the init segment it needs.
+        assert_eq!(*first, 0, "EXT-X-MAP after the first segment: {text}");
+        assert!(
+            text.find("#EXT-X-MAP").unwrap() < text.find("#EXT-X-PART:").unwrap_or(usize::MAX),
+            "a part before the first EXT-X-MAP"
+        );
+    }
     Playlist {
+        maps,
         target,
         part_target,
         parts,
@@ -411,4 +436,160 @@ fn a_reload_keeps_the_hls_of_a_running_publication() {
         std::thread::sleep(Duration::from_millis(200));
     }
     publisher.join().unwrap();
+}
+
+/// The top-level box types of an MP4 byte string, checking that the boxes fill it exactly.
+fn boxes(data: &[u8]) -> Vec<String> {
+    let mut v = Vec::new();
+    let mut at = 0;
+    while at < data.len() {
+        let size = u32::from_be_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+        assert!(
+            size >= 8 && at + size <= data.len(),
+            "a box of {size} bytes at {at}"
+        );
+        v.push(String::from_utf8_lossy(&data[at + 4..at + 8]).into_owned());
+        at += size;
+    }
+    v
+}
+
+/// A segment or part in fMP4: fragments (`moof` then `mdat`), nothing else.
+fn check_fragments(data: &[u8]) -> usize {
+    let b = boxes(data);
+    assert!(!b.is_empty() && b.len().is_multiple_of(2), "{b:?}");
+    assert!(
+        b.chunks(2).all(|c| c[0] == "moof" && c[1] == "mdat"),
+        "{b:?}"
+    );
+    b.len() / 2
+}
+
+/// Frames ffprobe decodes in an init segment followed by `media`.
+fn frames_with_init(tag: &str, init: &[u8], media: &[u8]) -> usize {
+    let dir = fstream_e2e::TempDir::new(tag);
+    let path = dir.0.join("joined.mp4");
+    std::fs::write(&path, [init, media].concat()).unwrap();
+    fstream_e2e::video_frames_in(&path)
+}
+
+/// Reads a stream's fMP4 HLS the way a player does and checks every byte of it: the playlist's
+/// EXT-X-MAP, the init segment (`ftyp`, `moov` with `codec_box` in it), each segment and part
+/// as fragments, and each segment joined to its init decodes to as many frames as its EXTINF
+/// says at 25 fps; then ffprobe names `codec` and ffmpeg decodes the playlist.
+fn read_fmp4_hls(tag: &str, http: SocketAddr, codec: &str, codec_box: &[u8; 4]) {
+    let path = "/fier/cam/index.m3u8";
+    let p = playlist_with(http, path, 3);
+    assert!(!p.maps.is_empty(), "no EXT-X-MAP: {p:?}");
+    let (code, head, init) = get(http, &format!("/fier/cam/{}", p.maps[0].1));
+    assert_eq!(code, 200);
+    assert!(head.contains("Content-Type: video/mp4"), "{head}");
+    assert!(head.contains("immutable"));
+    assert_eq!(boxes(&init), ["ftyp", "moov"]);
+    assert!(
+        init.windows(4).any(|w| w == codec_box),
+        "no {:?} in the init segment",
+        String::from_utf8_lossy(codec_box)
+    );
+    for (d, _, uri) in &p.segments {
+        assert!(uri.ends_with(".m4s"), "{uri}");
+        let (code, head, data) = get(http, &format!("/fier/cam/{uri}"));
+        assert_eq!(code, 200, "{uri}");
+        assert!(head.contains("Content-Type: video/mp4"));
+        check_fragments(&data);
+        let frames = frames_with_init(tag, &init, &data);
+        let expect = (d * 25.0).round() as usize;
+        assert!(
+            frames.abs_diff(expect) <= 1,
+            "{uri}: {frames} frames decoded, {d} s at 25 fps listed"
+        );
+    }
+    for (_, uri, _) in &p.parts {
+        let (code, _, data) = get(http, &format!("/fier/cam/{uri}"));
+        assert_eq!(code, 200, "{uri}");
+        assert_eq!(check_fragments(&data), 1, "{uri}: one fragment a part");
+    }
+    let url = format!("http://{http}{path}");
+    let codecs = fstream_e2e::ffprobe_codecs(&url);
+    assert!(codecs.contains(codec) && codecs.contains("aac"), "{codecs}");
+    let (frames, err) = fstream_e2e::ffmpeg_video_frames(&url, &["-live_start_index", "0"], 2.5);
+    assert!(
+        frames >= 50,
+        "ffmpeg decoded {frames} frames of 2.5 s at 25 fps: {err}"
+    );
+}
+
+#[test]
+fn fmp4_hls_of_h264_where_the_settings_ask_for_it() {
+    let r = root("hls-fmp4");
+    r.write(
+        "mods/http.toml",
+        "hls_segment_ms = 1000\nhls_window = 5\nhls_format = \"fmp4\"\n",
+    );
+    let host = Host::start(&r, &["rtmp", "http"], &[]);
+    let (rtmp, http) = (host.addr("rtmp"), host.addr("http"));
+    let publisher = background(
+        ffmpeg_publish(&format!("rtmp://{rtmp}/fier/cam?user_password=123"), 8),
+        Duration::from_secs(60),
+    );
+    read_fmp4_hls("hls-fmp4", http, "h264", b"avcC");
+    publisher.join().unwrap();
+}
+
+/// HEVC and AV1 arrive as Enhanced RTMP, which MPEG-TS segments do not carry here: they get
+/// fMP4 although the settings say MPEG-TS.
+fn enhanced_rtmp_becomes_fmp4(tag: &str, video: &[&str], codec: &str, codec_box: &[u8; 4]) {
+    let r = root(tag);
+    let host = Host::start(&r, &["rtmp", "http"], &[]);
+    let (rtmp, http) = (host.addr("rtmp"), host.addr("http"));
+    let publisher = background(
+        fstream_e2e::modern_ffmpeg_publish(
+            &format!("rtmp://{rtmp}/fier/cam?user_password=123"),
+            8,
+            video,
+        ),
+        Duration::from_secs(60),
+    );
+    read_fmp4_hls(tag, http, codec, codec_box);
+    let (st, _, err) = publisher.join().unwrap();
+    assert!(st.is_some_and(|s| s.success()), "the publisher: {err}");
+}
+
+#[test]
+fn hevc_over_enhanced_rtmp_is_served_as_fmp4_hls() {
+    // x265's ultrafast preset keeps B-frames: composition offsets matter.
+    enhanced_rtmp_becomes_fmp4(
+        "hls-hevc",
+        &[
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "25",
+            "-x265-params",
+            "log-level=error",
+        ],
+        "hevc",
+        b"hvcC",
+    );
+}
+
+#[test]
+fn av1_over_enhanced_rtmp_is_served_as_fmp4_hls() {
+    enhanced_rtmp_becomes_fmp4(
+        "hls-av1",
+        &[
+            "-c:v",
+            "libsvtav1",
+            "-preset",
+            "12",
+            "-g",
+            "25",
+            "-svtav1-params",
+            "lp=1",
+        ],
+        "av1",
+        b"av1C",
+    );
 }

@@ -37,6 +37,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("fstream_session", session::fstream::fstream_session),
     ("http_session", http::http_session),
     ("ts_mux", media::ts_mux),
+    ("fmp4_mux", media::fmp4_mux),
     #[cfg(feature = "host")]
     ("mods_file", host::mods_file),
     #[cfg(feature = "host")]

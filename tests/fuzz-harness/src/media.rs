@@ -352,3 +352,81 @@ pub fn ts_mux(data: &[u8]) {
         }
     }
 }
+
+/// core/media's fMP4 muxer fed a script of tags, like [`ts_mux`]: `[kind, step, len, body...]`
+/// repeated, where bit 0 of `kind` picks audio or video, bit 1 ends a fragment first, and bit 2
+/// also hands the body to the parameter-set readers. Checked: no panic; the output is whole
+/// `moof`+`mdat` pairs in which every run's data offset and sample sizes stay inside its
+/// `mdat`; the init segment, whenever there is one, is exactly `ftyp` then `moov`.
+pub fn fmp4_mux(data: &[u8]) {
+    use fstream_media::fmp4::{
+        boxes::{find_box, read_boxes},
+        dims, Fmp4Muxer,
+    };
+    let (c, mut script) = crate::control(data);
+    let mut m = Fmp4Muxer::new(c & 1 == 0 || c & 2 != 0, c & 1 != 0 || c & 2 != 0);
+    let mut out = Vec::new();
+    let mut ts = 0u32;
+    let check = |frag: &[u8]| {
+        let boxes = read_boxes(frag);
+        assert_eq!(
+            boxes.iter().map(|b| b.body.len() + 8).sum::<usize>(),
+            frag.len(),
+            "boxes fill the fragment"
+        );
+        for pair in boxes.chunks(2) {
+            let [moof, mdat] = pair else {
+                panic!("a moof without its mdat")
+            };
+            assert_eq!((&moof.kind, &mdat.kind), (b"moof", b"mdat"));
+            let moof_len = moof.body.len() + 8;
+            for traf in read_boxes(moof.body).iter().filter(|b| &b.kind == b"traf") {
+                let trun = find_box(traf.body, b"trun").expect("a trun");
+                let n = u32::from_be_bytes(trun[4..8].try_into().unwrap()) as usize;
+                let offset = u32::from_be_bytes(trun[8..12].try_into().unwrap()) as usize;
+                let sizes: usize = (0..n)
+                    .map(|i| {
+                        let at = 12 + i * 16 + 4;
+                        u32::from_be_bytes(trun[at..at + 4].try_into().unwrap()) as usize
+                    })
+                    .sum();
+                assert!(n > 0, "an empty run");
+                assert!(offset >= moof_len + 8, "data before the mdat's body");
+                assert!(
+                    offset + sizes <= moof_len + 8 + mdat.body.len(),
+                    "a run past its mdat"
+                );
+            }
+        }
+    };
+    while let [kind, step, len, rest @ ..] = script {
+        let take = usize::from(*len).min(rest.len());
+        let body = &rest[..take];
+        script = &rest[take..];
+        ts = ts.wrapping_add(u32::from(*step));
+        if kind & 2 != 0 {
+            out.clear();
+            m.fragment(&mut out, ts);
+            check(&out);
+        }
+        if kind & 4 != 0 {
+            let _ = dims::h264_sps(body);
+            let _ = dims::hevc_sps(body);
+            let _ = dims::hevc_record_sps(body);
+            let _ = dims::av1_sequence_header(body);
+            let _ = dims::av1_record(body);
+        }
+        if kind & 1 != 0 {
+            m.audio(body, ts);
+        } else {
+            m.video(body, ts);
+        }
+        if let Some(init) = m.init_segment() {
+            let kinds: Vec<_> = read_boxes(&init).iter().map(|b| b.kind).collect();
+            assert_eq!(kinds, [*b"ftyp", *b"moov"]);
+        }
+    }
+    out.clear();
+    m.fragment(&mut out, ts.wrapping_add(40));
+    check(&out);
+}

@@ -59,9 +59,7 @@ pub struct BoxRef<'a> {
 pub fn read_boxes(mut data: &[u8]) -> Vec<BoxRef<'_>> {
     let mut v = Vec::new();
     loop {
-        let head = data
-            .get(..8)
-            .and_then(|h| <[u8; 8]>::try_from(h).ok());
+        let head = data.get(..8).and_then(|h| <[u8; 8]>::try_from(h).ok());
         let Some([s0, s1, s2, s3, k0, k1, k2, k3]) = head else {
             break;
         };

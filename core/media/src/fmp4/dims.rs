@@ -78,7 +78,9 @@ pub fn h264_sps(nal: &[u8]) -> Option<(u32, u32)> {
         _ => (1, 1),
     };
     let field = 2 - frame_mbs_only;
-    let width = w_mbs.checked_mul(16)?.checked_sub((cl + cr).checked_mul(sub_w)?)?;
+    let width = w_mbs
+        .checked_mul(16)?
+        .checked_sub((cl + cr).checked_mul(sub_w)?)?;
     let height = h_units
         .checked_mul(16 * field)?
         .checked_sub((ct + cb).checked_mul(sub_h * field)?)?;
@@ -91,7 +93,7 @@ pub fn hevc_sps(nal: &[u8]) -> Option<(u32, u32)> {
     b.skip(4)?; // sps_video_parameter_set_id
     let sub_layers = b.bits(3)?; // sps_max_sub_layers_minus1
     b.skip(1)?; // sps_temporal_id_nesting_flag
-    // profile_tier_level(1, sub_layers)
+                // profile_tier_level(1, sub_layers)
     b.skip(88 + 8)?;
     let mut present = Vec::new();
     for _ in 0..sub_layers {

@@ -87,15 +87,12 @@ mod tests {
             flags: SAMPLE_SYNC,
             composition_offset: -1,
         }];
-        let a = [
-            Sample {
-                duration: 1024,
-                size: 2,
-                flags: SAMPLE_SYNC,
-                composition_offset: 0,
-            };
-            2
-        ];
+        let a = [Sample {
+            duration: 1024,
+            size: 2,
+            flags: SAMPLE_SYNC,
+            composition_offset: 0,
+        }; 2];
         let mut out = vec![0xEE]; // bytes before the fragment do not move the offsets
         write_fragment(
             &mut out,
@@ -125,7 +122,10 @@ mod tests {
         let boxes = read_boxes(frag);
         assert_eq!(boxes.len(), 2);
         let moof = boxes[0].body;
-        let trafs: Vec<_> = read_boxes(moof).into_iter().filter(|b| &b.kind == b"traf").collect();
+        let trafs: Vec<_> = read_boxes(moof)
+            .into_iter()
+            .filter(|b| &b.kind == b"traf")
+            .collect();
         assert_eq!(trafs.len(), 2, "the empty run is left out");
         for (traf, expect) in trafs.iter().zip([&b"vvv"[..], b"abcd"]) {
             let trun = find_box(traf.body, b"trun").unwrap();

@@ -236,7 +236,9 @@ mod tests {
     #[test]
     fn an_init_segment_nests_what_a_player_looks_for() {
         let v = VideoTrack {
-            config: VideoConfig::Avc(vec![1, 0x64, 0, 0x1F, 0xFF, 0xE1, 0, 2, 0x67, 1, 1, 0, 1, 0x68]),
+            config: VideoConfig::Avc(vec![
+                1, 0x64, 0, 0x1F, 0xFF, 0xE1, 0, 2, 0x67, 1, 1, 0, 1, 0x68,
+            ]),
             width: 320,
             height: 180,
         };

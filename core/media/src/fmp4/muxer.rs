@@ -25,7 +25,9 @@ const FOURCC_AVC: [u8; 4] = *b"avc1";
 /// What a tag became.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fmp4Unit {
-    Video { keyframe: bool },
+    Video {
+        keyframe: bool,
+    },
     Audio,
     /// A decoder configuration (the init segment changes if it differs from the last).
     Config,
@@ -320,7 +322,11 @@ impl Fmp4Muxer {
             return;
         }
         let video_end = u64::from(end_ms) * u64::from(VIDEO_TIMESCALE / 1000);
-        let v = samples(&self.vq.samples, Some(video_end), u64::from(DEFAULT_VIDEO_TICKS));
+        let v = samples(
+            &self.vq.samples,
+            Some(video_end),
+            u64::from(DEFAULT_VIDEO_TICKS),
+        );
         let a = samples(&self.aq.samples, None, AAC_FRAME);
         let decode_time = |q: &Queue| q.samples.first().map_or(0, |s| s.dts);
         self.sequence = self.sequence.wrapping_add(1);
@@ -361,11 +367,19 @@ fn samples(pending: &[Pending], end: Option<u64>, fallback: u64) -> Vec<Sample> 
             Some(n) => n.saturating_sub(p.dts),
             None => last_duration,
         };
-        last_duration = if duration > 0 { duration } else { last_duration };
+        last_duration = if duration > 0 {
+            duration
+        } else {
+            last_duration
+        };
         out.push(Sample {
             duration: u32::try_from(duration).unwrap_or(u32::MAX),
             size: p.size,
-            flags: if p.sync { SAMPLE_SYNC } else { SAMPLE_DEPENDENT },
+            flags: if p.sync {
+                SAMPLE_SYNC
+            } else {
+                SAMPLE_DEPENDENT
+            },
             composition_offset: p.offset,
         });
     }
@@ -438,11 +452,18 @@ mod tests {
         m.audio(&[0xAF, 1, 9, 9], 1069);
         out.clear();
         m.fragment(&mut out, 1200);
-        assert_eq!(trun_samples(&out, AUDIO_TRACK_ID).unwrap().0, 44_100 + 3 * 1024);
+        assert_eq!(
+            trun_samples(&out, AUDIO_TRACK_ID).unwrap().0,
+            44_100 + 3 * 1024
+        );
         assert!(trun_samples(&out, VIDEO_TRACK_ID).is_none());
         let init = m.init_segment().unwrap();
         assert!(find_box(&init, b"moov").is_some());
-        assert_eq!(m.dimensions(), Some((0, 0)), "this made-up SPS gives no size");
+        assert_eq!(
+            m.dimensions(),
+            Some((0, 0)),
+            "this made-up SPS gives no size"
+        );
     }
 
     #[test]
@@ -476,7 +497,10 @@ mod tests {
         m.fragment(&mut out, 40);
         assert_eq!(find_box(&out, b"mdat").unwrap(), &[0x32, 0x01, 0xAB]);
         // Unknown codecs and damage are skipped.
-        assert_eq!(m.video(&[0x91, b'v', b'p', b'0', b'9', 1], 0), Fmp4Unit::Skipped);
+        assert_eq!(
+            m.video(&[0x91, b'v', b'p', b'0', b'9', 1], 0),
+            Fmp4Unit::Skipped
+        );
         assert_eq!(m.video(&[0x17, 1, 0], 0), Fmp4Unit::Skipped);
     }
 }

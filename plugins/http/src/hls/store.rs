@@ -19,9 +19,24 @@ pub struct Segment {
     pub data: Payload,
     /// Its partial segments (Low-Latency HLS), kept for the newest segments only.
     pub parts: Vec<Part>,
+    /// fMP4: the init segment it needs (see [`StreamSegments::inits`]); `None`: MPEG-TS.
+    pub init: Option<u64>,
 }
 
-/// A partial segment: whole TS (it starts with the PAT and PMT), part of a segment's time.
+/// What a file name under `/APP/STREAM/` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaName {
+    Segment { seq: u64, fmp4: bool },
+    Part { seq: u64, part: usize, fmp4: bool },
+    Init(u64),
+}
+
+/// The content type of MPEG-TS and of fMP4 media.
+pub const TS_TYPE: &str = "video/mp2t";
+pub const MP4_TYPE: &str = "video/mp4";
+
+/// A partial segment, part of a segment's time: whole TS (it starts with the PAT and PMT), or
+/// one fMP4 fragment.
 #[derive(Debug, Clone)]
 pub struct Part {
     pub duration_ms: u32,
@@ -51,49 +66,100 @@ pub struct StreamSegments {
     pub open_parts: Vec<Part>,
     /// A segment is being cut (its parts may be asked for).
     pub open: bool,
+    /// fMP4 init segments by id (the sequence number of the first segment that needs each),
+    /// kept while a segment in the window or the open one needs them.
+    pub inits: Vec<(u64, Payload)>,
+    /// The init segment of the segment being cut (`None`: it is MPEG-TS).
+    pub current_init: Option<u64>,
 }
 
 impl StreamSegments {
-    pub fn segment_name(&self, seq: u64) -> String {
-        format!("{}-{seq}.ts", self.epoch)
+    fn ext(fmp4: bool) -> &'static str {
+        if fmp4 {
+            "m4s"
+        } else {
+            "ts"
+        }
     }
 
-    pub fn part_name(&self, seq: u64, part: usize) -> String {
-        format!("{}-{seq}.p{part}.ts", self.epoch)
+    pub fn segment_name(&self, seq: u64, fmp4: bool) -> String {
+        format!("{}-{seq}.{}", self.epoch, Self::ext(fmp4))
     }
 
-    /// What a name asks for: (segment, part). `None`: not a name of this stream's epoch.
-    pub fn parse_name(&self, name: &str) -> Option<(u64, Option<usize>)> {
-        let (epoch, rest) = name.strip_suffix(".ts")?.split_once('-')?;
+    pub fn part_name(&self, seq: u64, part: usize, fmp4: bool) -> String {
+        format!("{}-{seq}.p{part}.{}", self.epoch, Self::ext(fmp4))
+    }
+
+    pub fn init_name(&self, id: u64) -> String {
+        format!("{}-init{id}.mp4", self.epoch)
+    }
+
+    /// What a name asks for. `None`: not a name of this stream's epoch.
+    pub fn parse_name(&self, name: &str) -> Option<MediaName> {
+        let (stem, ext) = name.rsplit_once('.')?;
+        let (epoch, rest) = stem.split_once('-')?;
         if epoch.parse::<u64>().ok()? != self.epoch {
             return None;
         }
+        let fmp4 = match ext {
+            "ts" => false,
+            "m4s" => true,
+            "mp4" => return Some(MediaName::Init(rest.strip_prefix("init")?.parse().ok()?)),
+            _ => return None,
+        };
         match rest.split_once(".p") {
-            Some((seq, part)) => Some((seq.parse().ok()?, Some(part.parse().ok()?))),
-            None => Some((rest.parse().ok()?, None)),
+            Some((seq, part)) => Some(MediaName::Part {
+                seq: seq.parse().ok()?,
+                part: part.parse().ok()?,
+                fmp4,
+            }),
+            None => Some(MediaName::Segment {
+                seq: rest.parse().ok()?,
+                fmp4,
+            }),
         }
     }
 
-    /// The bytes a name gives, if they exist now (a segment in the window, or a part of a
-    /// recent or the open segment).
-    pub fn find(&self, name: &str) -> Option<Payload> {
-        let (seq, part) = self.parse_name(name)?;
-        match part {
-            None => self
+    /// The bytes a name gives and their content type, if they exist now (a segment in the
+    /// window, a part of a recent or the open segment, an init segment one of them needs).
+    pub fn find(&self, name: &str) -> Option<(Payload, &'static str)> {
+        let typed =
+            |data: &Payload, fmp4: bool| (data.clone(), if fmp4 { MP4_TYPE } else { TS_TYPE });
+        match self.parse_name(name)? {
+            MediaName::Init(id) => self
+                .inits
+                .iter()
+                .find(|(i, _)| *i == id)
+                .map(|(_, d)| (d.clone(), MP4_TYPE)),
+            MediaName::Segment { seq, fmp4 } => self
                 .segments
                 .iter()
-                .find(|s| s.seq == seq)
-                .map(|s| s.data.clone()),
-            Some(i) if seq == self.next_seq && self.open => {
-                self.open_parts.get(i).map(|p| p.data.clone())
+                .find(|s| s.seq == seq && s.init.is_some() == fmp4)
+                .map(|s| typed(&s.data, fmp4)),
+            MediaName::Part { seq, part, fmp4 } if seq == self.next_seq && self.open => {
+                (self.current_init.is_some() == fmp4)
+                    .then(|| self.open_parts.get(part))
+                    .flatten()
+                    .map(|p| typed(&p.data, fmp4))
             }
-            Some(i) => self
+            MediaName::Part { seq, part, fmp4 } => self
                 .segments
                 .iter()
-                .find(|s| s.seq == seq)
-                .and_then(|s| s.parts.get(i))
-                .map(|p| p.data.clone()),
+                .find(|s| s.seq == seq && s.init.is_some() == fmp4)
+                .and_then(|s| s.parts.get(part))
+                .map(|p| typed(&p.data, fmp4)),
         }
+    }
+
+    /// The segments cut from now on need the init segment `data` (fMP4), or none (`None`:
+    /// MPEG-TS). Its id is the sequence number of the next segment.
+    pub fn set_init(&mut self, data: Option<Payload>) {
+        self.current_init = data.map(|data| {
+            let id = self.next_seq;
+            self.inits.retain(|(i, _)| *i != id);
+            self.inits.push((id, data));
+            id
+        });
     }
 
     /// Whether segment `msn` (its part `part`, if given) exists: what a blocking playlist
@@ -122,6 +188,7 @@ impl StreamSegments {
             discontinuity: std::mem::take(&mut self.restart) && self.next_seq > 0,
             data,
             parts: std::mem::take(&mut self.open_parts),
+            init: self.current_init,
         };
         self.open = false;
         self.next_seq += 1;
@@ -141,6 +208,9 @@ impl StreamSegments {
                 }
             }
         }
+        let (segments, current) = (&self.segments, self.current_init);
+        self.inits
+            .retain(|(id, _)| current == Some(*id) || segments.iter().any(|s| s.init == Some(*id)));
     }
 }
 
