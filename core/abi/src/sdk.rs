@@ -349,6 +349,32 @@ pub fn source_box<T: Produce>(t: T) -> SourceBox {
     Source_TO::from_value(Guarded(t), TD_Opaque)
 }
 
+// ---------------------------------------------------------------------------------------------
+// HTTP handler (since v2.2)
+
+/// An HTTP handler: answers requests under its path prefixes on the HTTP frontend's listener.
+/// Runs on host-managed blocking threads.
+pub trait HandleHttp: Send + Sync + 'static {
+    fn prefixes(&self) -> Vec<String>;
+    fn handle(&self, call: &HttpCall) -> Result<HttpReply, PluginError>;
+}
+
+impl<T: HandleHttp> HttpHandler for Guarded<T> {
+    fn prefixes(&self) -> RVec<RString> {
+        guard_or(Vec::new(), || self.0.prefixes())
+            .into_iter()
+            .map(RString::from)
+            .collect()
+    }
+    fn handle(&self, call: &HttpCall) -> RResult<HttpReply, PluginError> {
+        guard(|| self.0.handle(call))
+    }
+}
+
+pub fn http_handler_box<T: HandleHttp>(t: T) -> HttpHandlerBox {
+    HttpHandler_TO::from_value(Guarded(t), TD_Opaque)
+}
+
 /// Exports a plugin's root module (interface v2, at this crate's minor version).
 ///
 /// ```ignore

@@ -18,7 +18,8 @@ use abi_stable::std_types::{RResult, RSlice};
 use fstream_abi::{
     names, AppCall, AppCall_NE, AppDecision, AppVerdict, AuthOutcome, AuthOutcome_NE, Caller,
     CloseMode, CommandCall, CommandReply, CommandReply_NE, ConnInfo, Event, Event_NE, Extension,
-    Extension_NE, NetAddr, Outbox, PluginError, PublishOutcome, PublishOutcome_NE, SessionBox,
+    Extension_NE, HttpCall, HttpReply, NetAddr, Outbox, PluginError, PublishOutcome,
+    PublishOutcome_NE, SessionBox,
 };
 use tokio::{
     net::TcpStream,
@@ -247,7 +248,7 @@ impl Conn {
                         break;
                     }
                     let ev = *ev;
-                    if matches!(ev, Event::AuthResult { .. } | Event::TokenResult { .. } | Event::AppResult { .. } | Event::CommandResult { .. }) {
+                    if matches!(ev, Event::AuthResult { .. } | Event::TokenResult { .. } | Event::AppResult { .. } | Event::CommandResult { .. } | Event::HttpResult { .. }) {
                         self.awaiting = self.awaiting.saturating_sub(1);
                     }
                     if let Event::AppResult { request, .. } = &ev {
@@ -501,6 +502,12 @@ impl Conn {
                     call.caller = self.caller();
                     self.call_command(request, call);
                 }
+                CallHttp { request, mut call } => {
+                    self.awaiting += 1;
+                    call.caller = self.caller();
+                    call.listener = self.peer.frontend.protocol.clone().into();
+                    self.call_http(request, call);
+                }
                 _ => {
                     tracing::warn!(plugin = %self.peer.frontend.plugin, "skipped an action this host does not know")
                 }
@@ -685,6 +692,43 @@ impl Conn {
                     GateError::Busy(_) => "Server busy; try again",
                     _ => "The app handler timed out",
                 }))
+            },
+        );
+    }
+
+    /// An HTTP request for the handler whose prefix covers its path; the host answers 404 when
+    /// none does, 500 when it fails, 503 when too many calls wait, 504 when it is too slow.
+    fn call_http(&mut self, request: u64, call: HttpCall) {
+        let live = self.ctx.live();
+        let answer = move |reply: HttpReply| Some(Event::HttpResult { request, reply });
+        if live.http.route(&call.path).is_none() {
+            if let Some(ev) = answer(HttpReply::text(404, "Not Found")) {
+                self.peer.events.send(ev);
+            }
+            return;
+        }
+        self.blocking(
+            live.http_gate.clone(),
+            live.cfg.app_timeout_ms,
+            move || {
+                let reply = match live.http.route(&call.path) {
+                    Some((plugin, handler)) => match handler.handle(&call).into_result() {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::error!(plugin, path = %call.path, panicked = e.panicked,
+                                error = %e, "http handler failed");
+                            HttpReply::text(500, "Internal error in the handler")
+                        }
+                    },
+                    None => HttpReply::text(404, "Not Found"),
+                };
+                answer(reply)
+            },
+            move |e| {
+                answer(match e {
+                    GateError::Busy(_) => HttpReply::text(503, "Server busy; try again"),
+                    _ => HttpReply::text(504, "The handler timed out"),
+                })
             },
         );
     }

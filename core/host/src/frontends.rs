@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use fstream_abi::{
-    kinds, AppHandlerBox, AuthenticatorBox, FrontendFactoryBox, InterfaceVersion, PluginObject,
-    SinkFactoryBox, SourceFactoryBox,
+    kinds, path_under, valid_prefix, AppHandlerBox, AuthenticatorBox, FrontendFactoryBox,
+    HttpHandlerBox, InterfaceVersion, PluginObject, SinkFactoryBox, SourceFactoryBox,
 };
 
 use crate::loader::LoadedPlugin;
@@ -41,6 +41,8 @@ pub struct Registry {
     pub sinks: Vec<(String, SinkFactoryBox)>,
     /// (plugin, app, factory)
     pub sources: Vec<(String, String, SourceFactoryBox)>,
+    /// (plugin, path prefixes it serves, handler)
+    pub http_handlers: Vec<(String, Vec<String>, HttpHandlerBox)>,
 }
 
 impl Registry {
@@ -75,6 +77,18 @@ impl Registry {
                     let app = s.app().into();
                     self.sources.push((p.name.clone(), app, s));
                 }
+                PluginObject::HttpHandler(h) => {
+                    let mut prefixes = Vec::new();
+                    for prefix in h.prefixes().into_iter().map(String::from) {
+                        if valid_prefix(&prefix) {
+                            prefixes.push(prefix);
+                        } else {
+                            tracing::warn!(plugin = %p.name, prefix = %prefix.escape_debug(),
+                                "an HTTP handler's prefix is not a plain path; ignored");
+                        }
+                    }
+                    self.http_handlers.push((p.name.clone(), prefixes, h));
+                }
                 _ => {}
             }
         }
@@ -95,5 +109,49 @@ impl AppRoutes {
                     .find(|(_, apps, _)| apps.iter().any(|a| a == "*"))
             })
             .map(|(n, _, h)| (n.as_str(), h))
+    }
+}
+
+/// HTTP handlers routed by path: the longest prefix that covers the path wins; a prefix two
+/// plugins claim belongs to the first in `main.mods`.
+pub struct HttpRoutes {
+    /// (prefix, index into `handlers`), longest prefix first.
+    prefixes: Vec<(String, usize)>,
+    handlers: Vec<(String, HttpHandlerBox)>,
+}
+
+impl HttpRoutes {
+    pub fn new(all: Vec<(String, Vec<String>, HttpHandlerBox)>) -> Self {
+        let mut prefixes: Vec<(String, usize)> = Vec::new();
+        let mut handlers = Vec::new();
+        for (i, (plugin, ps, h)) in all.into_iter().enumerate() {
+            for p in ps {
+                let key = p.trim_end_matches('/').to_string();
+                match prefixes.iter().find(|(q, _)| *q == key) {
+                    Some((_, owner)) => {
+                        let owner: &(String, HttpHandlerBox) = &handlers[*owner];
+                        tracing::warn!(plugin = %plugin, prefix = %p, owner = %owner.0,
+                            "an HTTP prefix another plugin serves already; ignored");
+                    }
+                    None => prefixes.push((key, i)),
+                }
+            }
+            handlers.push((plugin, h));
+        }
+        prefixes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        Self { prefixes, handlers }
+    }
+
+    pub fn route(&self, path: &str) -> Option<(&str, &HttpHandlerBox)> {
+        self.prefixes
+            .iter()
+            .find(|(p, _)| path_under(path, p))
+            .and_then(|(_, i)| self.handlers.get(*i))
+            .map(|(n, h)| (n.as_str(), h))
+    }
+
+    /// Every prefix served, for the HTTP frontends.
+    pub fn prefixes(&self) -> Vec<String> {
+        self.prefixes.iter().map(|(p, _)| p.clone()).collect()
     }
 }

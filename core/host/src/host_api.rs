@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use abi_stable::{
     sabi_trait::TD_Opaque,
-    std_types::{RArc, RStr},
+    std_types::{RArc, RStr, RString, RVec},
 };
 use fstream_abi::{
     AppDecision, AuthOutcome_NE, AuthRequest, ClientCommand, HostApi, HostApiBox, HostApi_TO,
@@ -23,6 +23,8 @@ pub struct HostServices {
     pub auth: Arc<AuthChain>,
     /// The live connections, for `call_client` and deferred app decisions.
     pub clients: Arc<Clients>,
+    /// The path prefixes of the HTTP handlers (replaced at each reload).
+    http_prefixes: Arc<std::sync::RwLock<Vec<String>>>,
 }
 
 impl HostServices {
@@ -30,7 +32,15 @@ impl HostServices {
         Self {
             auth: Arc::new(AuthChain::new(Vec::new(), token_ttl)),
             clients: Arc::new(Clients::default()),
+            http_prefixes: Default::default(),
         }
+    }
+
+    pub fn set_http_prefixes(&self, prefixes: Vec<String>) {
+        *self
+            .http_prefixes
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = prefixes;
     }
 
     pub fn boxed(&self) -> HostApiBox {
@@ -115,5 +125,13 @@ impl HostApi for HostServices {
     }
     fn call_client(&self, connection: u64, command: ClientCommand) -> bool {
         self.clients.call(connection, command)
+    }
+    fn http_prefixes(&self) -> RVec<RString> {
+        self.http_prefixes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|p| RString::from(p.as_str()))
+            .collect()
     }
 }

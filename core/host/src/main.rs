@@ -19,7 +19,7 @@ use fstream_host::{
     auth_guard::GuardRule,
     call_gate::CallGate,
     config::HostConfig,
-    frontends::{AppRoutes, Registry},
+    frontends::{AppRoutes, HttpRoutes, Registry},
     host_api::HostServices,
     hub::Hub,
     server::{HostCtx, ListenSpec, Live},
@@ -229,8 +229,10 @@ fn live_from(cfg: HostConfig, mut registry: Registry) -> Live {
             l.auth_queue,
         ),
         app_gate: CallGate::new("app handler", l.app_concurrency, l.app_queue),
+        http_gate: CallGate::new("http handler", l.app_concurrency, l.app_queue),
         cfg,
         apps: AppRoutes(std::mem::take(&mut registry.app_handlers)),
+        http: HttpRoutes::new(std::mem::take(&mut registry.http_handlers)),
         sources: std::mem::take(&mut registry.sources)
             .into_iter()
             .map(|(plugin, app, factory)| {
@@ -265,7 +267,9 @@ fn install(ctx: &HostCtx, cfg: HostConfig, mut registry: Registry) {
         Duration::from_millis(cfg.auth_timeout_ms),
     );
     ctx.hub.set_sinks(std::mem::take(&mut registry.sinks));
-    ctx.set_live(live_from(cfg, registry));
+    let live = live_from(cfg, registry);
+    ctx.services.set_http_prefixes(live.http.prefixes());
+    ctx.set_live(live);
 }
 
 /// SIGHUP: load the configuration again and install it only if it has no problem. Live

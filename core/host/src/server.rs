@@ -20,7 +20,7 @@ use crate::{
     call_gate::CallGate,
     config::HostConfig,
     conn,
-    frontends::{AppRoutes, Frontend},
+    frontends::{AppRoutes, Frontend, HttpRoutes},
     host_api::HostServices,
     hub::Hub,
     outq::Flushers,
@@ -56,6 +56,10 @@ pub struct Live {
     pub auth_gate: Arc<CallGate>,
     pub app_gate: Arc<CallGate>,
     pub apps: AppRoutes,
+    /// HTTP handlers by path, and the bound on their calls (the app handlers' numbers, a gate
+    /// of its own).
+    pub http: HttpRoutes,
+    pub http_gate: Arc<CallGate>,
     /// Source plugins by the app they serve.
     pub sources: Vec<Arc<SourceEntry>>,
 }

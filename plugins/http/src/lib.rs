@@ -33,7 +33,7 @@ use crate::{
         sink::{Cutting, HlsSink},
         store::Store,
     },
-    session::HttpSession,
+    session::{HttpSession, Prefixes},
     settings::Settings,
 };
 
@@ -53,13 +53,18 @@ fn store() -> Arc<Store> {
 /// The protocol name (`--listen http=ADDR`).
 pub const PROTOCOL: &str = "http";
 
-fn init(_host: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginError> {
+fn init(host: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginError> {
     let settings = Settings::parse(&ctx.settings).map_err(|e| PluginError::new(e.to_string()))?;
     tracing::debug!(?settings, "http settings");
     let settings = Arc::new(settings);
+    // Requests under the HTTP handlers' prefixes go to them, through the host.
+    let host = host.clone();
+    let prefixes: Prefixes =
+        Arc::new(move || host.http_prefixes().into_iter().map(String::from).collect());
     let frontend = frontend_box(HttpFrontend {
         settings: settings.clone(),
         hls: store(),
+        prefixes,
     });
     let sinks = sink_factory_box(HlsSinks {
         settings,
@@ -73,6 +78,7 @@ fn init(_host: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginE
 pub struct HttpFrontend {
     settings: Arc<Settings>,
     hls: Arc<Store>,
+    prefixes: Prefixes,
 }
 
 /// Opens an HLS segmenter for every live publication (when `hls` is on).
@@ -120,10 +126,10 @@ impl Frontend for HttpFrontend {
     }
 
     fn new_session(&self, _conn: &ConnInfo) -> Result<SessionBox, PluginError> {
-        Ok(session_box(HttpSession::new(
-            self.settings.clone(),
-            self.hls.clone(),
-        )))
+        Ok(session_box(
+            HttpSession::new(self.settings.clone(), self.hls.clone())
+                .with_handlers(self.prefixes.clone()),
+        ))
     }
 
     fn encoder(&self, format: &str) -> Result<EncoderBox, PluginError> {

@@ -10,6 +10,17 @@ pub enum Method {
     Other(String),
 }
 
+impl Method {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Options => "OPTIONS",
+            Method::Other(m) => m,
+        }
+    }
+}
+
 /// A complete request head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
@@ -21,6 +32,10 @@ pub struct Request {
     pub content_length: u64,
     /// Bytes of the head, up to and including the blank line.
     pub head_len: usize,
+    /// The headers as received (for HTTP handlers; within `max_headers`, `max_head_bytes`).
+    pub headers: Vec<(String, String)>,
+    /// The body, once read to its end (see `HttpSession::process`).
+    pub body: Vec<u8>,
 }
 
 pub enum Parsed {
@@ -67,10 +82,12 @@ pub fn parse(buf: &[u8], settings: &Settings) -> Result<Parsed, HttpError> {
     let minor = req.version.unwrap_or(1);
     let (mut close, mut keep, mut host) = (false, false, false);
     let mut content_length: Option<u64> = None;
+    let mut headers = Vec::with_capacity(req.headers.len());
     for h in req.headers.iter() {
         let value = std::str::from_utf8(h.value)
             .map_err(|_| HttpError::BadRequest(format!("header {} is not text", h.name)))?
             .trim();
+        headers.push((h.name.to_string(), value.to_string()));
         if h.name.eq_ignore_ascii_case("connection") {
             for token in value.split(',').map(str::trim) {
                 close |= token.eq_ignore_ascii_case("close");
@@ -111,5 +128,7 @@ pub fn parse(buf: &[u8], settings: &Settings) -> Result<Parsed, HttpError> {
         keep_alive: if minor >= 1 { !close } else { keep && !close },
         content_length,
         head_len,
+        headers,
+        body: Vec::new(),
     }))
 }

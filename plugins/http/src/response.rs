@@ -114,3 +114,94 @@ pub fn body_head(
 
 /// The end of a chunked body.
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// The reason phrase of a status an HTTP handler may answer with.
+fn reason(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        413 => "Content Too Large",
+        422 => "Unprocessable Content",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}
+
+/// Headers the frontend writes itself (framing, the connection, CORS when it sets it): a
+/// handler's are dropped.
+const OURS: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "server",
+];
+
+fn token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// The head of an HTTP handler's answer (its body follows unless `head_only` or the status has
+/// none). A status outside 200..=599 becomes 500; a header whose name is not a token or whose
+/// value holds a control character (a CR/LF injection) is dropped.
+pub fn handler_head(
+    reply: &fstream_abi::HttpReply,
+    keep_alive: bool,
+    cors_origin: &str,
+) -> (Vec<u8>, bool) {
+    let code = if (200..=599).contains(&reply.status) {
+        reply.status
+    } else {
+        500
+    };
+    let has_body = !(code == 204 || code == 304);
+    let sets_cors = reply
+        .headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("access-control-allow-origin"));
+    let mut out = format!("HTTP/1.1 {code} {}\r\n", reason(code));
+    common(
+        &mut out,
+        keep_alive,
+        if sets_cors { "" } else { cors_origin },
+    );
+    for h in reply.headers.iter() {
+        let (name, value) = (h.name.as_str(), h.value.as_str());
+        let lower = name.to_ascii_lowercase();
+        if !token(name)
+            || value.chars().any(|c| c.is_control() && c != '\t')
+            || OURS.contains(&lower.as_str())
+        {
+            continue;
+        }
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if has_body {
+        out.push_str(&format!("Content-Length: {}\r\n", reply.body.len()));
+    }
+    out.push_str("\r\n");
+    (out.into_bytes(), has_body)
+}

@@ -33,21 +33,8 @@ pub enum Route {
 /// Routes `target` (origin form). Malformed or traversing paths are 400; well-formed paths that
 /// name nothing are 404.
 pub fn route(target: &str) -> Result<Route, HttpError> {
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    if !path.starts_with('/') {
-        return Err(HttpError::BadRequest("the target must be a path".into()));
-    }
-    let mut parts = Vec::new();
-    for raw in path[1..].split('/') {
-        let part = percent_decode(raw)
-            .ok_or_else(|| HttpError::BadRequest("bad percent-encoding in the path".into()))?;
-        if part == "." || part == ".." || part.contains(['/', '\\', '\0']) {
-            return Err(HttpError::BadRequest(
-                "the path leaves its directory".into(),
-            ));
-        }
-        parts.push(part);
-    }
+    let (_, query) = target.split_once('?').unwrap_or((target, ""));
+    let parts = check_path(target)?;
     match parts.as_slice() {
         [root] if root.is_empty() => Ok(Route::Index),
         [report] if report == "_report" => Ok(Route::Report {
@@ -99,6 +86,27 @@ pub fn route(target: &str) -> Result<Route, HttpError> {
         }
         _ => Err(HttpError::NotFound),
     }
+}
+
+/// The percent-decoded parts of `target`'s path, refusing what is not an origin-form path or
+/// leaves its directory (`.`, `..`, an encoded `/` or `\\`, a NUL), in any encoding.
+pub fn check_path(target: &str) -> Result<Vec<String>, HttpError> {
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err(HttpError::BadRequest("the target must be a path".into()));
+    };
+    let mut parts = Vec::new();
+    for raw in rest.split('/') {
+        let part = percent_decode(raw)
+            .ok_or_else(|| HttpError::BadRequest("bad percent-encoding in the path".into()))?;
+        if part == "." || part == ".." || part.contains(['/', '\\', '\0']) {
+            return Err(HttpError::BadRequest(
+                "the path leaves its directory".into(),
+            ));
+        }
+        parts.push(part);
+    }
+    Ok(parts)
 }
 
 /// The value of `key` in a query string (`a=b&c=d`), percent-decoded (`+` is a space).

@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
-use abi_stable::std_types::RVec;
+use abi_stable::std_types::{RString, RVec};
 use fstream_abi::{
-    sdk::SessionLogic, Action, CloseMode, Event, Outbox, OverflowPolicy, PluginError,
-    SubscribeOptions, SubscriptionStatus,
+    sdk::SessionLogic, Action, Caller, CloseMode, Event, HttpCall, HttpHeader, HttpReply, NetAddr,
+    Outbox, OverflowPolicy, PluginError, SubscribeOptions, SubscriptionStatus,
 };
 
 use crate::{
@@ -45,9 +45,19 @@ enum State {
         head_only: bool,
         until_ms: u64,
     },
+    /// A request an HTTP handler answers, until the host brings its reply.
+    Calling {
+        request: u64,
+        keep_alive: bool,
+        head_only: bool,
+    },
     /// An answer that closes the connection was sent.
     Done,
 }
+
+/// Where a session learns the path prefixes of the HTTP handlers (the host's list, asked per
+/// request: a reload changes it).
+pub type Prefixes = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
 
 /// An HLS request.
 #[derive(Debug, Clone)]
@@ -70,6 +80,8 @@ pub struct HttpSession {
     next_subscription: u32,
     /// The time of the current call.
     now_ms: u64,
+    prefixes: Option<Prefixes>,
+    next_call: u64,
 }
 
 impl HttpSession {
@@ -82,7 +94,90 @@ impl HttpSession {
             requests: 0,
             next_subscription: 0,
             now_ms: 0,
+            prefixes: None,
+            next_call: 0,
         }
+    }
+
+    /// Passes requests under the HTTP handlers' prefixes on to the host.
+    pub fn with_handlers(mut self, prefixes: Prefixes) -> Self {
+        self.prefixes = Some(prefixes);
+        self
+    }
+
+    /// Whether an HTTP handler serves `target`'s path.
+    fn for_handler(&self, target: &str) -> bool {
+        let Some(prefixes) = &self.prefixes else {
+            return false;
+        };
+        let path = target.split_once('?').map_or(target, |(p, _)| p);
+        prefixes().iter().any(|p| fstream_abi::path_under(path, p))
+    }
+
+    /// Hands a request to the host for its HTTP handler (after the same path checks as ours).
+    fn call_handler(&mut self, req: Request, out: &mut Outbox) {
+        let keep = req.keep_alive;
+        let head_only = req.method == Method::Head;
+        if let Err(e) = crate::route::check_path(&req.target) {
+            return self.fail(e, keep, head_only, out);
+        }
+        let (path, query) = req
+            .target
+            .split_once('?')
+            .map_or((req.target.as_str(), ""), |(p, q)| (p, q));
+        self.next_call += 1;
+        let request = self.next_call;
+        tracing::debug!(path, method = req.method.as_str(), "http: to a handler");
+        out.push(Action::CallHttp {
+            request,
+            call: HttpCall {
+                method: req.method.as_str().into(),
+                path: path.into(),
+                query: query.into(),
+                headers: req
+                    .headers
+                    .iter()
+                    .map(|(n, v)| HttpHeader::new(n, v))
+                    .collect(),
+                body: req.body.clone().into(),
+                listener: RString::new(),
+                caller: Caller {
+                    connection: 0,
+                    peer: RString::new(),
+                    peer_addr: NetAddr::UNSPECIFIED,
+                },
+                ext: RVec::new(),
+            },
+        });
+        self.state = State::Calling {
+            request,
+            keep_alive: keep,
+            head_only,
+        };
+    }
+
+    /// The host brought a handler's reply.
+    fn handler_answered(&mut self, request: u64, reply: HttpReply, out: &mut Outbox) {
+        let State::Calling {
+            request: r,
+            keep_alive,
+            head_only,
+        } = self.state
+        else {
+            return;
+        };
+        if r != request {
+            return;
+        }
+        let keep = keep_alive && self.may_continue();
+        let (head, has_body) = response::handler_head(&reply, keep, &self.settings.cors_origin);
+        tracing::info!(status = reply.status, "http: a handler answered");
+        out.write(&head);
+        if has_body && !head_only {
+            out.write_payload(reply.body);
+        }
+        self.after_answer(keep, out);
+        self.process(out);
     }
 
     fn arm_idle(&self, out: &mut Outbox) {
@@ -135,9 +230,19 @@ impl HttpSession {
             if (self.buf.len() as u64) < whole {
                 return;
             }
-            // The body (if any) is read and dropped: nothing here takes one.
-            self.buf.drain(..whole as usize);
+            let mut req = req;
+            let body: Vec<u8> = self
+                .buf
+                .drain(..whole as usize)
+                .skip(req.head_len)
+                .collect();
             self.requests += 1;
+            if req.method != Method::Options && self.for_handler(&req.target) {
+                req.body = body;
+                self.call_handler(req, out);
+                continue;
+            }
+            // The body (if any) is dropped: none of our own paths takes one.
             self.handle(req, out);
         }
     }
@@ -515,7 +620,8 @@ impl SessionLogic for HttpSession {
             // A client has nothing to say while its stream plays, or once it was answered for
             // the last time: what it sends is dropped, not kept.
             State::Streaming { .. } | State::Done => return Ok(()),
-            State::Reading | State::Probing { .. } | State::Held { .. } => {}
+            State::Reading | State::Probing { .. } | State::Held { .. } | State::Calling { .. } => {
+            }
         }
         // Pipelined requests wait while a probe runs; their bytes are bounded like one head
         // and body.
@@ -567,6 +673,7 @@ impl SessionLogic for HttpSession {
                     _ => {}
                 }
             }
+            Event::HttpResult { request, reply } => self.handler_answered(request, reply, out),
             Event::Shutdown => match self.state {
                 State::Streaming { .. } => self.end_stream(out, CloseMode::AfterFlush),
                 State::Done => {}

@@ -244,3 +244,130 @@ fn pipelined_requests_are_answered_in_order_and_http_1_0_closes() {
     assert_eq!(status_line(&d), "HTTP/1.1 404 Not Found");
     assert!(d.contains(&Did::Close(CloseMode::AfterFlush)), "{d:?}");
 }
+
+/// A session whose host has HTTP handlers under `/hello` and `/api/`.
+fn with_handlers() -> HttpSession {
+    let prefixes: crate::session::Prefixes =
+        Arc::new(|| vec!["/hello".to_string(), "/api/".to_string()]);
+    let mut s =
+        HttpSession::new(Arc::new(Settings::default()), Default::default()).with_handlers(prefixes);
+    s.start(0, &mut Outbox::new()).unwrap();
+    s
+}
+
+#[test]
+fn requests_under_a_handlers_prefix_go_to_the_host_and_its_reply_is_framed_by_us() {
+    use fstream_abi::{HttpHeader, HttpReply};
+    let mut s = with_handlers();
+    let mut out = Outbox::new();
+    // A POST with a body, then a pipelined GET of our own that waits for the reply.
+    s.bytes(
+        b"POST /hello/x?y=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello\
+          GET /nosuch/page.flv HTTP/1.1\r\nHost: h\r\n\r\n",
+        0,
+        &mut out,
+    )
+    .unwrap();
+    let calls: Vec<_> = out
+        .take_known()
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::CallHttp { request, call } => Some((request, call)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(calls.len(), 1, "one call, the GET waits");
+    let (request, call) = &calls[0];
+    assert_eq!(
+        (
+            call.method.as_str(),
+            call.path.as_str(),
+            call.query.as_str()
+        ),
+        ("POST", "/hello/x", "y=1")
+    );
+    assert_eq!(call.body.as_slice(), b"hello");
+    assert_eq!(call.header("x-a"), Some("b"));
+
+    // The reply: a header with a CR/LF injection and the handler's own framing are dropped.
+    let mut reply = HttpReply::new(201, "application/json", b"{}");
+    reply
+        .headers
+        .push(HttpHeader::new("X-Evil", "a\r\nSet-Cookie: x"));
+    reply.headers.push(HttpHeader::new("Content-Length", "99"));
+    reply.headers.push(HttpHeader::new("X-Ok", "yes"));
+    let mut out = Outbox::new();
+    s.event(
+        Event::HttpResult {
+            request: *request,
+            reply,
+        },
+        0,
+        &mut out,
+    )
+    .unwrap();
+    let d = did(&mut out);
+    let Did::Wrote(head) = &d[0] else {
+        panic!("{d:?}")
+    };
+    assert!(head.starts_with("HTTP/1.1 201 Created\r\n"), "{head}");
+    assert!(head.contains("Content-Type: application/json\r\n"));
+    assert!(head.contains("X-Ok: yes\r\n") && head.contains("Content-Length: 2\r\n"));
+    assert!(!head.contains("Evil") && !head.contains("99"), "{head}");
+    assert_eq!(d[1], Did::Wrote("{}".into()));
+    // Then the pipelined request is ours (404 without any such stream: a probe first).
+    assert!(
+        d.iter()
+            .any(|x| matches!(x, Did::Subscribe(_, s, _, _) if s == "nosuch/page")),
+        "{d:?}"
+    );
+
+    // A traversal under the prefix is refused before any call; /helloo is not under /hello.
+    let mut s = with_handlers();
+    let mut out = Outbox::new();
+    s.bytes(
+        b"GET /hello/%2e%2e/x HTTP/1.1\r\nHost: h\r\n\r\n",
+        0,
+        &mut out,
+    )
+    .unwrap();
+    let d = did(&mut out);
+    assert!(status_line(&d).starts_with("HTTP/1.1 400"), "{d:?}");
+    let mut s = with_handlers();
+    let mut out = Outbox::new();
+    s.bytes(b"GET /helloo HTTP/1.1\r\nHost: h\r\n\r\n", 0, &mut out)
+        .unwrap();
+    assert!(
+        !out.known().any(|a| matches!(a, Action::CallHttp { .. })),
+        "/helloo is not under /hello"
+    );
+    // A stale reply (another request id) is ignored.
+    let mut s = with_handlers();
+    let mut out = Outbox::new();
+    s.bytes(b"HEAD /api/v1 HTTP/1.1\r\nHost: h\r\n\r\n", 0, &mut out)
+        .unwrap();
+    let mut out = Outbox::new();
+    s.event(
+        Event::HttpResult {
+            request: 77,
+            reply: HttpReply::text(200, "no"),
+        },
+        0,
+        &mut out,
+    )
+    .unwrap();
+    assert!(out.is_empty());
+    // HEAD: the length of what GET would get, no body.
+    s.event(
+        Event::HttpResult {
+            request: 1,
+            reply: HttpReply::text(200, "yes"),
+        },
+        0,
+        &mut out,
+    )
+    .unwrap();
+    let d = did(&mut out);
+    assert!(matches!(&d[0], Did::Wrote(h) if h.contains("Content-Length: 4\r\n")));
+    assert!(!d.iter().any(|x| *x == Did::Wrote("yes\n".into())), "{d:?}");
+}

@@ -29,6 +29,10 @@ use http::{
 };
 
 const STATUSES: &[u16] = &[200, 204, 400, 403, 404, 405, 408, 413, 414, 431, 503];
+/// What the harness's HTTP handler answers with (99 must come out as 500).
+const HANDLER_STATUSES: &[u16] = &[200, 201, 204, 302, 304, 404, 500, 99];
+/// The handler's prefix when the control byte asks for one.
+const HANDLER_PREFIX: &str = "/h";
 
 fn status_of(b: u8) -> SubscriptionStatus {
     match b % 9 {
@@ -54,6 +58,9 @@ struct Model {
     body_ended: bool,
     /// Bytes of an answer's body still to come after its head was written alone.
     body_left: usize,
+    /// The HTTP handler call waiting for its reply.
+    call: Option<u64>,
+    calls: u64,
 }
 
 fn check(m: &mut Model, out: &mut Outbox) {
@@ -72,6 +79,10 @@ fn check(m: &mut Model, out: &mut Outbox) {
                 m.body_left -= p.len();
             }
             Action::Write(p) => {
+                assert!(
+                    !p.windows(6).any(|w| w == b"\r\nb: c"),
+                    "a handler's header with a CR/LF went out"
+                );
                 if m.streaming.is_some() {
                     assert_eq!(&p[..], LAST_CHUNK, "a write inside a stream's body");
                     m.body_ended = true;
@@ -87,7 +98,10 @@ fn check(m: &mut Model, out: &mut Outbox) {
                     ),
                 };
                 let code = r.code.unwrap_or(0);
-                assert!(STATUSES.contains(&code), "status {code}");
+                assert!(
+                    STATUSES.contains(&code) || HANDLER_STATUSES.contains(&code),
+                    "status {code}"
+                );
                 if let Some(len) = r
                     .headers
                     .iter()
@@ -139,6 +153,21 @@ fn check(m: &mut Model, out: &mut Outbox) {
                     m.probe = None;
                 }
             }
+            Action::CallHttp { request, call } => {
+                assert!(
+                    m.call.is_none(),
+                    "a second handler call before the first's reply"
+                );
+                assert!(
+                    fstream_abi::path_under(&call.path, HANDLER_PREFIX),
+                    "{} is not the handler's",
+                    call.path
+                );
+                assert!(!call.path.contains(".."), "{}", call.path);
+                assert!(request > m.calls, "call ids grow");
+                m.calls = request;
+                m.call = Some(request);
+            }
             other => panic!("an action the HTTP frontend does not take: {other:?}"),
         }
     }
@@ -157,7 +186,11 @@ pub fn http_session(data: &[u8]) {
     } else {
         Settings::default()
     };
+    let handlers = c & 4 != 0;
     let mut s = HttpSession::new(Arc::new(settings), Default::default());
+    if handlers {
+        s = s.with_handlers(Arc::new(|| vec![HANDLER_PREFIX.to_string()]));
+    }
     let mut m = Model::default();
     let mut out = Outbox::new();
     s.start(0, &mut out).unwrap();
@@ -196,6 +229,25 @@ pub fn http_session(data: &[u8]) {
                 .unwrap();
             }
             2 => s.timer(now, &mut out).unwrap(),
+            // With a handler: its reply (to the call waiting, or a stale id).
+            3 if handlers => {
+                let (&b, rest) = script.split_first().unwrap_or((&0, &[]));
+                script = rest;
+                let status = HANDLER_STATUSES[usize::from(b) % HANDLER_STATUSES.len()];
+                let request = match m.call {
+                    Some(r) if b & 0x80 == 0 => {
+                        m.call = None;
+                        r
+                    }
+                    _ => m.calls + 1 + u64::from(b),
+                };
+                let mut reply = fstream_abi::HttpReply::text(status, "from the handler");
+                reply
+                    .headers
+                    .push(fstream_abi::HttpHeader::new("X-Bad", "a\r\nb: c"));
+                s.event(Event::HttpResult { request, reply }, now, &mut out)
+                    .unwrap();
+            }
             _ => break,
         }
         check(&mut m, &mut out);

@@ -148,6 +148,12 @@ pub enum Action {
         request: u64,
         call: CommandCall,
     },
+    /// Since v2.2: pass an HTTP request to the handler whose prefix its path is under;
+    /// answered by [`Event::HttpResult`].
+    CallHttp {
+        request: u64,
+        call: super::HttpCall,
+    },
 }
 
 /// Where a session puts its actions. The host drains it after every call.
@@ -288,6 +294,12 @@ pub enum Event {
     /// Since v2.1: send this command to the client now ([`super::HostApi::call_client`]).
     ClientCommand {
         command: ClientCommand,
+    },
+    /// Since v2.2: the answer to [`Action::CallHttp`]: the handler's, or the host's own when
+    /// no handler serves the path (404), it failed (500), was busy (503) or too slow (504).
+    HttpResult {
+        request: u64,
+        reply: super::HttpReply,
     },
 }
 

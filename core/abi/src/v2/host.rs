@@ -2,7 +2,7 @@
 
 use abi_stable::{
     sabi_trait,
-    std_types::{RArc, RStr},
+    std_types::{RArc, RStr, RString, RVec},
 };
 
 use super::{
@@ -40,6 +40,11 @@ pub trait HostApi: Send + Sync + Clone {
     /// handshake with the client (RTMP: before `connect` is answered) drops it. Does not block.
     fn call_client(&self, _connection: u64, _command: ClientCommand) -> bool {
         false
+    }
+    /// Since v2.2: the path prefixes the loaded HTTP handlers serve ([`super::HttpHandler`]),
+    /// for an HTTP frontend to pass those requests on with [`super::Action::CallHttp`].
+    fn http_prefixes(&self) -> RVec<RString> {
+        RVec::new()
     }
 }
 

@@ -22,6 +22,7 @@ pub mod auth;
 pub mod extensions;
 pub mod frontend;
 pub mod host;
+pub mod http;
 pub mod module;
 pub mod net;
 pub mod sink;
@@ -32,6 +33,7 @@ pub use auth::*;
 pub use extensions::*;
 pub use frontend::*;
 pub use host::*;
+pub use http::*;
 pub use module::*;
 pub use net::*;
 pub use sink::*;
@@ -39,15 +41,31 @@ pub use source::*;
 
 // The parts of v1 that v2 keeps as they are: plain data that has no reason to grow.
 pub use crate::v1::{
-    flags, kinds, payload_from, payload_from_vec, CloseMode, LogLevel, LogRecord, MediaKind,
-    MediaPacket, OverflowPolicy, Payload, PluginError, PublishConflict, RecordMode, RAW_FORMAT,
+    flags, payload_from, payload_from_vec, CloseMode, LogLevel, LogRecord, MediaKind, MediaPacket,
+    OverflowPolicy, Payload, PluginError, PublishConflict, RecordMode, RAW_FORMAT,
 };
+
+/// Bits of [`PluginDescriptor::kinds`]: v1's, and the kinds v2.x added.
+pub mod kinds {
+    pub use crate::v1::kinds::{APP_HANDLER, AUTHENTICATOR, FRONTEND, SINK, SOURCE};
+    /// Since v2.2: [`super::HttpHandler`].
+    pub const HTTP_HANDLER: u32 = 32;
+
+    /// Human names of the kinds in `mask`, for messages and `--check`.
+    pub fn names(mask: u32) -> Vec<&'static str> {
+        let mut v = crate::v1::kinds::names(mask);
+        if mask & HTTP_HANDLER != 0 {
+            v.push("http-handler");
+        }
+        v
+    }
+}
 
 /// The interface's major version.
 pub const INTERFACE_MAJOR: u16 = 2;
 /// The interface's minor version: the number of additions since v2.0. Raise it with each
 /// addition and record the addition in `abi-v2.snapshot` (the snapshot test says how).
-pub const INTERFACE_MINOR: u16 = 1;
+pub const INTERFACE_MINOR: u16 = 2;
 /// This build's interface version.
 pub const INTERFACE: InterfaceVersion = InterfaceVersion {
     major: INTERFACE_MAJOR,

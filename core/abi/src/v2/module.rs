@@ -70,6 +70,8 @@ pub enum PluginObject {
     AppHandler(AppHandlerBox),
     Sink(SinkFactoryBox),
     Source(SourceFactoryBox),
+    /// Since v2.2.
+    HttpHandler(super::HttpHandlerBox),
 }
 
 impl PluginObject {
@@ -81,6 +83,7 @@ impl PluginObject {
             PluginObject::AppHandler(_) => kinds::APP_HANDLER,
             PluginObject::Sink(_) => kinds::SINK,
             PluginObject::Source(_) => kinds::SOURCE,
+            PluginObject::HttpHandler(_) => kinds::HTTP_HANDLER,
         }
     }
 }
@@ -130,7 +133,7 @@ pub struct PluginModV2 {
 /// version from the library header before it checks any layout.
 const fn version_strings() -> VersionStrings {
     // Kept in step with `INTERFACE_MINOR` by `tests/interface_version.rs`.
-    VersionStrings::new("2.1.0")
+    VersionStrings::new("2.2.0")
 }
 
 impl RootModule for PluginModV2_Ref {
