@@ -4,6 +4,7 @@
 //! The binaries and plugin libraries come from `cargo build --workspace` (the README's test
 //! command builds first); they are found next to the test executable's `deps/` directory.
 
+pub mod browser;
 pub mod rtmp_client;
 
 use std::{
