@@ -13,8 +13,8 @@ use std::{
 };
 
 use fstream_abi::{
-    names::validate_part, AuthAction, AuthOutcome, AuthRequest, AuthVerdict, AuthenticatorBox,
-    Credential,
+    names::validate_part, var, AuthAction, AuthOutcome, AuthRequest, AuthVerdict, AuthenticatorBox,
+    Credential, Extension, Extension_NE,
 };
 use rand::RngCore;
 use subtle::ConstantTimeEq;
@@ -175,6 +175,17 @@ impl AuthChain {
             AuthOutcome::Denied(why) => Err(why.into()),
             _ => Err("refused".into()),
         }
+    }
+}
+
+/// Names the connection a session's request comes from, as `Var { "conn_id" }` in its `ext`
+/// (for authenticators that pass it on, as `auth-http` does), unless the session named one.
+pub fn add_conn_id(req: &mut AuthRequest, conn_id: u64) {
+    if var(&req.ext, "conn_id").is_none() {
+        req.ext.push(Extension_NE::new(Extension::Var {
+            name: "conn_id".into(),
+            value: conn_id.to_string().into(),
+        }));
     }
 }
 
@@ -372,6 +383,15 @@ mod tests {
         assert!(outcomes.iter().all(|o| !o.is_allowed()));
         assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 2);
         assert!(busy >= 20 - 2 - 4, "{busy} refused as busy");
+    }
+
+    #[test]
+    fn a_sessions_request_names_its_connection_once() {
+        let mut r = req("amy", Credential::None);
+        add_conn_id(&mut r, 17);
+        add_conn_id(&mut r, 18);
+        assert_eq!(var(&r.ext, "conn_id"), Some("17"));
+        assert_eq!(r.ext.len(), 1);
     }
 
     #[test]

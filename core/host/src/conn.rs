@@ -399,6 +399,7 @@ impl Conn {
                     auth.peer = self.peer_text.clone().into();
                     auth.peer_addr = self.peer_addr;
                     auth.protocol = self.peer.frontend.protocol.clone().into();
+                    crate::auth::add_conn_id(&mut auth, self.peer.conn_id);
                     let services = self.ctx.services.clone();
                     let live = self.ctx.live();
                     self.blocking(
@@ -423,6 +424,7 @@ impl Conn {
                     auth.peer = self.peer_text.clone().into();
                     auth.peer_addr = self.peer_addr;
                     auth.protocol = self.peer.frontend.protocol.clone().into();
+                    crate::auth::add_conn_id(&mut auth, self.peer.conn_id);
                     let services = self.ctx.services.clone();
                     let live = self.ctx.live();
                     self.blocking(

@@ -26,11 +26,11 @@ use fstream_abi::{
     names::validate_part,
     sdk::{app_handler_box, HandleApp},
     AppCall, AppDecision, AuthAction, AuthAction_NE, AuthOutcome, AuthOutcome_NE, AuthRequest,
-    ConnectCall, Credential, Credential_NE, HostApiBox, InitContext, PlayCall, PluginError,
-    PluginInstance, PluginObject, PublishCall,
+    ConnectCall, Credential, Credential_NE, Extension, Extension_NE, HostApiBox, InitContext,
+    PlayCall, PluginError, PluginInstance, PluginObject, PublishCall,
 };
 
-pub use query::{percent_decode, Query, QueryError};
+pub use query::{percent_decode, redacted, Query, QueryError};
 pub use settings::{Settings, SettingsError};
 
 fstream_abi::export_plugin! {
@@ -142,7 +142,7 @@ impl RtmpApp {
             peer: call.caller.peer.clone(),
             peer_addr: call.caller.peer_addr,
             protocol: "rtmp".into(),
-            ext: RVec::new(),
+            ext: client_vars(&call.query, call.caller.connection),
         };
         // Blocks on the authenticators; the host calls app handlers on blocking threads.
         match allowed(&self.host.authenticate(&request)) {
@@ -202,6 +202,21 @@ fn allowed(outcome: &AuthOutcome_NE) -> Result<(), &str> {
         Ok(AuthOutcome::Denied(why)) => Err(why.as_str()),
         _ => Err("an authentication outcome this plugin does not know"),
     }
+}
+
+/// What an authenticator may want beyond the request's fields (`auth-http` sends them to its
+/// backend): `query`, the client's query string without its credentials, and `conn_id`.
+fn client_vars(query: &str, connection: u64) -> RVec<Extension_NE> {
+    let var = |name: &str, value: String| {
+        Extension_NE::new(Extension::Var {
+            name: name.into(),
+            value: value.into(),
+        })
+    };
+    RVec::from(vec![
+        var("query", redacted(query)),
+        var("conn_id", connection.to_string()),
+    ])
 }
 
 /// A client-supplied name, cut short and with control characters escaped, for a reason or a log.

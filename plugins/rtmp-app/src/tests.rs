@@ -191,6 +191,22 @@ fn publish_checks_the_password_from_the_query_string() {
     assert_eq!(r.peer.as_str(), "127.0.0.1:5000");
     assert_eq!(r.peer_addr, caller().peer_addr);
     assert_eq!(r.protocol.as_str(), "rtmp");
+    // The client's other arguments and its connection, for authenticators that want them; the
+    // credential is not among them.
+    assert_eq!(fstream_abi::var(&r.ext, "query"), Some(""));
+    assert_eq!(fstream_abi::var(&r.ext, "conn_id"), Some("1"));
+    assert_eq!(
+        f.publish(
+            "alice",
+            "cam",
+            "room=a%20b&user_password=s3cret%26more&token=x&k"
+        ),
+        AppVerdict::Accept
+    );
+    assert_eq!(
+        fstream_abi::var(&f.asked()[0].ext, "query"),
+        Some("room=a%20b&k")
+    );
 
     // The key may be spelt with '-', and a trailing '/' on the app is ignored.
     assert_eq!(

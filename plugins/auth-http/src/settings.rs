@@ -1,0 +1,279 @@
+//! `mods/auth-http.toml`: where the backend is and how to ask it. Only `url` is required; an
+//! unknown key is an error that names it.
+
+use std::collections::BTreeMap;
+
+use fstream_abi::{sdk::SettingsError, AuthAction};
+use serde::Deserialize;
+
+/// The host's own limit on an authentication (`auth_timeout_ms` in host.toml, 5 s by default).
+/// The default timeout stays under it, so a slow backend meets this plugin's failure policy
+/// rather than the host's blanket refusal.
+pub const DEFAULT_TIMEOUT_MS: u64 = 3_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// The backend, `http://HOST[:PORT]/PATH` or `https://...`.
+    pub url: String,
+    /// The body sent: `json` (MediaMTX, SRS) or `nginx` (nginx-rtmp's `on_publish` form).
+    pub style: Style,
+    /// How long one call may take, connecting included.
+    pub timeout_ms: u64,
+    /// Calls in flight at once, at most; past it a request gets `on_error` at once.
+    pub max_concurrent: usize,
+    /// The answer when the backend cannot give one (not 2xx, 401 or 403; a timeout; no
+    /// connection; too many calls in flight).
+    pub on_error: OnError,
+    /// How long an allow or deny is reused for an identical request (0: never).
+    pub cache_ms: u64,
+    /// Answers kept in the cache, at most.
+    pub cache_entries: usize,
+    /// The actions the backend is asked about; others are left to the next authenticator.
+    pub actions: Vec<ActionName>,
+    /// When set, every call carries `X-Fstream-Signature: sha256=HEX`, the HMAC-SHA256 of the
+    /// body with this key.
+    pub hmac_secret: Option<String>,
+    /// Extra headers sent with every call (`Authorization = "Bearer ..."`).
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Style {
+    Json,
+    Nginx,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    Deny,
+    Allow,
+}
+
+/// An action as written in `actions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionName {
+    Publish,
+    Play,
+    Token,
+    Connect,
+}
+
+impl ActionName {
+    pub const ALL: [ActionName; 4] = [Self::Publish, Self::Play, Self::Token, Self::Connect];
+
+    pub fn of(action: AuthAction) -> Option<Self> {
+        match action {
+            AuthAction::Publish => Some(Self::Publish),
+            AuthAction::Play => Some(Self::Play),
+            AuthAction::Token => Some(Self::Token),
+            AuthAction::Connect => Some(Self::Connect),
+            _ => None,
+        }
+    }
+
+    /// The word the backend sees (`"action"` in JSON, `call=` in the nginx form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Publish => "publish",
+            Self::Play => "play",
+            Self::Token => "token",
+            Self::Connect => "connect",
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            style: Style::Json,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            max_concurrent: 32,
+            on_error: OnError::Deny,
+            cache_ms: 0,
+            cache_entries: 1024,
+            actions: ActionName::ALL.to_vec(),
+            hmac_secret: None,
+            headers: BTreeMap::new(),
+        }
+    }
+}
+
+impl Settings {
+    pub fn parse(text: &str) -> Result<Self, SettingsError> {
+        let s: Settings = toml::from_str(text)
+            .map_err(|e| SettingsError::parse(text, e.span().map(|r| r.start), e.message()))?;
+        let invalid = |key, value: &dyn std::fmt::Display, why| SettingsError::Invalid {
+            key,
+            value: value.to_string(),
+            why,
+        };
+        if s.url.is_empty() {
+            return Err(SettingsError::parse(
+                text,
+                None,
+                "url is required (url = \"http://127.0.0.1:8000/auth\")",
+            ));
+        }
+        if !(s.url.starts_with("http://") || s.url.starts_with("https://")) {
+            return Err(invalid(
+                "url",
+                &format!("{:?}", s.url),
+                "must start with http:// or https://",
+            ));
+        }
+        if s.timeout_ms == 0 {
+            return Err(invalid("timeout_ms", &0, "must be at least 1"));
+        }
+        if s.max_concurrent == 0 {
+            return Err(invalid("max_concurrent", &0, "must be at least 1"));
+        }
+        if s.cache_ms > 0 && s.cache_entries == 0 {
+            return Err(invalid(
+                "cache_entries",
+                &0,
+                "must be at least 1 when cache_ms is set",
+            ));
+        }
+        if matches!(&s.hmac_secret, Some(k) if k.is_empty()) {
+            return Err(invalid(
+                "hmac_secret",
+                &"\"\"",
+                "an empty key signs nothing; leave it out instead",
+            ));
+        }
+        for (name, value) in &s.headers {
+            if !valid_header_name(name) {
+                return Err(invalid(
+                    "headers",
+                    &format!("{name:?}"),
+                    "not a header name (letters, digits and !#$%&'*+-.^_`|~)",
+                ));
+            }
+            if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                return Err(invalid(
+                    "headers",
+                    &format!("{name:?}"),
+                    "a header value may not hold CR, LF or NUL",
+                ));
+            }
+        }
+        Ok(s)
+    }
+
+    /// Whether the backend is asked about `action`.
+    pub fn asks(&self, action: ActionName) -> bool {
+        self.actions.contains(&action)
+    }
+}
+
+/// An HTTP token (RFC 9110 section 5.6.2).
+fn valid_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_alone_is_a_whole_configuration_with_the_documented_defaults() {
+        let s = Settings::parse("url = \"http://127.0.0.1:9/auth\"\n").unwrap();
+        assert_eq!(
+            s,
+            Settings {
+                url: "http://127.0.0.1:9/auth".into(),
+                ..Settings::default()
+            }
+        );
+        assert_eq!(s.style, Style::Json);
+        assert_eq!(s.timeout_ms, 3_000);
+        assert_eq!(s.on_error, OnError::Deny);
+        assert_eq!(s.cache_ms, 0);
+        assert!(ActionName::ALL.iter().all(|a| s.asks(*a)));
+    }
+
+    #[test]
+    fn the_default_timeout_is_below_the_hosts() {
+        let host: toml::Table = toml::from_str(include_str!("../../../mods/host.toml")).unwrap();
+        let host_ms = host["auth_timeout_ms"].as_integer().unwrap();
+        assert!(i64::try_from(DEFAULT_TIMEOUT_MS).unwrap() < host_ms);
+    }
+
+    #[test]
+    fn every_key_parses() {
+        let s = Settings::parse(
+            "url = \"https://auth.example/check\"\nstyle = \"nginx\"\ntimeout_ms = 500\n\
+             max_concurrent = 4\non_error = \"allow\"\ncache_ms = 1000\ncache_entries = 10\n\
+             actions = [\"publish\", \"token\"]\nhmac_secret = \"k\"\n\
+             [headers]\nAuthorization = \"Bearer x\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.style, Style::Nginx);
+        assert_eq!(s.timeout_ms, 500);
+        assert_eq!(s.max_concurrent, 4);
+        assert_eq!(s.on_error, OnError::Allow);
+        assert_eq!((s.cache_ms, s.cache_entries), (1000, 10));
+        assert!(s.asks(ActionName::Publish) && s.asks(ActionName::Token));
+        assert!(!s.asks(ActionName::Play) && !s.asks(ActionName::Connect));
+        assert_eq!(s.hmac_secret.as_deref(), Some("k"));
+        assert_eq!(s.headers["Authorization"], "Bearer x");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors_that_name_them() {
+        let e = Settings::parse("url = \"http://a/\"\ntimeout = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("timeout") && e.contains("line 2"), "{e}");
+        let e = Settings::parse("").unwrap_err().to_string();
+        assert!(e.contains("url is required"), "{e}");
+        let e = Settings::parse("url = \"ftp://a/\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("url = "), "{e}");
+        let e = Settings::parse("url = \"http://a/\"\nstyle = \"xml\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("json") && e.contains("nginx"), "{e}");
+        let e = Settings::parse("url = \"http://a/\"\nactions = [\"watch\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("publish"), "{e}");
+        let e = Settings::parse("url = \"http://a/\"\non_error = \"maybe\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("deny"), "{e}");
+        for bad in [
+            "timeout_ms = 0",
+            "max_concurrent = 0",
+            "hmac_secret = \"\"",
+            "cache_ms = 5\ncache_entries = 0",
+            "[headers]\n\"a b\" = \"x\"",
+            "[headers]\nX = \"a\\r\\nInjected: 1\"",
+        ] {
+            let text = format!("url = \"http://a/\"\n{bad}\n");
+            assert!(Settings::parse(&text).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_stock_file_parses_to_the_defaults_but_its_url() {
+        let text = include_str!("../../../mods/auth-http.toml");
+        let s = Settings::parse(text).unwrap();
+        assert_eq!(
+            s,
+            Settings {
+                url: s.url.clone(),
+                ..Settings::default()
+            }
+        );
+    }
+}
