@@ -44,10 +44,20 @@ const WATCH: &str = include_str!("../assets/watch.html");
 
 /// The page that plays `stream` (a validated `APP/NAME`: letters, digits, `_-.` and one `/`,
 /// nothing that needs escaping in HTML or a script string).
-pub fn watch_page(stream: &str, report_ms: u64) -> String {
+///
+/// `low_latency`: the server cuts parts. Without them hls.js would sit three segments behind
+/// the live edge (`liveSyncDurationCount` 3); the page asks for two, which keeps plain HLS
+/// within three segment durations of the publisher (BENCHMARKS.md, "Publish to display").
+pub fn watch_page(stream: &str, report_ms: u64, low_latency: bool) -> String {
+    let hls = if low_latency {
+        "{ lowLatencyMode: true, backBufferLength: 30 }"
+    } else {
+        "{ lowLatencyMode: true, backBufferLength: 30, liveSyncDurationCount: 2 }"
+    };
     WATCH
         .replace("{{STREAM}}", stream)
         .replace("{{REPORT_MS}}", &report_ms.to_string())
+        .replace("{{HLS_CONFIG}}", hls)
 }
 
 /// The list of live streams (validated names, as above).
@@ -76,10 +86,16 @@ mod tests {
 
     #[test]
     fn pages_name_their_streams_and_players() {
-        let w = watch_page("fier/cam", 0);
+        let w = watch_page("fier/cam", 0, true);
         assert!(w.contains("const stream = \"fier/cam\";"));
         assert!(w.contains("/_player/hls-1.6.15.min.js") && w.contains("/_player/mpegts-1.8.0.js"));
         assert!(!w.contains("{{"));
+        assert!(!w.contains("liveSyncDurationCount"));
+        let plain = watch_page("fier/cam", 0, false);
+        assert!(
+            plain.contains("liveSyncDurationCount: 2"),
+            "plain HLS sits two segments back"
+        );
         for a in ASSETS {
             assert!(w.contains(&format!("/_player/{}", a.name)), "{}", a.name);
             assert!(a.bytes.len() > 100_000);

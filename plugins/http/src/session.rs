@@ -265,9 +265,11 @@ impl HttpSession {
             Err(e) => self.fail(e, keep, head_only, out),
             Ok(route @ (Route::Index | Route::Watch { .. })) => {
                 let page = match route {
-                    Route::Watch { stream } => {
-                        crate::pages::watch_page(&stream, self.settings.watch_report_ms)
-                    }
+                    Route::Watch { stream } => crate::pages::watch_page(
+                        &stream,
+                        self.settings.watch_report_ms,
+                        self.settings.hls_part_ms > 0,
+                    ),
                     _ => crate::pages::index_page(&self.hls.live()),
                 };
                 self.answer(

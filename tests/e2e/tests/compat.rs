@@ -25,7 +25,12 @@ use fstream_e2e::{
 
 const WAIT: Duration = Duration::from_secs(20);
 /// Interface versions frozen so far, with the commit that froze each.
-const FROZEN: &[(&str, &str)] = &[("v1", "84a8393"), ("v2.0", "16d1ad0"), ("v2.1", "628fab5")];
+const FROZEN: &[(&str, &str)] = &[
+    ("v1", "84a8393"),
+    ("v2.0", "16d1ad0"),
+    ("v2.1", "628fab5"),
+    ("v2.2", "a1e6d79"),
+];
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -25,7 +25,14 @@ fn publish(url: &str, gop: u32, secs: u32) -> std::process::Command {
         .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440"])
         .args(["-t", &secs.to_string()])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+        ])
         .args(["-g", &gop.to_string(), "-c:a", "aac", "-f", "flv", url]);
     c
 }
@@ -49,11 +56,18 @@ fn measure(name: &str, http_toml: &str, player: &str, gop: u32) {
         &["auth-ini", "rtmp", "rtmp-app", "http"],
     );
     r.user("fier", "123");
-    r.write("mods/http.toml", &format!("watch_report_ms = 500\n{http_toml}"));
+    r.write(
+        "mods/http.toml",
+        &format!("watch_report_ms = 500\n{http_toml}"),
+    );
     let host = Host::start(&r, &["rtmp", "http"], &[]);
     let (rtmp, http) = (host.addr("rtmp"), host.addr("http"));
     let publisher = background(
-        publish(&format!("rtmp://{rtmp}/fier/cam?user_password=123"), gop, 40),
+        publish(
+            &format!("rtmp://{rtmp}/fier/cam?user_password=123"),
+            gop,
+            40,
+        ),
         Duration::from_secs(90),
     );
     assert!(host.wait_log("publishing stream=fier/cam", Duration::from_secs(20)));
@@ -64,10 +78,19 @@ fn measure(name: &str, http_toml: &str, player: &str, gop: u32) {
         Duration::from_secs(25),
     );
     let log = host.log();
-    let at = |needle: &str| log.lines().find(|l| l.contains(needle)).and_then(log_seconds);
+    let at = |needle: &str| {
+        log.lines()
+            .find(|l| l.contains(needle))
+            .and_then(log_seconds)
+    };
     let reports = reports(&log, "fier/cam", player);
     // The first seconds are the player starting up; the rest is steady state.
-    let steady: Vec<(f64, f64)> = reports.iter().copied().filter(|(_, t)| *t > 0.0).skip(10).collect();
+    let steady: Vec<(f64, f64)> = reports
+        .iter()
+        .copied()
+        .filter(|(_, t)| *t > 0.0)
+        .skip(10)
+        .collect();
     let lags: Vec<f64> = match player {
         "hls" => {
             let start = at("publishing stream=fier/cam").expect("the publication in the log");
@@ -87,12 +110,7 @@ fn measure(name: &str, http_toml: &str, player: &str, gop: u32) {
 #[ignore = "a benchmark: bench/latency.sh runs it"]
 fn publish_to_display_in_chromium() {
     fstream_e2e::require(&["ffmpeg", "chromium"]);
-    measure(
-        "LL-HLS, 200 ms parts, 2 s segments (hls.js)",
-        "",
-        "hls",
-        50,
-    );
+    measure("LL-HLS, 200 ms parts, 2 s segments (hls.js)", "", "hls", 50);
     measure(
         "plain HLS, 2 s segments (hls.js)",
         "hls_part_ms = 0\n",
