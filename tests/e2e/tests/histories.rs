@@ -107,9 +107,21 @@ fn play(host: &Host, dir: &Path, player: Player, secs: u32, tag: &str) -> usize 
 }
 
 /// Runs a player that writes a file for `secs`, then stops it (as a viewer closing its window).
+/// SIGINT first, which rtmpdump answers by flushing and closing its file (a SIGKILL could
+/// leave what it buffered unwritten); SIGKILL if it is still there 3 s later.
 fn run_for(mut cmd: Command, secs: u32) {
     let mut child: Child = cmd.stderr(Stdio::null()).spawn().expect("spawn player");
     thread::sleep(Duration::from_secs(secs as u64));
+    // SAFETY: signalling our own child, by the pid we were given.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    for _ in 0..30 {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
     let _ = child.kill();
     let _ = child.wait();
 }
