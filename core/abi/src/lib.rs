@@ -18,6 +18,7 @@
 
 pub mod log_bridge;
 pub mod names;
+pub mod query;
 pub mod sdk;
 pub mod v1;
 pub mod v2;

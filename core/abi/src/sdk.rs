@@ -375,6 +375,25 @@ pub fn http_handler_box<T: HandleHttp>(t: T) -> HttpHandlerBox {
     HttpHandler_TO::from_value(Guarded(t), TD_Opaque)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Observer (since v2.3)
+
+/// An observer: told of publications, viewers and recordings on a host thread of its own
+/// (see [`crate::v2::notice`]). It may block.
+pub trait Observe: Send + Sync + 'static {
+    fn notice(&self, notice: &Notice) -> Result<(), PluginError>;
+}
+
+impl<T: Observe> Observer for Guarded<T> {
+    fn notice(&self, notice: &Notice) -> RResult<(), PluginError> {
+        guard(|| self.0.notice(notice))
+    }
+}
+
+pub fn observer_box<T: Observe>(t: T) -> ObserverBox {
+    Observer_TO::from_value(Guarded(t), TD_Opaque)
+}
+
 /// Exports a plugin's root module (interface v2, at this crate's minor version).
 ///
 /// ```ignore

@@ -14,8 +14,9 @@ use std::{
 
 use fstream_abi::{
     names::validate_part, var, AuthAction, AuthOutcome, AuthRequest, AuthVerdict, AuthenticatorBox,
-    Credential, Extension, Extension_NE,
+    Credential, Extension, Extension_NE, Extensions,
 };
+use std::sync::atomic::{AtomicU64, Ordering};
 use rand::RngCore;
 use subtle::ConstantTimeEq;
 
@@ -32,6 +33,27 @@ pub struct AuthChain {
     guard: AuthGuard,
     /// Authenticator calls at once (each may hash a password), and how long one may wait.
     slots: RwLock<(Arc<SyncSlots>, Duration)>,
+    /// Answers given, for the metrics.
+    pub counters: AuthCounters,
+}
+
+/// How authentications ended, since start: `errors` counts authenticator failures (a panic,
+/// an error), each of which also ends in the next authenticator's answer or a denial.
+#[derive(Default)]
+pub struct AuthCounters {
+    pub allowed: AtomicU64,
+    pub denied: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+impl AuthCounters {
+    fn count(&self, outcome: &AuthOutcome) {
+        match outcome {
+            AuthOutcome::Allowed => &self.allowed,
+            _ => &self.denied,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl AuthChain {
@@ -44,6 +66,7 @@ impl AuthChain {
                 Arc::new(SyncSlots::new("authentication", default_concurrency(), 256)),
                 Duration::from_secs(5),
             )),
+            counters: AuthCounters::default(),
         }
     }
 
@@ -83,6 +106,12 @@ impl AuthChain {
 
     /// Answers a request; blocks while authenticators work (or wait for a free slot).
     pub fn check(&self, req: &AuthRequest) -> AuthOutcome {
+        self.check_granted(req).0
+    }
+
+    /// [`Self::check`] with the grants of the authenticator that allowed (a rename, the
+    /// right to record: `AuthVerdict::AllowWith`, since v2.3).
+    pub fn check_granted(&self, req: &AuthRequest) -> (AuthOutcome, Extensions) {
         let ip = req
             .peer
             .parse::<std::net::SocketAddr>()
@@ -92,14 +121,17 @@ impl AuthChain {
             Ok(a) => a,
             Err(why) => {
                 tracing::warn!(user = %req.user, peer = %req.peer, reason = why, "authentication refused");
-                return AuthOutcome::Denied(why.into());
+                return (AuthOutcome::Denied(why.into()), Extensions::new());
             }
         };
-        let (outcome, counts) = match self.decide(req) {
-            Decision::Answer(o) => (o, true),
+        let ((outcome, grants), counts) = match self.decide(req) {
+            Decision::Answer(o, g) => ((o, g), true),
             // The server was too busy to ask: not the client's failure.
             Decision::Busy(e) => (
-                AuthOutcome::Denied(format!("server busy: {e}").into()),
+                (
+                    AuthOutcome::Denied(format!("server busy: {e}").into()),
+                    Extensions::new(),
+                ),
                 false,
             ),
         };
@@ -115,31 +147,40 @@ impl AuthChain {
             ),
             _ => {}
         }
-        outcome
+        self.counters.count(&outcome);
+        (outcome, grants)
     }
 
     fn decide(&self, req: &AuthRequest) -> Decision {
         if let Err(e) = validate_part(&req.user) {
-            return Decision::Answer(AuthOutcome::Denied(
-                format!("invalid user name: {e}").into(),
-            ));
+            return Decision::Answer(
+                AuthOutcome::Denied(format!("invalid user name: {e}").into()),
+                Extensions::new(),
+            );
         }
         if let Some(Credential::Token(token)) = req.credential() {
-            return Decision::Answer(self.tokens.check(
-                &req.user,
-                token,
-                req.action() == Some(AuthAction::Publish),
-            ));
+            return Decision::Answer(
+                self.tokens.check(
+                    &req.user,
+                    token,
+                    req.action() == Some(AuthAction::Publish),
+                ),
+                Extensions::new(),
+            );
         }
         let (slots, wait) = self.slots.read().unwrap_or_else(|p| p.into_inner()).clone();
         let decision = match slots.enter(wait) {
-            Ok(_slot) => Decision::Answer(self.ask_authenticators(req)),
+            Ok(_slot) => {
+                let (outcome, grants) = self.ask_authenticators(req);
+                Decision::Answer(outcome, grants)
+            }
             Err(e) => Decision::Busy(e),
         };
         decision
     }
 
-    fn ask_authenticators(&self, req: &AuthRequest) -> AuthOutcome {
+    fn ask_authenticators(&self, req: &AuthRequest) -> (AuthOutcome, Extensions) {
+        let deny = |why: String| (AuthOutcome::Denied(why.into()), Extensions::new());
         let authenticators = self
             .authenticators
             .read()
@@ -147,22 +188,20 @@ impl AuthChain {
             .clone();
         for (name, auth) in authenticators.iter() {
             match auth.authenticate(req).into_result().map(|v| v.into_enum()) {
-                Ok(Ok(AuthVerdict::Allow)) => return AuthOutcome::Allowed,
-                Ok(Ok(AuthVerdict::Deny(why))) => {
-                    return AuthOutcome::Denied(format!("{name}: {why}").into())
-                }
+                Ok(Ok(AuthVerdict::Allow)) => return (AuthOutcome::Allowed, Extensions::new()),
+                Ok(Ok(AuthVerdict::AllowWith(grants))) => return (AuthOutcome::Allowed, grants),
+                Ok(Ok(AuthVerdict::Deny(why))) => return deny(format!("{name}: {why}")),
                 Ok(Ok(AuthVerdict::Abstain)) => {}
                 // A verdict this host does not know (it cannot come from a plugin it loaded):
                 // a refusal, not a pass.
-                Ok(Ok(_) | Err(_)) => {
-                    return AuthOutcome::Denied(format!("{name}: unknown verdict").into())
-                }
+                Ok(Ok(_) | Err(_)) => return deny(format!("{name}: unknown verdict")),
                 Err(e) => {
+                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(plugin = %name, error = %e, "authenticator failed; asking the next one")
                 }
             }
         }
-        AuthOutcome::Denied("no authenticator knows this user".into())
+        deny("no authenticator knows this user".into())
     }
 
     /// Checks the password in `req` (its credential must be a password), then issues a token.
@@ -190,7 +229,7 @@ pub fn add_conn_id(req: &mut AuthRequest, conn_id: u64) {
 }
 
 enum Decision {
-    Answer(AuthOutcome),
+    Answer(AuthOutcome, Extensions),
     Busy(GateError),
 }
 

@@ -10,7 +10,7 @@
 use std::{
     collections::{HashMap, HashSet},
     net::SocketAddr,
-    sync::Arc,
+    sync::{atomic::Ordering, Arc},
     time::Duration,
 };
 
@@ -18,7 +18,8 @@ use abi_stable::std_types::{RResult, RSlice};
 use fstream_abi::{
     names, AppCall, AppCall_NE, AppDecision, AppVerdict, AuthOutcome, AuthOutcome_NE, Caller,
     CloseMode, CommandCall, CommandReply, CommandReply_NE, ConnInfo, Event, Event_NE, Extension,
-    Extension_NE, HttpCall, HttpReply, NetAddr, Outbox, PluginError, PublishOutcome,
+    Extension_NE, HttpCall, HttpReply, NetAddr, Notice, NoticeKind, NoticeKind_NE, Outbox,
+    PluginError, PublishOutcome,
     PublishOutcome_NE, SessionBox,
 };
 use tokio::{
@@ -34,6 +35,7 @@ use crate::{
     hub::{bounded_events, EventRx, EventTx, Peer, Stream},
     outq::{self, Outq},
     server::{ConnSlot, HostCtx},
+    stats::{SessionEntry, COUNTERS},
     source_player::{self, SourcePlayer},
     tls::{self, HandshakeError, ReadSide, TlsSettings, Transport},
 };
@@ -120,6 +122,10 @@ async fn run(
     );
     out.set_control_limit(ctx.live().cfg.limits.max_control_queue_bytes);
     tokio::spawn(outq::run_writer(out.clone()).in_current_span());
+    let entry = ctx
+        .services
+        .sessions
+        .open(id, &frontend.protocol, &peer.to_string(), out.clone());
     let (events, mut events_rx) = bounded_events(ctx.live().cfg.limits.max_queued_events);
     let (deferrals, mut deferrals_rx) = unbounded_channel();
     let mut conn = Conn {
@@ -145,6 +151,8 @@ async fn run(
         reading: true,
         done: false,
         started: Instant::now(),
+        entry,
+        since: HashMap::new(),
     };
     ctx.services
         .clients
@@ -155,6 +163,7 @@ async fn run(
         .await;
     conn.cleanup();
     ctx.services.clients.forget(id);
+    ctx.services.sessions.close(id);
     tracing::debug!("disconnected");
 }
 
@@ -185,6 +194,17 @@ struct Conn {
     reading: bool,
     done: bool,
     started: Instant,
+    /// This connection in the stats API.
+    entry: Arc<SessionEntry>,
+    /// When each publication (`Role::Publish`) and subscription began, and its stream, for
+    /// the end notices.
+    since: HashMap<(Role, u32), (String, std::time::Instant)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Role {
+    Publish,
+    Play,
 }
 
 impl Conn {
@@ -290,6 +310,7 @@ impl Conn {
                 }
                 Ok(n) => {
                     self.last_read = Instant::now();
+                    self.entry.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                     let data = &buf[..n];
                     self.call(|s, now, ob| s.bytes(RSlice::from_slice(data), now, ob));
                 }
@@ -321,6 +342,7 @@ impl Conn {
                 Ok(0) => self.peer_left(),
                 Ok(n) => {
                     self.last_read = Instant::now();
+                    self.entry.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                     self.held.extend_from_slice(&buf[..n]);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -362,6 +384,7 @@ impl Conn {
         if let RResult::RErr(e) = r {
             let plugin = &self.peer.frontend.plugin;
             if e.panicked {
+                COUNTERS.plugin_panic();
                 tracing::error!(plugin = %plugin, error = %e.message, "session panicked; closing this connection");
             } else {
                 tracing::warn!(plugin = %plugin, error = %e.message, "session failed; closing this connection");
@@ -396,6 +419,9 @@ impl Conn {
                 SetTimer(ms) => self.timer = Instant::now().checked_add(Duration::from_millis(ms)),
                 Authenticate { request, mut auth } => {
                     self.awaiting += 1;
+                    if !auth.user.is_empty() {
+                        self.entry.detail().user = auth.user.to_string();
+                    }
                     auth.peer = self.peer_text.clone().into();
                     auth.peer_addr = self.peer_addr;
                     auth.protocol = self.peer.frontend.protocol.clone().into();
@@ -473,6 +499,7 @@ impl Conn {
                 Unpublish { publication } => {
                     if let Some(s) = self.publications.remove(&publication) {
                         self.ctx.hub.unpublish(&s, self.peer.conn_id, publication);
+                        self.ended(Role::Publish, publication);
                     }
                 }
                 Subscribe {
@@ -557,6 +584,7 @@ impl Conn {
                 &self.ctx.read_pool,
             );
             self.players.insert(subscription, player);
+            self.began(Role::Play, subscription, stream, "");
             return;
         }
         if let Some(s) = self
@@ -565,6 +593,7 @@ impl Conn {
             .subscribe(&self.peer, subscription, stream, options)
         {
             self.subscriptions.insert(subscription, s);
+            self.began(Role::Play, subscription, stream, "");
         }
     }
 
@@ -576,6 +605,77 @@ impl Conn {
         }
         // Dropping a player's handle stops its thread.
         self.players.remove(&subscription);
+        self.ended(Role::Play, subscription);
+    }
+
+    /// A publication or subscription began: the stats API shows it, observers hear of it.
+    fn began(&mut self, role: Role, id: u32, stream: &str, query: &str) {
+        {
+            let mut d = self.entry.detail();
+            let list = match role {
+                Role::Publish => &mut d.publishing,
+                Role::Play => &mut d.playing,
+            };
+            list.push(stream.to_string());
+            if !query.is_empty() {
+                d.query = fstream_abi::query::redacted(query);
+            }
+        }
+        self.since
+            .insert((role, id), (stream.to_string(), std::time::Instant::now()));
+        let kind = match role {
+            Role::Publish => NoticeKind::PublishStart,
+            Role::Play => NoticeKind::PlayStart,
+        };
+        self.notice(kind, stream, 0, 0);
+    }
+
+    /// The end of what [`Self::began`] started (nothing when it never began).
+    fn ended(&mut self, role: Role, id: u32) {
+        let Some((stream, at)) = self.since.remove(&(role, id)) else {
+            return;
+        };
+        {
+            let mut d = self.entry.detail();
+            let list = match role {
+                Role::Publish => &mut d.publishing,
+                Role::Play => &mut d.playing,
+            };
+            if let Some(i) = list.iter().position(|s| *s == stream) {
+                list.remove(i);
+            }
+        }
+        let (kind, bytes) = match role {
+            Role::Publish => (
+                NoticeKind::PublishEnd,
+                self.entry.bytes_in.load(Ordering::Relaxed),
+            ),
+            Role::Play => (NoticeKind::PlayEnd, self.entry.bytes_out()),
+        };
+        self.notice(kind, &stream, bytes, at.elapsed().as_millis() as u64);
+    }
+
+    fn notice(&self, kind: NoticeKind, stream: &str, bytes: u64, duration_ms: u64) {
+        let notices = &self.ctx.services.notices;
+        if !notices.any() {
+            return;
+        }
+        let (app, name) = stream.split_once('/').unwrap_or((stream, ""));
+        let d = self.entry.detail().clone();
+        notices.send(Notice {
+            kind: NoticeKind_NE::new(kind),
+            protocol: self.peer.frontend.protocol.clone().into(),
+            app: app.into(),
+            name: name.into(),
+            user: d.user.into(),
+            query: d.query.into(),
+            caller: self.caller(),
+            path: Default::default(),
+            bytes,
+            duration_ms,
+            unix_ms: 0,
+            ext: Default::default(),
+        });
     }
 
     fn publish(
@@ -595,6 +695,7 @@ impl Conn {
         }
         if let Some(old) = self.publications.remove(&publication) {
             self.ctx.hub.unpublish(&old, self.peer.conn_id, publication);
+            self.ended(Role::Publish, publication);
         }
         let max = self.ctx.live().cfg.limits.max_streams_per_user;
         if max > 0 && self.ctx.hub.publishing_count(app) >= max {
@@ -604,12 +705,14 @@ impl Conn {
             );
         }
         let protocol = self.peer.frontend.protocol.clone();
+        let query = options.query.to_string();
         let (outcome, s) =
             self.ctx
                 .hub
                 .publish(&self.peer, publication, stream, &protocol, options);
         if let Some(s) = s {
             self.publications.insert(publication, s);
+            self.began(Role::Publish, publication, stream, &query);
         }
         outcome
     }
@@ -671,6 +774,9 @@ impl Conn {
                     Some((plugin, handler)) => match handler.call(&call).into_result() {
                         Ok(d) => d,
                         Err(e) => {
+                            if e.panicked {
+                                COUNTERS.plugin_panic();
+                            }
                             tracing::error!(plugin, error = %e, "app handler failed");
                             AppDecision::reject("Internal error in the app handler")
                         }
@@ -717,6 +823,9 @@ impl Conn {
                     Some((plugin, handler)) => match handler.handle(&call).into_result() {
                         Ok(r) => r,
                         Err(e) => {
+                            if e.panicked {
+                                COUNTERS.plugin_panic();
+                            }
                             tracing::error!(plugin, path = %call.path, panicked = e.panicked,
                                 error = %e, "http handler failed");
                             HttpReply::text(500, "Internal error in the handler")
@@ -807,13 +916,17 @@ impl Conn {
     fn cleanup(&mut self) {
         for (publication, s) in std::mem::take(&mut self.publications) {
             self.ctx.hub.unpublish(&s, self.peer.conn_id, publication);
+            self.ended(Role::Publish, publication);
         }
         for (subscription, s) in std::mem::take(&mut self.subscriptions) {
             self.ctx
                 .hub
                 .unsubscribe(&s, self.peer.conn_id, subscription);
+            self.ended(Role::Play, subscription);
         }
-        self.players.clear();
+        for subscription in std::mem::take(&mut self.players).into_keys() {
+            self.ended(Role::Play, subscription);
+        }
         if self.reading {
             // The connection ends for another reason than the peer's EOF: tell the session.
             self.reading = false;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use fstream_abi::{
     kinds, path_under, valid_prefix, AppHandlerBox, AuthenticatorBox, FrontendFactoryBox,
-    HttpHandlerBox, InterfaceVersion, PluginObject, SinkFactoryBox, SourceFactoryBox,
+    HttpHandlerBox, InterfaceVersion, ObserverBox, PluginObject, SinkFactoryBox, SourceFactoryBox,
 };
 
 use crate::loader::LoadedPlugin;
@@ -43,6 +43,8 @@ pub struct Registry {
     pub sources: Vec<(String, String, SourceFactoryBox)>,
     /// (plugin, path prefixes it serves, handler)
     pub http_handlers: Vec<(String, Vec<String>, HttpHandlerBox)>,
+    /// (plugin, observer)
+    pub observers: Vec<(String, ObserverBox)>,
 }
 
 impl Registry {
@@ -89,6 +91,7 @@ impl Registry {
                     }
                     self.http_handlers.push((p.name.clone(), prefixes, h));
                 }
+                PluginObject::Observer(o) => self.observers.push((p.name.clone(), o)),
                 _ => {}
             }
         }

@@ -1,19 +1,28 @@
 //! The host's side of [`fstream_abi::HostApi`]: the log bridge, blocking authentication, and
 //! reaching clients (commands at any time, deferred app decisions).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{atomic::Ordering, Arc, OnceLock},
+    time::{Duration, Instant},
+};
 
 use abi_stable::{
     sabi_trait::TD_Opaque,
     std_types::{RArc, RStr, RString, RVec},
 };
 use fstream_abi::{
-    AppDecision, AuthOutcome_NE, AuthRequest, ClientCommand, HostApi, HostApiBox, HostApi_TO,
-    InterfaceVersion, LogLevel, LogRecord, INTERFACE,
+    AppDecision, AuthAnswer, AuthOutcome_NE, AuthRequest, ClientCommand, HostApi, HostApiBox,
+    HostApi_TO, InterfaceVersion, LogLevel, LogRecord, Notice, NoticeKind, INTERFACE,
 };
 use tracing_log::AsTrace;
 
-use crate::{auth::AuthChain, clients::Clients};
+use crate::{
+    auth::AuthChain,
+    clients::Clients,
+    hub::Hub,
+    notices::Notices,
+    stats::{Extra, Sessions},
+};
 
 /// Shared by every plugin. The auth chain starts empty and gets its authenticators once all
 /// plugins are loaded (plugins get the host API before the authenticators exist), and new ones
@@ -25,6 +34,13 @@ pub struct HostServices {
     pub clients: Arc<Clients>,
     /// The path prefixes of the HTTP handlers (replaced at each reload).
     http_prefixes: Arc<std::sync::RwLock<Vec<String>>>,
+    /// The live connections as the stats API shows them, and their kick.
+    pub sessions: Arc<Sessions>,
+    /// The observers and their queues.
+    pub notices: Arc<Notices>,
+    /// The hub, once the server has one (plugins are loaded before it exists).
+    hub: Arc<OnceLock<Arc<Hub>>>,
+    started: Instant,
 }
 
 impl HostServices {
@@ -33,7 +49,44 @@ impl HostServices {
             auth: Arc::new(AuthChain::new(Vec::new(), token_ttl)),
             clients: Arc::new(Clients::default()),
             http_prefixes: Default::default(),
+            sessions: Default::default(),
+            notices: Default::default(),
+            hub: Default::default(),
+            started: Instant::now(),
         }
+    }
+
+    /// An app handler authenticated a user for a connection it named (`conn_id`): the stats
+    /// API shows that user on the connection.
+    fn note_user(&self, request: &AuthRequest, allowed: bool) {
+        let conn = fstream_abi::var(&request.ext, "conn_id").and_then(|c| c.parse::<u64>().ok());
+        if let (true, Some(id)) = (allowed && !request.user.is_empty(), conn) {
+            if let Some(e) = self.sessions.get(id) {
+                e.detail().user = request.user.to_string();
+            }
+        }
+    }
+
+    /// Gives the stats API the hub's streams.
+    pub fn set_hub(&self, hub: Arc<Hub>) {
+        let _ = self.hub.set(hub);
+    }
+
+    /// The stats document (see [`crate::stats::render`]).
+    pub fn stats_json(&self) -> String {
+        let streams = self.hub.get().map(|h| h.snapshot()).unwrap_or_default();
+        let a = &self.auth.counters;
+        let extra = Extra {
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            auth: [
+                a.allowed.load(Ordering::Relaxed),
+                a.denied.load(Ordering::Relaxed),
+                a.errors.load(Ordering::Relaxed),
+            ],
+            notices_sent: self.notices.sent.load(Ordering::Relaxed),
+            notices_dropped: self.notices.dropped.load(Ordering::Relaxed),
+        };
+        crate::stats::render(&streams, &self.sessions, &extra)
     }
 
     pub fn set_http_prefixes(&self, prefixes: Vec<String>) {
@@ -115,7 +168,9 @@ impl HostApi for HostServices {
         self.log_record(record)
     }
     fn authenticate(&self, request: &AuthRequest) -> AuthOutcome_NE {
-        AuthOutcome_NE::new(self.auth.check(request))
+        let outcome = self.auth.check(request);
+        self.note_user(request, outcome.is_allowed());
+        AuthOutcome_NE::new(outcome)
     }
     fn interface(&self) -> InterfaceVersion {
         INTERFACE
@@ -133,5 +188,25 @@ impl HostApi for HostServices {
             .iter()
             .map(|p| RString::from(p.as_str()))
             .collect()
+    }
+    fn authorize(&self, request: &AuthRequest) -> AuthAnswer {
+        let (outcome, grants) = self.auth.check_granted(request);
+        self.note_user(request, outcome.is_allowed());
+        AuthAnswer {
+            outcome: AuthOutcome_NE::new(outcome),
+            grants,
+        }
+    }
+    fn notify(&self, notice: &Notice) {
+        if notice.kind() == Some(NoticeKind::RecordDone) {
+            crate::stats::Counters::add(&crate::stats::COUNTERS.recordings_done);
+        }
+        self.notices.send(notice.clone());
+    }
+    fn stats(&self) -> RString {
+        self.stats_json().into()
+    }
+    fn kick(&self, connection: u64, reason: RStr<'_>) -> bool {
+        self.sessions.kick(connection, reason.as_str())
     }
 }

@@ -267,6 +267,10 @@ fn install(ctx: &HostCtx, cfg: HostConfig, mut registry: Registry) {
         Duration::from_millis(cfg.auth_timeout_ms),
     );
     ctx.hub.set_sinks(std::mem::take(&mut registry.sinks));
+    ctx.services
+        .notices
+        .replace(std::mem::take(&mut registry.observers));
+    ctx.services.set_hub(ctx.hub.clone());
     let live = live_from(cfg, registry);
     ctx.services.set_http_prefixes(live.http.prefixes());
     ctx.set_live(live);

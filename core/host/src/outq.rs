@@ -105,6 +105,8 @@ pub struct Outq {
     flusher: Option<Arc<Flusher>>,
     me: Weak<Outq>,
     ended_tx: watch::Sender<bool>,
+    /// Bytes the socket took, since the start (for the stats API).
+    sent: std::sync::atomic::AtomicU64,
 }
 
 /// The queue refused media: this subscriber is over its limit.
@@ -159,6 +161,7 @@ impl Outq {
             flusher,
             me: me.clone(),
             ended_tx,
+            sent: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -341,6 +344,11 @@ impl Outq {
         out
     }
 
+    /// Bytes written to the socket so far.
+    pub fn sent_bytes(&self) -> u64 {
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn queued_bytes(&self) -> usize {
         self.lock().bytes
     }
@@ -399,10 +407,21 @@ impl Outq {
                 (batch, std::mem::take(&mut st.head_written), close)
             };
             // The write happens outside the lock.
+            let batch_bytes = batch.iter().map(|i| i.data.len()).sum::<usize>() - offset;
             let (written_to, offset, outcome) = match sock {
                 WriteSide::Plain(s) => write_batch(s, &batch, offset),
                 WriteSide::Tls(s, conn) => conn.write(s, &batch, offset, close),
             };
+            let unwritten = batch
+                .iter()
+                .skip(written_to)
+                .map(|i| i.data.len())
+                .sum::<usize>()
+                .saturating_sub(offset);
+            self.sent.fetch_add(
+                batch_bytes.saturating_sub(unwritten) as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
             let mut st = self.lock();
             st.writing = false;
             if outcome == WriteOutcome::Failed || st.closing == Closing::Aborted {

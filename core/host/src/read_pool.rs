@@ -149,7 +149,7 @@ mod tests {
         assert!(pool.run(|| panic!("boom")).await.is_err());
         // The thread that caught the panic still serves.
         let sum: u32 = futures_sum(&pool).await;
-        assert_eq!(sum, (0..20).sum());
+        assert_eq!(sum, (0..20).sum::<u32>());
     }
 
     async fn futures_sum(pool: &Arc<ReadPool>) -> u32 {

@@ -79,6 +79,10 @@ pub enum AuthVerdict {
     Deny(RString),
     /// "I don't know this user": ask the next authenticator.
     Abstain,
+    /// Since v2.3: allow, with grants ([`super::Extension::Rename`],
+    /// [`super::Extension::MayRecord`]). Callers of [`super::HostApi::authenticate`] and
+    /// sessions see a plain `Allowed`; [`super::HostApi::authorize`] gives the grants.
+    AllowWith(Extensions),
 }
 
 /// The host's final answer to a session or app handler.
@@ -109,6 +113,21 @@ pub fn outcome_result(outcome: &AuthOutcome_NE) -> Result<(), &str> {
         Ok(AuthOutcome::Allowed) => Ok(()),
         Ok(AuthOutcome::Denied(why)) => Err(why.as_str()),
         _ => Err("refused"),
+    }
+}
+
+/// Since v2.3: the host's final answer with what the allowing authenticator granted (empty for
+/// a plain `Allow`, a token, or a denial).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct AuthAnswer {
+    pub outcome: AuthOutcome_NE,
+    pub grants: Extensions,
+}
+
+impl AuthAnswer {
+    pub fn is_allowed(&self) -> bool {
+        outcome_allows(&self.outcome)
     }
 }
 

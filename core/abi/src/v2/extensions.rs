@@ -18,6 +18,13 @@ pub enum Extension {
     /// Since v2.1, in the `ext` of a connect, publish or play call (set by the host): the
     /// ticket for answering it later (see [`super::AppVerdict::Defer`]).
     Ticket(u64),
+    /// Since v2.3, in the grants of [`super::AuthVerdict::AllowWith`] and
+    /// [`super::AuthAnswer`]: use this stream name instead (`NAME`, or `APP/NAME`), as an
+    /// nginx-rtmp `on_publish` answering 3xx with a `Location`.
+    Rename(RString),
+    /// Since v2.3, in the same grants: whether this user may have the publication recorded
+    /// when the client asks for it (RTMP publish type `record` / `append`).
+    MayRecord(bool),
 }
 
 /// The list a growable struct ends with.
@@ -40,6 +47,22 @@ pub fn var<'a>(ext: &'a Extensions, name: &str) -> Option<&'a str> {
 pub fn ticket(ext: &Extensions) -> Option<u64> {
     known(ext).find_map(|e| match e {
         Extension::Ticket(t) => Some(*t),
+        _ => None,
+    })
+}
+
+/// The stream name a grant renames to (since v2.3).
+pub fn rename(ext: &Extensions) -> Option<&str> {
+    known(ext).find_map(|e| match e {
+        Extension::Rename(n) => Some(n.as_str()),
+        _ => None,
+    })
+}
+
+/// Whether a grant lets the user record, when it says (since v2.3).
+pub fn may_record(ext: &Extensions) -> Option<bool> {
+    known(ext).find_map(|e| match e {
+        Extension::MayRecord(b) => Some(*b),
         _ => None,
     })
 }

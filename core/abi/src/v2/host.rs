@@ -6,7 +6,8 @@ use abi_stable::{
 };
 
 use super::{
-    AppDecision, AuthOutcome_NE, AuthRequest, ClientCommand, InterfaceVersion, LogLevel, LogRecord,
+    AppDecision, AuthAnswer, AuthOutcome_NE, AuthRequest, ClientCommand, InterfaceVersion,
+    LogLevel, LogRecord, Notice,
 };
 
 /// Services of the host, handed to a plugin at init. Thread-safe. Methods added in v2.x go at
@@ -45,6 +46,28 @@ pub trait HostApi: Send + Sync + Clone {
     /// for an HTTP frontend to pass those requests on with [`super::Action::CallHttp`].
     fn http_prefixes(&self) -> RVec<RString> {
         RVec::new()
+    }
+    /// Since v2.3: [`Self::authenticate`] with the grants of the authenticator that allowed
+    /// (a rename, the right to record). Blocks like `authenticate`.
+    fn authorize(&self, request: &AuthRequest) -> AuthAnswer {
+        AuthAnswer {
+            outcome: self.authenticate(request),
+            grants: RVec::new(),
+        }
+    }
+    /// Since v2.3: reports something only a plugin sees (a recorder's finished file) to the
+    /// observers. The host fills in `unix_ms` when it is zero. Does not block.
+    fn notify(&self, _notice: &Notice) {}
+    /// Since v2.3: what is on the server now, as a JSON document (`streams`, `sessions`,
+    /// `counters`; the README's control API section describes every field; fields are only
+    /// ever added). Does not block on media.
+    fn stats(&self) -> RString {
+        RString::from("{}")
+    }
+    /// Since v2.3: ends a connection (a publisher's stream stops, a viewer leaves), by its
+    /// connection id. False when there is no such connection. Does not block.
+    fn kick(&self, _connection: u64, _reason: RStr<'_>) -> bool {
+        false
     }
 }
 

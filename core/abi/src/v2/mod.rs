@@ -25,6 +25,7 @@ pub mod host;
 pub mod http;
 pub mod module;
 pub mod net;
+pub mod notice;
 pub mod sink;
 pub mod source;
 
@@ -36,6 +37,7 @@ pub use host::*;
 pub use http::*;
 pub use module::*;
 pub use net::*;
+pub use notice::*;
 pub use sink::*;
 pub use source::*;
 
@@ -50,12 +52,17 @@ pub mod kinds {
     pub use crate::v1::kinds::{APP_HANDLER, AUTHENTICATOR, FRONTEND, SINK, SOURCE};
     /// Since v2.2: [`super::HttpHandler`].
     pub const HTTP_HANDLER: u32 = 32;
+    /// Since v2.3: [`super::Observer`].
+    pub const OBSERVER: u32 = 64;
 
     /// Human names of the kinds in `mask`, for messages and `--check`.
     pub fn names(mask: u32) -> Vec<&'static str> {
         let mut v = crate::v1::kinds::names(mask);
         if mask & HTTP_HANDLER != 0 {
             v.push("http-handler");
+        }
+        if mask & OBSERVER != 0 {
+            v.push("observer");
         }
         v
     }
@@ -65,7 +72,7 @@ pub mod kinds {
 pub const INTERFACE_MAJOR: u16 = 2;
 /// The interface's minor version: the number of additions since v2.0. Raise it with each
 /// addition and record the addition in `abi-v2.snapshot` (the snapshot test says how).
-pub const INTERFACE_MINOR: u16 = 2;
+pub const INTERFACE_MINOR: u16 = 3;
 /// This build's interface version.
 pub const INTERFACE: InterfaceVersion = InterfaceVersion {
     major: INTERFACE_MAJOR,

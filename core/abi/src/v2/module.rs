@@ -72,6 +72,8 @@ pub enum PluginObject {
     Source(SourceFactoryBox),
     /// Since v2.2.
     HttpHandler(super::HttpHandlerBox),
+    /// Since v2.3.
+    Observer(super::ObserverBox),
 }
 
 impl PluginObject {
@@ -84,6 +86,7 @@ impl PluginObject {
             PluginObject::Sink(_) => kinds::SINK,
             PluginObject::Source(_) => kinds::SOURCE,
             PluginObject::HttpHandler(_) => kinds::HTTP_HANDLER,
+            PluginObject::Observer(_) => kinds::OBSERVER,
         }
     }
 }
@@ -133,7 +136,7 @@ pub struct PluginModV2 {
 /// version from the library header before it checks any layout.
 const fn version_strings() -> VersionStrings {
     // Kept in step with `INTERFACE_MINOR` by `tests/interface_version.rs`.
-    VersionStrings::new("2.2.0")
+    VersionStrings::new("2.3.0")
 }
 
 impl RootModule for PluginModV2_Ref {

@@ -28,7 +28,7 @@ use fstream_abi::{
     SubscriptionControl, SubscriptionStatus, SubscriptionStatus_NE,
 };
 pub use sinks::SinkThreads;
-pub use stream::{Stream, StreamStats};
+pub use stream::{PublisherSnapshot, Stream, StreamSnapshot, StreamStats};
 pub use timers::{ManualTimers, RuntimeTimers, Timers};
 
 use crate::{config::HubConfig, frontends::Frontend, outq::Outq};
@@ -109,6 +109,14 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// Every stream the hub holds, for the stats API, by name.
+    pub fn snapshot(&self) -> Vec<StreamSnapshot> {
+        let streams: Vec<Arc<Stream>> = self.map().values().cloned().collect();
+        let mut v: Vec<StreamSnapshot> = streams.iter().map(|s| s.snapshot()).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
     }
 
     pub fn stream_count(&self) -> usize {

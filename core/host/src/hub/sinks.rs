@@ -128,6 +128,10 @@ impl SinkHandle {
         }
     }
 
+    pub fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
     pub fn finish(self) {
         if self.dropped > 0 {
             tracing::warn!(plugin = %self.plugin, stream = %self.stream, dropped = self.dropped,

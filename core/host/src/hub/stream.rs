@@ -64,6 +64,85 @@ struct State {
     /// Running after a publisher left while subscribers stay; dropped (cancelled) when a
     /// publisher returns.
     grace_timer: Option<Timer>,
+    /// The current publication's counters, for the stats API.
+    meter: Meter,
+}
+
+/// A publication's bytes and rates (kbit/s over the last full second).
+#[derive(Default)]
+struct Meter {
+    since_unix_ms: u64,
+    started: Option<std::time::Instant>,
+    bytes_in: u64,
+    bytes_out: u64,
+    window_start: Option<std::time::Instant>,
+    window_in: u64,
+    window_out: u64,
+    kbps_in: u64,
+    kbps_out: u64,
+}
+
+impl Meter {
+    fn start() -> Self {
+        let now = std::time::Instant::now();
+        Self {
+            since_unix_ms: unix_ms(),
+            started: Some(now),
+            window_start: Some(now),
+            ..Self::default()
+        }
+    }
+
+    fn count(&mut self, bytes_in: usize, bytes_out: u64) {
+        self.bytes_in += bytes_in as u64;
+        self.bytes_out += bytes_out;
+        self.window_in += bytes_in as u64;
+        self.window_out += bytes_out;
+        let now = std::time::Instant::now();
+        let start = *self.window_start.get_or_insert(now);
+        let ms = now.duration_since(start).as_millis() as u64;
+        if ms >= 1000 {
+            self.kbps_in = self.window_in * 8 / ms;
+            self.kbps_out = self.window_out * 8 / ms;
+            self.window_in = 0;
+            self.window_out = 0;
+            self.window_start = Some(now);
+        }
+    }
+
+    /// Rates go stale when packets stop: a window older than two seconds counts as idle.
+    fn rates(&self) -> (u64, u64) {
+        match self.window_start {
+            Some(w) if w.elapsed().as_millis() < 2000 => (self.kbps_in, self.kbps_out),
+            _ => (0, 0),
+        }
+    }
+}
+
+/// The publisher of a stream, as the stats API shows it.
+#[derive(Debug, Clone)]
+pub struct PublisherSnapshot {
+    pub conn_id: u64,
+    pub protocol: String,
+}
+
+/// A stream as the stats API shows it.
+#[derive(Debug, Clone)]
+pub struct StreamSnapshot {
+    pub name: String,
+    pub publisher: Option<PublisherSnapshot>,
+    pub uptime_ms: u64,
+    pub since_unix_ms: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub kbps_in: u64,
+    pub kbps_out: u64,
+    /// Each subscriber's protocol.
+    pub viewers: Vec<String>,
+    /// The sink plugins consuming the publication (recorders, HLS).
+    pub sinks: Vec<String>,
+    pub video_header: Option<Vec<u8>>,
+    pub audio_header: Option<Vec<u8>>,
 }
 
 /// What the hub can tell about a stream (for tests and, later, the stats API).
@@ -133,6 +212,38 @@ impl Stream {
         st.publisher.is_none() && st.subscribers.is_empty()
     }
 
+    /// What the stats API shows of this stream.
+    pub fn snapshot(&self) -> StreamSnapshot {
+        let st = self.lock();
+        let (kbps_in, kbps_out) = st.meter.rates();
+        let live = st.publisher.is_some();
+        StreamSnapshot {
+            name: self.name.clone(),
+            publisher: st.publisher.as_ref().map(|p| PublisherSnapshot {
+                conn_id: p.conn_id,
+                protocol: p.protocol.clone(),
+            }),
+            uptime_ms: if live {
+                st.meter.started.map_or(0, |s| s.elapsed().as_millis() as u64)
+            } else {
+                0
+            },
+            since_unix_ms: st.meter.since_unix_ms,
+            bytes_in: st.meter.bytes_in,
+            bytes_out: st.meter.bytes_out,
+            kbps_in,
+            kbps_out,
+            viewers: st
+                .subscribers
+                .iter()
+                .map(|s| s.protocol.clone())
+                .collect(),
+            sinks: st.sinks.iter().map(|s| s.plugin().to_string()).collect(),
+            video_header: st.cache.video_header.as_ref().map(|p| p.payload.to_vec()),
+            audio_header: st.cache.audio_header.as_ref().map(|p| p.payload.to_vec()),
+        }
+    }
+
     pub fn stats(&self) -> StreamStats {
         let st = self.lock();
         StreamStats {
@@ -171,6 +282,7 @@ impl Stream {
         st.generation += 1;
         st.grace_timer = None;
         st.clear_cache();
+        st.meter = Meter::start();
         st.publisher = Some(Publisher {
             conn_id: peer.conn_id,
             publication,
@@ -297,6 +409,7 @@ impl Stream {
             out: peer.out.clone(),
             events: peer.events.clone(),
             format,
+            protocol: peer.frontend.protocol.clone(),
             options,
             limit,
             preamble_sent: None,
@@ -418,6 +531,9 @@ impl Stream {
             let password = p.options.channel_password.clone();
             if media {
                 open_sinks(hub, &self.name, &start, &mut st.sinks);
+                crate::stats::COUNTERS
+                    .recordings
+                    .fetch_add(st.sinks.len() as u64, std::sync::atomic::Ordering::Relaxed);
             }
             // Subscribers that were waiting (or attached to the previous publisher) join now.
             let mut refused = Vec::new();
@@ -463,6 +579,7 @@ impl Stream {
             st.cache.update(&pkt, policy, || pkt.clone());
         }
         let mut dropped = Vec::new();
+        let mut out_bytes = 0u64;
         for sub in st.subscribers.iter_mut() {
             if !sub.wants(&pkt) {
                 continue;
@@ -470,6 +587,7 @@ impl Stream {
             let Some(Some(bytes)) = encoded.get(sub.format) else {
                 continue;
             };
+            out_bytes += bytes.len() as u64;
             match sub.deliver(&pkt, bytes, &self.name) {
                 Ok(true) => flush.push(sub.out.clone()),
                 Ok(false) => {}
@@ -477,6 +595,7 @@ impl Stream {
             }
         }
         st.remove_all(dropped);
+        st.meter.count(pkt.payload.len(), out_bytes);
         if media {
             for s in st.sinks.iter_mut() {
                 s.packet(&pkt);

@@ -20,6 +20,8 @@ pub(super) struct Subscriber {
     pub events: EventTx,
     /// Its slot in the stream's formats.
     pub format: usize,
+    /// Its connection's protocol (`rtmp`, `http`), for the stats API.
+    pub protocol: String,
     pub options: SubscribeOptions,
     /// Its queue bound in bytes.
     pub limit: usize,
@@ -154,8 +156,21 @@ impl Subscriber {
         };
         match push(&self.out) {
             Ok(flush) => Ok(flush),
-            Err(_) => match self.options.overflow {
+            Err(_) => self.overflowed(pkt, bytes, stream),
+        }
+    }
+
+    /// Over its queue bound: disconnected or skipped ahead, as it subscribed.
+    fn overflowed(
+        &mut self,
+        pkt: &MediaPacket,
+        bytes: &Payload,
+        stream: &str,
+    ) -> Result<bool, TooSlow> {
+        crate::stats::Counters::add(&crate::stats::COUNTERS.queue_overflows);
+        match self.options.overflow {
                 OverflowPolicy::Disconnect => {
+                    crate::stats::Counters::add(&crate::stats::COUNTERS.dropped_viewers);
                     tracing::warn!(
                         stream,
                         conn = self.conn_id,
@@ -187,7 +202,6 @@ impl Subscriber {
                     }
                     Ok(false)
                 }
-            },
         }
     }
 }
