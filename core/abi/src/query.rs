@@ -53,4 +53,3 @@ pub fn percent_decode(s: &str) -> Vec<u8> {
     }
     out
 }
-

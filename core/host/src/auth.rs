@@ -16,8 +16,8 @@ use fstream_abi::{
     names::validate_part, var, AuthAction, AuthOutcome, AuthRequest, AuthVerdict, AuthenticatorBox,
     Credential, Extension, Extension_NE, Extensions,
 };
-use std::sync::atomic::{AtomicU64, Ordering};
 use rand::RngCore;
+use std::sync::atomic::{AtomicU64, Ordering};
 use subtle::ConstantTimeEq;
 
 use crate::{
@@ -160,11 +160,8 @@ impl AuthChain {
         }
         if let Some(Credential::Token(token)) = req.credential() {
             return Decision::Answer(
-                self.tokens.check(
-                    &req.user,
-                    token,
-                    req.action() == Some(AuthAction::Publish),
-                ),
+                self.tokens
+                    .check(&req.user, token, req.action() == Some(AuthAction::Publish)),
                 Extensions::new(),
             );
         }

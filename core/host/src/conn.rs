@@ -19,8 +19,7 @@ use fstream_abi::{
     names, AppCall, AppCall_NE, AppDecision, AppVerdict, AuthOutcome, AuthOutcome_NE, Caller,
     CloseMode, CommandCall, CommandReply, CommandReply_NE, ConnInfo, Event, Event_NE, Extension,
     Extension_NE, HttpCall, HttpReply, NetAddr, Notice, NoticeKind, NoticeKind_NE, Outbox,
-    PluginError, PublishOutcome,
-    PublishOutcome_NE, SessionBox,
+    PluginError, PublishOutcome, PublishOutcome_NE, SessionBox,
 };
 use tokio::{
     net::TcpStream,
@@ -35,8 +34,8 @@ use crate::{
     hub::{bounded_events, EventRx, EventTx, Peer, Stream},
     outq::{self, Outq},
     server::{ConnSlot, HostCtx},
-    stats::{SessionEntry, COUNTERS},
     source_player::{self, SourcePlayer},
+    stats::{SessionEntry, COUNTERS},
     tls::{self, HandshakeError, ReadSide, TlsSettings, Transport},
 };
 

@@ -124,9 +124,15 @@ fn listen_addresses(
         .frontends
         .iter()
         .map(|f| {
+            // By plugin name only where no frontend has that protocol: `--listen http=...`
+            // is the http plugin's "http" listener, not its "api" one too.
+            let by_plugin = || {
+                let taken = registry.frontends.iter().any(|g| g.protocol == f.plugin);
+                (!taken).then(|| chosen.get(&f.plugin)).flatten()
+            };
             let addr = chosen
                 .get(&f.protocol)
-                .or_else(|| chosen.get(&f.plugin))
+                .or_else(by_plugin)
                 .cloned()
                 .unwrap_or_else(|| f.default_listen.clone());
             ListenSpec {
@@ -144,7 +150,8 @@ fn find_frontend<'a>(registry: &'a Registry, name: &str) -> Result<&'a Arc<Front
     registry
         .frontends
         .iter()
-        .find(|f| f.protocol == name || f.plugin == name)
+        .find(|f| f.protocol == name)
+        .or_else(|| registry.frontends.iter().find(|f| f.plugin == name))
         .ok_or_else(|| match registry.rows.iter().find(|r| r.name == name) {
             Some(r) => format!("plugin {name:?} is a {}, not a protocol frontend", r.kinds),
             None => format!("no loaded protocol frontend is called {name:?}"),

@@ -224,11 +224,13 @@ pub fn audio_info(payload: &[u8]) -> Option<(String, Option<u32>, Option<u32>)> 
         0 | 3 => "pcm",
         7 => "pcm_alaw",
         8 => "pcm_mulaw",
-        6 | 4 | 5 => "nellymoser",
+        4..=6 => "nellymoser",
         9 => "extended",
         _ => "unknown",
     };
-    let rate = [5512, 11025, 22050, 44100].get(usize::from((b0 >> 2) & 3)).copied();
+    let rate = [5512, 11025, 22050, 44100]
+        .get(usize::from((b0 >> 2) & 3))
+        .copied();
     let channels = if b0 & 1 == 1 { 2 } else { 1 };
     Some((name.to_string(), rate, Some(channels)))
 }
@@ -253,9 +255,11 @@ fn stream_json(s: &StreamSnapshot, sessions: &Sessions) -> Value {
     let video = s.video_header.as_deref().and_then(video_info).map(|(codec, size)| {
         json!({"codec": codec, "width": size.map(|d| d.0), "height": size.map(|d| d.1)})
     });
-    let audio = s.audio_header.as_deref().and_then(audio_info).map(|(codec, rate, ch)| {
-        json!({"codec": codec, "sample_rate": rate, "channels": ch})
-    });
+    let audio = s
+        .audio_header
+        .as_deref()
+        .and_then(audio_info)
+        .map(|(codec, rate, ch)| json!({"codec": codec, "sample_rate": rate, "channels": ch}));
     json!({
         "path": s.name,
         "app": app,

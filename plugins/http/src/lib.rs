@@ -7,6 +7,9 @@
 //! with `httparse` within bounds (`mods/http.toml`): head size, header count, body size, idle
 //! time, requests per connection. Answers: 400, 403, 404, 405, 408, 413, 414, 431, 503 with a
 //! short body; CORS headers; keep-alive between requests; HEAD.
+//!
+//! A second listener, protocol `api` (`api_listen`, loopback by default), serves the HTTP
+//! handlers' paths and nothing else, without CORS headers: where `control-api` answers.
 
 pub mod encoder;
 pub mod error;
@@ -53,6 +56,9 @@ fn store() -> Arc<Store> {
 /// The protocol name (`--listen http=ADDR`).
 pub const PROTOCOL: &str = "http";
 
+/// The control listener's protocol name (`--listen api=ADDR`).
+pub const API_PROTOCOL: &str = "api";
+
 fn init(host: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginError> {
     let settings = Settings::parse(&ctx.settings).map_err(|e| PluginError::new(e.to_string()))?;
     tracing::debug!(?settings, "http settings");
@@ -61,6 +67,16 @@ fn init(host: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginEr
     let host = host.clone();
     let prefixes: Prefixes =
         Arc::new(move || host.http_prefixes().into_iter().map(String::from).collect());
+    let api = (!settings.api_listen.is_empty()).then(|| {
+        // No CORS header there: a web page elsewhere must not read the control API.
+        let mut api_settings = (*settings).clone();
+        api_settings.cors_origin.clear();
+        frontend_box(ApiFrontend {
+            settings: Arc::new(api_settings),
+            hls: store(),
+            prefixes: prefixes.clone(),
+        })
+    });
     let frontend = frontend_box(HttpFrontend {
         settings: settings.clone(),
         hls: store(),
@@ -70,9 +86,13 @@ fn init(host: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginEr
         settings,
         hls: store(),
     });
-    Ok(PluginInstance::empty()
+    let mut instance = PluginInstance::empty()
         .with(PluginObject::Frontend(frontend))
-        .with(PluginObject::Sink(sinks)))
+        .with(PluginObject::Sink(sinks));
+    if let Some(api) = api {
+        instance = instance.with(PluginObject::Frontend(api));
+    }
+    Ok(instance)
 }
 
 pub struct HttpFrontend {
@@ -140,6 +160,38 @@ impl Frontend for HttpFrontend {
                 "the http frontend has no format {format:?}"
             ))),
         }
+    }
+}
+
+/// The control listener: the same HTTP sessions, serving the HTTP handlers' paths only (the
+/// handlers see `listener = "api"` and decide what they offer there).
+pub struct ApiFrontend {
+    settings: Arc<Settings>,
+    hls: Arc<Store>,
+    prefixes: Prefixes,
+}
+
+impl Frontend for ApiFrontend {
+    fn protocol(&self) -> String {
+        API_PROTOCOL.into()
+    }
+
+    fn default_listen(&self) -> String {
+        self.settings.api_listen.clone()
+    }
+
+    fn new_session(&self, _conn: &ConnInfo) -> Result<SessionBox, PluginError> {
+        Ok(session_box(
+            HttpSession::new(self.settings.clone(), self.hls.clone())
+                .with_handlers(self.prefixes.clone())
+                .handlers_only(),
+        ))
+    }
+
+    fn encoder(&self, format: &str) -> Result<EncoderBox, PluginError> {
+        Err(PluginError::new(format!(
+            "the control listener has no format {format:?}"
+        )))
     }
 }
 

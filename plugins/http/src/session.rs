@@ -81,6 +81,8 @@ pub struct HttpSession {
     /// The time of the current call.
     now_ms: u64,
     prefixes: Option<Prefixes>,
+    /// The control listener's sessions: only the handlers' paths exist.
+    handlers_only: bool,
     next_call: u64,
 }
 
@@ -95,6 +97,7 @@ impl HttpSession {
             next_subscription: 0,
             now_ms: 0,
             prefixes: None,
+            handlers_only: false,
             next_call: 0,
         }
     }
@@ -102,6 +105,13 @@ impl HttpSession {
     /// Passes requests under the HTTP handlers' prefixes on to the host.
     pub fn with_handlers(mut self, prefixes: Prefixes) -> Self {
         self.prefixes = Some(prefixes);
+        self
+    }
+
+    /// Serves the handlers' paths and nothing else (no streams, no pages): the control
+    /// listener.
+    pub fn handlers_only(mut self) -> Self {
+        self.handlers_only = true;
         self
     }
 
@@ -240,6 +250,11 @@ impl HttpSession {
             if req.method != Method::Options && self.for_handler(&req.target) {
                 req.body = body;
                 self.call_handler(req, out);
+                continue;
+            }
+            if self.handlers_only && req.method != Method::Options {
+                let (keep, head_only) = (req.keep_alive, req.method == Method::Head);
+                self.fail(HttpError::NotFound, keep, head_only, out);
                 continue;
             }
             // The body (if any) is dropped: none of our own paths takes one.

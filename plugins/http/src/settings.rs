@@ -8,6 +8,11 @@ use serde::Deserialize;
 pub struct Settings {
     /// Where to listen unless `host.toml` or `--listen http=ADDR` says otherwise.
     pub listen: String,
+    /// Where the control listener (protocol `api`) listens unless `host.toml` or
+    /// `--listen api=ADDR` says otherwise; empty: no control listener. It serves the HTTP
+    /// handlers' paths only (the `control-api` plugin's API, metrics and dashboard), never
+    /// streams.
+    pub api_listen: String,
     /// The request line and headers together, at most (past it: 431, or 414 for the line).
     pub max_head_bytes: usize,
     /// Headers in one request, at most (past it: 431).
@@ -57,6 +62,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             listen: "0.0.0.0:8080".into(),
+            api_listen: "127.0.0.1:9997".into(),
             max_head_bytes: 8 * 1024,
             max_headers: 64,
             max_body_bytes: 16 * 1024,

@@ -134,7 +134,16 @@ impl Host {
     ) -> Host {
         let mut cmd = Command::new(exe);
         cmd.arg("--root").arg(root.path());
-        for l in listen {
+        // The http plugin's control listener ("api", 127.0.0.1:9997 by default) goes on an
+        // ephemeral port too, unless the test's http.toml decides about it.
+        let http_toml =
+            std::fs::read_to_string(root.path().join("mods/http.toml")).unwrap_or_default();
+        let mut listen: Vec<&str> = listen.to_vec();
+        if listen.contains(&"http") && !listen.contains(&"api") && !http_toml.contains("api_listen")
+        {
+            listen.push("api");
+        }
+        for l in &listen {
             cmd.arg("--listen").arg(format!("{l}=127.0.0.1:0"));
         }
         match rust_log {

@@ -224,7 +224,9 @@ impl Stream {
                 protocol: p.protocol.clone(),
             }),
             uptime_ms: if live {
-                st.meter.started.map_or(0, |s| s.elapsed().as_millis() as u64)
+                st.meter
+                    .started
+                    .map_or(0, |s| s.elapsed().as_millis() as u64)
             } else {
                 0
             },
@@ -233,11 +235,7 @@ impl Stream {
             bytes_out: st.meter.bytes_out,
             kbps_in,
             kbps_out,
-            viewers: st
-                .subscribers
-                .iter()
-                .map(|s| s.protocol.clone())
-                .collect(),
+            viewers: st.subscribers.iter().map(|s| s.protocol.clone()).collect(),
             sinks: st.sinks.iter().map(|s| s.plugin().to_string()).collect(),
             video_header: st.cache.video_header.as_ref().map(|p| p.payload.to_vec()),
             audio_header: st.cache.audio_header.as_ref().map(|p| p.payload.to_vec()),

@@ -169,39 +169,39 @@ impl Subscriber {
     ) -> Result<bool, TooSlow> {
         crate::stats::Counters::add(&crate::stats::COUNTERS.queue_overflows);
         match self.options.overflow {
-                OverflowPolicy::Disconnect => {
-                    crate::stats::Counters::add(&crate::stats::COUNTERS.dropped_viewers);
-                    tracing::warn!(
-                        stream,
-                        conn = self.conn_id,
-                        "viewer too slow for its queue; disconnecting it"
-                    );
-                    status(&self.events, self.subscription, SubscriptionStatus::TooSlow);
-                    self.out.abort();
-                    Err(TooSlow)
+            OverflowPolicy::Disconnect => {
+                crate::stats::Counters::add(&crate::stats::COUNTERS.dropped_viewers);
+                tracing::warn!(
+                    stream,
+                    conn = self.conn_id,
+                    "viewer too slow for its queue; disconnecting it"
+                );
+                status(&self.events, self.subscription, SubscriptionStatus::TooSlow);
+                self.out.abort();
+                Err(TooSlow)
+            }
+            OverflowPolicy::SkipToKeyframe => {
+                let n = self.out.drop_media();
+                tracing::debug!(
+                    stream,
+                    conn = self.conn_id,
+                    dropped_bytes = n,
+                    "viewer too slow; skipping to the next keyframe"
+                );
+                // A keyframe (or any packet of a raw stream) starts the stream again.
+                let restart =
+                    pkt.kind == MediaKind::Raw || pkt.kind == MediaKind::Video && pkt.is_keyframe();
+                self.wait_key = !restart;
+                if restart
+                    && self
+                        .out
+                        .push_media(bytes.clone(), self.limit, false)
+                        .is_err()
+                {
+                    self.wait_key = true;
                 }
-                OverflowPolicy::SkipToKeyframe => {
-                    let n = self.out.drop_media();
-                    tracing::debug!(
-                        stream,
-                        conn = self.conn_id,
-                        dropped_bytes = n,
-                        "viewer too slow; skipping to the next keyframe"
-                    );
-                    // A keyframe (or any packet of a raw stream) starts the stream again.
-                    let restart = pkt.kind == MediaKind::Raw
-                        || pkt.kind == MediaKind::Video && pkt.is_keyframe();
-                    self.wait_key = !restart;
-                    if restart
-                        && self
-                            .out
-                            .push_media(bytes.clone(), self.limit, false)
-                            .is_err()
-                    {
-                        self.wait_key = true;
-                    }
-                    Ok(false)
-                }
+                Ok(false)
+            }
         }
     }
 }
