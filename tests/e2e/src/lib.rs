@@ -5,6 +5,7 @@
 //! command builds first); they are found next to the test executable's `deps/` directory.
 
 pub mod browser;
+pub mod cdp;
 pub mod rtmp_client;
 
 use std::{
@@ -531,7 +532,7 @@ pub fn require(programs: &[&str]) {
     let missing: Vec<&str> = programs.iter().copied().filter(|p| !have(p)).collect();
     assert!(
         missing.is_empty(),
-        "{missing:?} not installed: run .ci/run once, or apt-get install -y ffmpeg rtmpdump gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav chromium nginx"
+        "{missing:?} not installed: run scripts/test once (it installs them), or apt-get install -y ffmpeg rtmpdump gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav chromium nginx"
     );
 }
 
