@@ -85,6 +85,11 @@ impl HostServices {
             ],
             notices_sent: self.notices.sent.load(Ordering::Relaxed),
             notices_dropped: self.notices.dropped.load(Ordering::Relaxed),
+            frontend_plugins: self
+                .hub
+                .get()
+                .map(|h| h.frontend_plugins().to_vec())
+                .unwrap_or_default(),
         };
         crate::stats::render(&streams, &self.sessions, &extra)
     }

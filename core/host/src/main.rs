@@ -266,6 +266,13 @@ fn install(ctx: &HostCtx, cfg: HostConfig, mut registry: Registry) {
         l.auth_queue,
         Duration::from_millis(cfg.auth_timeout_ms),
     );
+    ctx.hub.set_frontend_plugins(
+        registry
+            .frontends
+            .iter()
+            .map(|f| f.plugin.clone())
+            .collect(),
+    );
     ctx.hub.set_sinks(std::mem::take(&mut registry.sinks));
     ctx.services
         .notices

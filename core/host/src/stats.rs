@@ -235,7 +235,7 @@ pub fn audio_info(payload: &[u8]) -> Option<(String, Option<u32>, Option<u32>)> 
     Some((name.to_string(), rate, Some(channels)))
 }
 
-fn stream_json(s: &StreamSnapshot, sessions: &Sessions) -> Value {
+fn stream_json(s: &StreamSnapshot, sessions: &Sessions, frontends: &[String]) -> Value {
     let (app, name) = s.name.split_once('/').unwrap_or((&s.name, ""));
     let publisher = s.publisher.as_ref().map(|p| {
         let detail = sessions.get(p.conn_id).map(|e| e.detail().clone());
@@ -275,7 +275,7 @@ fn stream_json(s: &StreamSnapshot, sessions: &Sessions) -> Value {
         "bitrate_out_kbps": s.kbps_out,
         "viewers": s.viewers.len(),
         "viewers_by_protocol": viewers,
-        "recording": !s.sinks.is_empty(),
+        "recording": s.sinks.iter().any(|p| !frontends.contains(p)),
         "sinks": s.sinks,
     })
 }
@@ -311,6 +311,8 @@ pub struct Extra {
     pub auth: [u64; 3],
     pub notices_sent: u64,
     pub notices_dropped: u64,
+    /// Plugins that are protocol frontends (their sinks, such as HLS, are not recordings).
+    pub frontend_plugins: Vec<String>,
 }
 
 /// The document `HostApi::stats` returns (the README's control API section describes it).
@@ -333,7 +335,7 @@ pub fn render(streams: &[StreamSnapshot], sessions: &Sessions, extra: &Extra) ->
             "uptime_ms": extra.uptime_ms,
             "unix_ms": crate::hub::unix_ms(),
         },
-        "streams": streams.iter().map(|s| stream_json(s, sessions)).collect::<Vec<_>>(),
+        "streams": streams.iter().map(|s| stream_json(s, sessions, &extra.frontend_plugins)).collect::<Vec<_>>(),
         "sessions": live.iter().map(|e| session_json(e)).collect::<Vec<_>>(),
         "counters": {
             "connections_total": r(&c.connections),

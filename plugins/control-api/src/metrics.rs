@@ -107,6 +107,19 @@ pub fn render(doc: &Value) -> String {
         );
     }
     f.head(
+        "fstream_stream_bitrate_out_kbps",
+        "gauge",
+        "A stream's outgoing bitrate to all its viewers, last seconds.",
+    );
+    for s in streams {
+        let l = stream_labels(s);
+        f.sample(
+            "fstream_stream_bitrate_out_kbps",
+            &l.as_pairs(),
+            num(&s["bitrate_out_kbps"]),
+        );
+    }
+    f.head(
         "fstream_stream_bytes_in_total",
         "counter",
         "Bytes a stream's publisher sent.",

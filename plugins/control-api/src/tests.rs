@@ -173,6 +173,7 @@ fn metrics_are_valid_prometheus_text() {
         "fstream_viewers{protocol=\"rtmp\"} 1\n",
         "fstream_stream_viewers{app=\"live\",name=\"cam\"} 2\n",
         "fstream_stream_bitrate_in_kbps{app=\"live\",name=\"cam\"} 250\n",
+        "fstream_stream_bitrate_out_kbps{app=\"live\",name=\"cam\"} 500\n",
         "fstream_bytes_in_total{protocol=\"rtmp\"} 1000\n",
         "fstream_connections{protocol=\"rtmp\"} 1\n",
         "fstream_connections_total 9\n",

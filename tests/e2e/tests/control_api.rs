@@ -92,6 +92,9 @@ fn the_api_lists_stream_and_viewer_counts_them_in_metrics_and_a_kick_ends_the_pu
     assert_eq!(stream["video"]["height"], 240);
     assert_eq!(stream["audio"]["sample_rate"], 44100);
     assert_eq!(stream["publisher"]["protocol"], "rtmp");
+    // The http plugin's HLS segmenter is a sink, and not a recording.
+    assert_eq!(stream["sinks"], serde_json::json!(["http"]), "{stream}");
+    assert_eq!(stream["recording"], false, "{stream}");
     let publisher_id = stream["publisher"]["session"]
         .as_u64()
         .expect("publisher session");
@@ -156,6 +159,11 @@ fn the_api_lists_stream_and_viewer_counts_them_in_metrics_and_a_kick_ends_the_pu
     assert!(sample(&metrics, "fstream_bytes_in_total{protocol=\"rtmp\"}") > Some(10_000.0));
     assert!(sample(&metrics, "fstream_bytes_out_total{protocol=\"http\"}") > Some(0.0));
     assert!(sample(&metrics, "fstream_auth_total{result=\"allow\"}") >= Some(1.0));
+    assert_eq!(
+        sample(&metrics, "fstream_recordings_started_total"),
+        Some(0.0),
+        "HLS counted as a recording: {metrics}"
+    );
 
     // None of it exists on the public listener.
     let public = format!("http://{}", host.addr("http"));

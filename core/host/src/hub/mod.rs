@@ -49,6 +49,9 @@ pub struct Hub {
     /// The sink plugins of the current configuration (replaced on reload; running sinks go on).
     sinks: RwLock<Arc<Vec<(String, SinkFactoryBox)>>>,
     pub(crate) sink_threads: SinkThreads,
+    /// The plugins that are also protocol frontends: their sinks (HLS) serve viewers, the
+    /// others' are recordings (for the counters and the stats API).
+    frontend_plugins: RwLock<Arc<Vec<String>>>,
     /// Grace and wait timers.
     timers: Arc<dyn Timers>,
 }
@@ -70,6 +73,7 @@ impl Hub {
             cfg,
             sinks: RwLock::new(Arc::new(sinks)),
             sink_threads: SinkThreads::default(),
+            frontend_plugins: RwLock::default(),
             timers,
         })
     }
@@ -86,6 +90,21 @@ impl Hub {
     /// Installs a new configuration's sinks, for publications that start from now on.
     pub fn set_sinks(&self, sinks: Vec<(String, SinkFactoryBox)>) {
         *self.sinks.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(sinks);
+    }
+
+    /// Which plugins are protocol frontends (replaced at each reload).
+    pub fn set_frontend_plugins(&self, plugins: Vec<String>) {
+        *self
+            .frontend_plugins
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(plugins);
+    }
+
+    pub fn frontend_plugins(&self) -> Arc<Vec<String>> {
+        self.frontend_plugins
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<Stream>>> {

@@ -529,9 +529,15 @@ impl Stream {
             let password = p.options.channel_password.clone();
             if media {
                 open_sinks(hub, &self.name, &start, &mut st.sinks);
+                let frontends = hub.frontend_plugins();
+                let recordings = st
+                    .sinks
+                    .iter()
+                    .filter(|s| !frontends.iter().any(|f| f == s.plugin()))
+                    .count();
                 crate::stats::COUNTERS
                     .recordings
-                    .fetch_add(st.sinks.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    .fetch_add(recordings as u64, std::sync::atomic::Ordering::Relaxed);
             }
             // Subscribers that were waiting (or attached to the previous publisher) join now.
             let mut refused = Vec::new();
