@@ -14,6 +14,7 @@
 //! `tests/replay.rs` runs the same functions over `fuzz/seeds/TARGET/*` and every crash input
 //! kept in `fuzz/regressions/TARGET/*`, so CI replays them with a plain `cargo test`.
 
+pub mod control;
 pub mod flv;
 #[cfg(feature = "host")]
 pub mod host;
@@ -36,6 +37,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("rtmp_session", session::rtmp::rtmp_session),
     ("fstream_session", session::fstream::fstream_session),
     ("http_session", http::http_session),
+    ("control_api", control::control_api),
     ("ts_mux", media::ts_mux),
     ("fmp4_mux", media::fmp4_mux),
     #[cfg(feature = "host")]

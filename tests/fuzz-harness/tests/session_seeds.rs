@@ -79,3 +79,23 @@ fn fstream_seeds_broadcast_watch_and_refuse() {
     let slow = t("slow-preamble");
     assert_eq!(count(&slow, "timer"), 2, "{slow:#?}");
 }
+
+/// The control API's seeds reach the answers they are named for, so the target's properties
+/// are checked on allowed requests too, not only on refusals.
+#[test]
+fn control_api_seeds_allow_refuse_and_kick() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/control_api");
+    let run = |name: &str| {
+        let data = std::fs::read(dir.join(name)).unwrap();
+        fuzz_harness::control::control_api_status(&data)
+    };
+    assert_eq!(run("streams-loopback"), (200, false));
+    assert_eq!(run("metrics-odd-names"), (200, false));
+    assert_eq!(run("kick-with-token"), (200, true));
+    assert_eq!(run("delete-session"), (200, true));
+    assert_eq!(run("kick-cross-origin"), (403, false));
+    assert_eq!(run("kick-remote-no-token"), (403, false));
+    assert_eq!(run("dashboard-remote"), (200, false));
+    assert_eq!(run("odd-method").0, 405);
+    assert_eq!(run("stream-percent"), (404, false));
+}
