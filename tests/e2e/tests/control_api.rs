@@ -61,7 +61,7 @@ fn root(tag: &str) -> Root {
 
 fn publish_url(host: &Host, stream: &str) -> String {
     format!(
-        "rtmp://{}/alice/{stream}?user=alice&user_password={PASSWORD}",
+        "rtmp://{}/alice/{stream}?user=alice&user_password={PASSWORD}&room=blue",
         host.addr("rtmp")
     )
 }
@@ -133,6 +133,9 @@ fn the_api_lists_stream_and_viewer_counts_them_in_metrics_and_a_kick_ends_the_pu
     assert_eq!(me["protocol"], "rtmp");
     assert_eq!(me["publishing"][0], "alice/cam");
     assert_eq!(me["user"], "alice");
+    // The query is shown without its credentials.
+    let q = me["query"].as_str().unwrap_or_default();
+    assert!(q.contains("room=blue") && !q.contains("password"), "{me}");
     // Credentials never leave the server.
     let everything = curl(&[], &format!("{api}/api/v1/sessions")).1
         + &curl(&[], &format!("{api}/api/v1/streams")).1
@@ -225,6 +228,10 @@ fn the_api_lists_stream_and_viewer_counts_them_in_metrics_and_a_kick_ends_the_pu
     );
     let (st, _, err) = again.join().unwrap();
     assert!(st.is_some_and(|s| s.success()), "{err}");
+    assert!(
+        !host.log().contains(PASSWORD),
+        "the password reached the log"
+    );
 }
 
 #[test]
@@ -336,4 +343,8 @@ fn the_dashboard_in_chromium_shows_the_stream_and_its_kick_button_ends_the_publi
         "the stream stays listed"
     );
     assert!(host.log().contains("control-api: session kicked"));
+    assert!(
+        !host.log().contains(PASSWORD),
+        "the password reached the log"
+    );
 }
