@@ -9,7 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use fstream_e2e::{background, cdp::Page, ffmpeg_publish, require, run_with_timeout, Host, Root};
+use fstream_e2e::{
+    background, cdp::Page, decoded_frames, ffmpeg_play, ffmpeg_publish, require, run_with_timeout,
+    Host, Root,
+};
 use serde_json::Value;
 
 const PASSWORD: &str = "s3cret-pw";
@@ -347,4 +350,182 @@ fn the_dashboard_in_chromium_shows_the_stream_and_its_kick_button_ends_the_publi
         !host.log().contains(PASSWORD),
         "the password reached the log"
     );
+}
+
+/// What the API says about a stream's viewers: (total, rtmp, http).
+fn viewers(api: &str, stream: &str) -> Option<(u64, u64, u64)> {
+    let (code, body) = curl(&[], &format!("{api}/api/v1/streams/{stream}"));
+    if code != 200 {
+        return None;
+    }
+    let s: Value = serde_json::from_str(&body).ok()?;
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    Some((
+        n(&s["viewers"]),
+        n(&s["viewers_by_protocol"]["rtmp"]),
+        n(&s["viewers_by_protocol"]["http"]),
+    ))
+}
+
+fn wait_viewers(api: &str, stream: &str, want: (u64, u64, u64)) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = viewers(api, stream);
+        if got == Some(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{stream}: viewers {got:?}, wanted {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The id of the session playing `stream` over `protocol` that is not in `not`.
+fn player_session(api: &str, stream: &str, protocol: &str, not: &[u64]) -> u64 {
+    let d = wait_json(
+        &format!("{api}/api/v1/sessions"),
+        Duration::from_secs(20),
+        |d| {
+            d["sessions"].as_array().is_some_and(|l| {
+                l.iter().any(|s| {
+                    s["protocol"] == protocol
+                        && s["playing"][0] == stream
+                        && !not.contains(&s["id"].as_u64().unwrap_or(0))
+                })
+            })
+        },
+    );
+    d["sessions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| {
+            s["protocol"] == protocol
+                && s["playing"][0] == stream
+                && !not.contains(&s["id"].as_u64().unwrap_or(0))
+        })
+        .and_then(|s| s["id"].as_u64())
+        .expect("a player session")
+}
+
+/// A history: viewers over RTMP and HTTP-FLV join, one is kicked, the other leaves, both come
+/// back; the configuration is reloaded in the middle; the publisher is kicked and returns. At
+/// each step the API's counts equal who is really watching, and every viewer that was not
+/// kicked decoded its frames.
+#[test]
+fn viewer_counts_follow_joins_kicks_leaves_a_reload_and_a_returning_publisher() {
+    require(&["ffmpeg", "curl"]);
+    let root = root("ctl-hist");
+    let host = Host::start(&root, &["rtmp", "http"], &[]);
+    let api = format!("http://{}", host.addr("api"));
+    let rtmp_url = format!("rtmp://{}/alice/hist", host.addr("rtmp"));
+    let flv_url = format!("http://{}/alice/hist.flv", host.addr("http"));
+    let mut kicked_before = Vec::new();
+
+    for round in 0..2 {
+        let publisher = background(
+            ffmpeg_publish(&publish_url(&host, "hist"), 60),
+            Duration::from_secs(90),
+        );
+        let stream = wait_json(
+            &format!("{api}/api/v1/streams/alice/hist"),
+            Duration::from_secs(20),
+            |s| s["live"] == true && s["video"]["codec"] == "h264",
+        );
+        let publisher_id = stream["publisher"]["session"].as_u64().unwrap();
+        assert!(
+            !kicked_before.contains(&publisher_id),
+            "round {round}: a new publisher got an old id"
+        );
+        wait_viewers(&api, "alice/hist", (0, 0, 0));
+
+        // Two viewers: the RTMP one is kicked, the HTTP-FLV one watches 3 s and leaves.
+        let rtmp_viewer = background(ffmpeg_play(&rtmp_url), Duration::from_secs(60));
+        let mut flv = Command::new("ffmpeg");
+        flv.args(["-hide_banner", "-loglevel", "error", "-i", &flv_url])
+            .args(["-t", "3", "-map", "0:v:0", "-f", "framemd5", "-"]);
+        let flv_viewer = background(flv, Duration::from_secs(60));
+        wait_viewers(&api, "alice/hist", (2, 1, 1));
+        let rtmp_id = player_session(&api, "alice/hist", "rtmp", &[]);
+        if round == 0 {
+            // A reload in the middle: the API answers from the new configuration's plugin,
+            // and counts the same viewers.
+            host.signal(libc::SIGHUP);
+            assert!(
+                host.wait_log("configuration reloaded", Duration::from_secs(10)),
+                "{}",
+                host.log()
+            );
+            wait_viewers(&api, "alice/hist", (2, 1, 1));
+        }
+        let (code, body) = curl(
+            &["-X", "POST"],
+            &format!("{api}/api/v1/sessions/{rtmp_id}/kick"),
+        );
+        assert_eq!(code, 200, "{body}");
+        let (st, _, err) = rtmp_viewer.join().unwrap();
+        assert!(st.is_some(), "the kicked viewer played on: {err}");
+        wait_viewers(&api, "alice/hist", (1, 0, 1));
+        let (st, out, err) = flv_viewer.join().unwrap();
+        assert!(st.is_some_and(|s| s.success()), "round {round}: {err}");
+        let frames = decoded_frames(&out);
+        assert!(frames >= 50, "round {round}: {frames} frames over HTTP-FLV");
+        wait_viewers(&api, "alice/hist", (0, 0, 0));
+
+        // A viewer comes back over RTMP, reads 2 s, and is counted until it leaves.
+        let mut again = Command::new("ffmpeg");
+        again
+            .args(["-hide_banner", "-loglevel", "error", "-i", &rtmp_url])
+            .args(["-t", "2", "-map", "0:v:0", "-f", "framemd5", "-"]);
+        let again = background(again, Duration::from_secs(60));
+        wait_viewers(&api, "alice/hist", (1, 1, 0));
+        assert_ne!(
+            player_session(&api, "alice/hist", "rtmp", &[]),
+            rtmp_id,
+            "the returning viewer is a new session"
+        );
+        let (st, out, err) = again.join().unwrap();
+        assert!(st.is_some_and(|s| s.success()), "{err}");
+        assert!(decoded_frames(&out) >= 25, "{err}");
+        wait_viewers(&api, "alice/hist", (0, 0, 0));
+
+        // The publisher is kicked; the stream is gone from the list; the next round has it
+        // return.
+        let (code, _) = curl(
+            &["-X", "POST"],
+            &format!("{api}/api/v1/sessions/{publisher_id}/kick"),
+        );
+        assert_eq!(code, 200);
+        let (st, _, _) = publisher.join().unwrap();
+        assert!(st.is_some(), "the kicked publisher went on");
+        wait_json(
+            &format!("{api}/api/v1/streams"),
+            Duration::from_secs(20),
+            |d| {
+                d["streams"]
+                    .as_array()
+                    .is_some_and(|l| l.iter().all(|s| s["live"] != true))
+            },
+        );
+        kicked_before.push(publisher_id);
+        kicked_before.push(rtmp_id);
+    }
+    let (_, metrics) = curl(&[], &format!("{api}/metrics"));
+    assert_eq!(
+        sample(&metrics, "fstream_kicks_total"),
+        Some(4.0),
+        "{metrics}"
+    );
+    assert_eq!(sample(&metrics, "fstream_streams"), Some(0.0), "{metrics}");
+    // Only this request's own session is left.
+    let d = get_json(&format!("{api}/api/v1/sessions"), &[]);
+    let left: Vec<&Value> = d["sessions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["protocol"] != "api")
+        .collect();
+    assert!(left.is_empty(), "sessions left over: {left:?}");
 }
