@@ -27,9 +27,12 @@ pub const PREFIXES: [&str; 3] = ["/api/v1", "/metrics", "/dashboard"];
 pub fn answer(control: &dyn Control, call: &HttpCall) -> HttpReply {
     let method = call.method.as_str();
     let path = call.path.as_str().trim_end_matches('/');
+    // The frontend routes only paths under PREFIXES here; anything else is not ours.
+    let Some(path) = path.strip_prefix('/') else {
+        return error(404, "not found");
+    };
     let segments: Vec<String> = path
         .split('/')
-        .skip(1)
         .map(|s| String::from_utf8_lossy(&percent_decode(s)).into_owned())
         .collect();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
