@@ -145,11 +145,21 @@ impl RtmpApp {
             ext: client_vars(&call.query, call.caller.connection),
         };
         // Blocks on the authenticators; the host calls app handlers on blocking threads.
-        match allowed(&self.host.authenticate(&request)) {
-            Ok(()) => {
-                tracing::debug!(stream = %stream, peer = %call.caller.peer, "publish authenticated");
-                AppDecision::accept()
-            }
+        let answer = self.host.authorize(&request);
+        match allowed(&answer.outcome) {
+            // An authenticator renamed the stream (auth-http's nginx-style 3xx): the frontend
+            // publishes under the new name (it validates it, as every redirect).
+            Ok(()) => match fstream_abi::rename(&answer.grants) {
+                Some(to) => {
+                    tracing::info!(stream = %stream, to = %quote(to), peer = %call.caller.peer,
+                        "publish authenticated under another name");
+                    AppDecision::redirect(to)
+                }
+                None => {
+                    tracing::debug!(stream = %stream, peer = %call.caller.peer, "publish authenticated");
+                    AppDecision::accept()
+                }
+            },
             Err(why) => {
                 // The reason is for the log (the host logs it too); the client learns only
                 // that it failed, so it cannot tell unknown users from wrong passwords.
