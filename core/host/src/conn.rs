@@ -558,8 +558,11 @@ impl Conn {
         stream: &str,
         options: fstream_abi::SubscribeOptions,
     ) {
-        let renamed = self.renames.take(renames::For::Play, stream);
-        if let Some(to) = &renamed {
+        let renamed = self.renames.get(renames::For::Play, stream);
+        // A subscription that wants neither audio nor video is a frontend's probe of how the
+        // stream stands (RTMP and HTTP send one before the real play): no viewer, no notice.
+        let media = options.audio || options.video;
+        if let (Some(to), true) = (&renamed, media) {
             tracing::info!(from = stream, to = %to, "playing under the name the authenticator gave");
         }
         let stream = renamed.as_deref().unwrap_or(stream);
@@ -597,7 +600,9 @@ impl Conn {
                 &self.ctx.read_pool,
             );
             self.players.insert(subscription, player);
-            self.began(Role::Play, subscription, stream, "");
+            if media {
+                self.began(Role::Play, subscription, stream, "");
+            }
             return;
         }
         if let Some(s) = self
@@ -606,7 +611,9 @@ impl Conn {
             .subscribe(&self.peer, subscription, stream, options)
         {
             self.subscriptions.insert(subscription, s);
-            self.began(Role::Play, subscription, stream, "");
+            if media {
+                self.began(Role::Play, subscription, stream, "");
+            }
         }
     }
 
@@ -697,7 +704,7 @@ impl Conn {
         stream: &str,
         options: fstream_abi::PublishOptions,
     ) -> PublishOutcome {
-        let renamed = self.renames.take(renames::For::Publish, stream);
+        let renamed = self.renames.get(renames::For::Publish, stream);
         if let Some(to) = &renamed {
             tracing::info!(from = stream, to = %to, "publishing under the name the authenticator gave");
         }

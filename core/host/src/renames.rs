@@ -3,8 +3,9 @@
 //!
 //! A session asks the host to authenticate a publish or a play of `APP/NAME` and then claims or
 //! subscribes to that stream by the name it knows; the session never learns of the rename. So
-//! the connection keeps each granted rename until the action it belongs to arrives, and then
-//! uses the new name instead. A grant names `NAME` (same app) or `APP/NAME`; it is validated as
+//! the connection keeps each granted rename, and its publishes (or subscriptions) of that name
+//! use the new one, until another authentication of the same action and name says otherwise
+//! (a session may subscribe more than once per play: a probe, then the real one). A grant names `NAME` (same app) or `APP/NAME`; it is validated as
 //! a stream name before it is kept, and an invalid one refuses the request.
 
 use std::sync::Mutex;
@@ -14,7 +15,7 @@ use fstream_abi::{
     rename, Extensions,
 };
 
-/// Renames waiting for their action on one connection, at most (the oldest goes first).
+/// Renames kept for one connection, at most (the oldest goes first).
 pub const MAX_PENDING: usize = 8;
 
 /// Which action a rename is for.
@@ -49,12 +50,12 @@ impl Renames {
         asked: &str,
         grants: &Extensions,
     ) -> Result<Option<String>, NameError> {
+        let mut list = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        list.retain(|(a, s, _)| !(*a == action && s == asked));
         let Some(to) = rename(grants) else {
             return Ok(None);
         };
         let to = target(asked, to)?;
-        let mut list = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        list.retain(|(a, s, _)| !(*a == action && s == asked));
         if list.len() >= MAX_PENDING {
             list.remove(0);
         }
@@ -62,13 +63,12 @@ impl Renames {
         Ok(Some(to))
     }
 
-    /// The name to use for `action` on `stream`: a pending rename's (taken), or `stream`.
-    pub fn take(&self, action: For, stream: &str) -> Option<String> {
-        let mut list = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let i = list
-            .iter()
-            .position(|(a, s, _)| *a == action && s == stream)?;
-        Some(list.remove(i).2)
+    /// The name to use instead of `stream` for `action`, if it was renamed.
+    pub fn get(&self, action: For, stream: &str) -> Option<String> {
+        let list = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        list.iter()
+            .find(|(a, s, _)| *a == action && s == stream)
+            .map(|(_, _, to)| to.clone())
     }
 }
 
