@@ -603,7 +603,8 @@ fn a_3xx_with_location_renames_rtmp_and_fstream_publishers() {
             ("/auth", "publish", "cam") => {
                 Reply::Redirect(302, "rtmp://elsewhere.example/fier/renamed".into())
             }
-            ("/auth", "publish", "fcam") => Reply::Redirect(301, "frenamed".into()),
+            // Relative, so ureq could follow it to this backend: it must not.
+            ("/auth", "publish", "fcam") => Reply::Redirect(301, "/followed/frenamed".into()),
             ("/auth", "publish", "bad") => {
                 Reply::Redirect(302, "rtmp://elsewhere.example/fier/..".into())
             }
@@ -670,6 +671,16 @@ fn a_3xx_with_location_renames_rtmp_and_fstream_publishers() {
     sender.join().unwrap();
     assert!(backend.wait_kinds("fier/frenamed", &["publish"], WAIT));
 
+    // Neither redirect was followed.
+    assert!(
+        backend
+            .got()
+            .iter()
+            .all(|g| !g.path.starts_with("/followed")),
+        "{:?}",
+        backend.got()
+    );
+
     // A Location that names no valid stream: on_error (deny) answers, nothing goes live.
     let (status, _, _) = publish(&host, "bad", 3).join().unwrap();
     assert!(
@@ -678,4 +689,60 @@ fn a_3xx_with_location_renames_rtmp_and_fstream_publishers() {
     );
     assert!(host.wait_log("no usable Location", WAIT), "{}", host.log());
     assert!(!host.log().contains("publishing stream=fier/bad"));
+}
+
+#[test]
+fn a_finished_recording_is_notified_with_its_file() {
+    let backend = Backend::start(|_| Reply::Status(200));
+    fstream_e2e::require(&["ffmpeg", "ffprobe"]);
+    let root = Root::new(
+        "notify-record",
+        &[
+            "auth-http",
+            "auth-ini",
+            "fstream",
+            "rtmp",
+            "rtmp-app",
+            "flv-recorder",
+        ],
+    );
+    root.user("fier", "123");
+    root.write("mods/rtmp.toml", "grace_ms = 300\n");
+    root.write("mods/flv-recorder.toml", "record = [\"fier/*\"]\n");
+    root.write(
+        "mods/auth-http.toml",
+        &format!(
+            "url = \"{}\"\nhmac_secret = \"{SECRET}\"\n[notify]\non_record_done = \"{}\"\n",
+            backend.url("/auth"),
+            backend.url("/events")
+        ),
+    );
+    let host = start(&root);
+    let (status, _, err) = publish(&host, "cam", 4).join().unwrap();
+    assert!(status.is_some_and(|s| s.success()), "publisher: {err}");
+    // Only record_done has a URL here.
+    assert!(
+        backend.wait_kinds("fier/cam", &["record_done"], WAIT),
+        "{:?}\n{}",
+        backend.kinds("fier/cam"),
+        host.log()
+    );
+    let g = &backend.events("fier/cam")[0];
+    assert_eq!(g.headers["x-fstream-signature"], signature(&g.body));
+    let file = g.field("file");
+    assert!(
+        file.starts_with("recordings/fier/cam") && file.ends_with(".flv"),
+        "{g:?}"
+    );
+    let path = root.path().join(file);
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert_eq!(g.number("bytes"), size, "{g:?}");
+    assert!((3_000..6_000).contains(&g.number("duration_ms")), "{g:?}");
+    assert_eq!((g.field("protocol"), g.field("conn_id")), ("rtmp", ""));
+    assert_eq!(g.field("query"), "room=5");
+    assert!(
+        fstream_e2e::video_frames_in(&path) >= 75,
+        "{}",
+        path.display()
+    );
 }
