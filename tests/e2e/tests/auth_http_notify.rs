@@ -746,3 +746,68 @@ fn a_finished_recording_is_notified_with_its_file() {
         path.display()
     );
 }
+
+#[test]
+fn with_play_auth_a_3xx_renames_an_rtmp_play_and_a_403_refuses_it() {
+    let backend = Backend::start(
+        |g| match (g.path.as_str(), g.field("call"), g.field("name")) {
+            ("/auth", "play", "alias") => Reply::Redirect(302, "cam".into()),
+            ("/auth", "play", "secret") => Reply::Status(403),
+            _ => Reply::Status(200),
+        },
+    );
+    let root = root(
+        "notify-play-rename",
+        &backend.url("/auth"),
+        &backend.url("/events"),
+        "style = \"nginx\"\n",
+        "events = [\"play\", \"play_done\"]\n",
+    );
+    root.write("mods/rtmp-app.toml", "play_auth = true\n");
+    let host = start(&root);
+    let rtmp = host.addr("rtmp");
+    let publisher = publish(&host, "cam", 8);
+    published(&host, "fier/cam");
+    // fier/alias plays fier/cam.
+    let codecs = ffprobe_codecs(&format!("rtmp://{rtmp}/fier/alias"));
+    assert!(
+        codecs.contains("h264") && codecs.contains("aac"),
+        "{codecs}"
+    );
+    let (frames, _) = ffmpeg_video_frames(&format!("rtmp://{rtmp}/fier/alias"), &[], 2.0);
+    assert!(frames >= 40, "{frames} frames through fier/alias");
+    // fier/secret is refused.
+    let (status, _, _) = fstream_e2e::run_with_timeout(
+        std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-rw_timeout", "10000000"])
+            .arg(format!("rtmp://{rtmp}/fier/secret")),
+        Duration::from_secs(20),
+    );
+    assert!(
+        !status.is_some_and(|s| s.success()),
+        "a refused play played"
+    );
+    let asked: Vec<_> = backend
+        .got()
+        .into_iter()
+        .filter(|g| g.path == "/auth" && g.field("call") == "play")
+        .map(|g| g.field("name").to_string())
+        .collect();
+    assert!(
+        asked.contains(&"alias".to_string()) && asked.contains(&"secret".to_string()),
+        "{asked:?}"
+    );
+    // The viewers' notices name the stream they watched.
+    assert!(
+        backend.wait_kinds(
+            "fier/cam",
+            &["play", "play_done", "play", "play_done"],
+            WAIT
+        ),
+        "{:?}",
+        backend.kinds("fier/cam")
+    );
+    assert!(backend.events("fier/alias").is_empty());
+    let (status, _, err) = publisher.join().unwrap();
+    assert!(status.is_some_and(|s| s.success()), "publisher: {err}");
+}
