@@ -132,6 +132,8 @@ impl Default for NotifySettings {
 
 /// The most attempts a notice may be given.
 pub const MAX_ATTEMPTS: u32 = 20;
+/// The longest wait between two attempts, and the longest attempt, that may be set (10 min).
+pub const MAX_WAIT_MS: u64 = 600_000;
 
 impl NotifySettings {
     /// Where a notice of this kind goes, or `None` when it is not sent.
@@ -200,8 +202,12 @@ impl NotifySettings {
                 "sends nothing: set url (or on_publish, ...) and keep events non-empty",
             ));
         }
-        if self.timeout_ms == 0 {
-            return Err(invalid("notify.timeout_ms", &0, "must be at least 1"));
+        if self.timeout_ms == 0 || self.timeout_ms > MAX_WAIT_MS {
+            return Err(invalid(
+                "notify.timeout_ms",
+                &self.timeout_ms,
+                "must be from 1 to 600000",
+            ));
         }
         if self.max_attempts == 0 || self.max_attempts > MAX_ATTEMPTS {
             return Err(invalid(
@@ -213,11 +219,11 @@ impl NotifySettings {
         if self.retry_ms == 0 {
             return Err(invalid("notify.retry_ms", &0, "must be at least 1"));
         }
-        if self.max_retry_ms < self.retry_ms {
+        if self.max_retry_ms < self.retry_ms || self.max_retry_ms > MAX_WAIT_MS {
             return Err(invalid(
                 "notify.max_retry_ms",
                 &self.max_retry_ms,
-                "must be at least retry_ms",
+                "must be at least retry_ms and at most 600000",
             ));
         }
         Ok(())
@@ -494,6 +500,8 @@ mod tests {
             "[notify]\nurl = \"http://e/\"\nretry_ms = 0",
             "[notify]\nurl = \"http://e/\"\nretry_ms = 100\nmax_retry_ms = 50",
             "[notify]\nurl = \"http://e/\"\ntimeout_ms = 0",
+            "[notify]\nurl = \"http://e/\"\ntimeout_ms = 600001",
+            "[notify]\nurl = \"http://e/\"\nmax_retry_ms = 600001",
             "[notify]\nurl = \"http://e/\"\nevents = [\"publish_start\"]",
             "[notify]\nurl = \"http://e/\"\nretries = 3",
         ] {
