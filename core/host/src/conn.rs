@@ -200,7 +200,8 @@ struct Conn {
     /// When each publication (`Role::Publish`) and subscription began, and its stream, for
     /// the end notices.
     since: HashMap<(Role, u32), (String, std::time::Instant)>,
-    /// Stream names the authenticators renamed, until the publish or subscribe they are for.
+    /// Stream names the authenticators renamed, used by this connection's publishes and
+    /// subscriptions of those names.
     renames: Arc<Renames>,
 }
 
