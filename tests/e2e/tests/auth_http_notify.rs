@@ -811,3 +811,35 @@ fn with_play_auth_a_3xx_renames_an_rtmp_play_and_a_403_refuses_it() {
     let (status, _, err) = publisher.join().unwrap();
     assert!(status.is_some_and(|s| s.success()), "publisher: {err}");
 }
+
+#[test]
+fn notices_still_retrying_do_not_hold_up_a_shutdown() {
+    let auth = Backend::start(|_| Reply::Status(200));
+    let spare = TcpListener::bind("127.0.0.1:0").unwrap();
+    let events_addr = spare.local_addr().unwrap();
+    drop(spare);
+    let root = root(
+        "notify-shutdown",
+        &auth.url("/auth"),
+        &format!("http://{events_addr}/events"),
+        "",
+        "retry_ms = 5000\nmax_retry_ms = 60000\nmax_attempts = 20\n",
+    );
+    let mut host = start(&root);
+    let (status, _, err) = publish(&host, "cam", 2).join().unwrap();
+    assert!(status.is_some_and(|s| s.success()), "publisher: {err}");
+    assert!(
+        host.wait_log("a notice failed; retrying", WAIT),
+        "{}",
+        host.log()
+    );
+    let asked = Instant::now();
+    host.signal(libc::SIGTERM);
+    let exit = host.wait_exit(Duration::from_secs(10));
+    eprintln!("exited {exit:?} {:?} after SIGTERM", asked.elapsed());
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "{exit:?}\n{}",
+        host.log()
+    );
+}
