@@ -33,6 +33,7 @@ use crate::{
     frontends::Frontend,
     hub::{bounded_events, EventRx, EventTx, Peer, Stream},
     outq::{self, Outq},
+    renames::{self, Renames},
     server::{ConnSlot, HostCtx},
     source_player::{self, SourcePlayer},
     stats::{SessionEntry, COUNTERS},
@@ -152,6 +153,7 @@ async fn run(
         started: Instant::now(),
         entry,
         since: HashMap::new(),
+        renames: Arc::default(),
     };
     ctx.services
         .clients
@@ -198,6 +200,9 @@ struct Conn {
     /// When each publication (`Role::Publish`) and subscription began, and its stream, for
     /// the end notices.
     since: HashMap<(Role, u32), (String, std::time::Instant)>,
+    /// Stream names the authenticators renamed, used by this connection's publishes and
+    /// subscriptions of those names.
+    renames: Arc<Renames>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -427,12 +432,17 @@ impl Conn {
                     crate::auth::add_conn_id(&mut auth, self.peer.conn_id);
                     let services = self.ctx.services.clone();
                     let live = self.ctx.live();
+                    let renames = self.renames.clone();
                     self.blocking(
                         live.auth_gate.clone(),
                         live.cfg.auth_timeout_ms,
                         move || {
-                            let outcome = AuthOutcome_NE::new(services.auth.check(&auth));
-                            Some(Event::AuthResult { request, outcome })
+                            let (outcome, grants) = services.auth.check_granted(&auth);
+                            let outcome = keep_rename(&renames, &auth, outcome, &grants);
+                            Some(Event::AuthResult {
+                                request,
+                                outcome: AuthOutcome_NE::new(outcome),
+                            })
                         },
                         move |e| {
                             Some(Event::AuthResult {
@@ -549,6 +559,14 @@ impl Conn {
         stream: &str,
         options: fstream_abi::SubscribeOptions,
     ) {
+        let renamed = self.renames.get(renames::For::Play, stream);
+        // A subscription that wants neither audio nor video is a frontend's probe of how the
+        // stream stands (RTMP and HTTP send one before the real play): no viewer, no notice.
+        let media = options.audio || options.video;
+        if let (Some(to), true) = (&renamed, media) {
+            tracing::info!(from = stream, to = %to, "playing under the name the authenticator gave");
+        }
+        let stream = renamed.as_deref().unwrap_or(stream);
         let (app, name) = match names::split_stream(stream) {
             Ok(parts) => parts,
             Err(e) => {
@@ -583,7 +601,9 @@ impl Conn {
                 &self.ctx.read_pool,
             );
             self.players.insert(subscription, player);
-            self.began(Role::Play, subscription, stream, "");
+            if media {
+                self.began(Role::Play, subscription, stream, "");
+            }
             return;
         }
         if let Some(s) = self
@@ -592,7 +612,9 @@ impl Conn {
             .subscribe(&self.peer, subscription, stream, options)
         {
             self.subscriptions.insert(subscription, s);
-            self.began(Role::Play, subscription, stream, "");
+            if media {
+                self.began(Role::Play, subscription, stream, "");
+            }
         }
     }
 
@@ -683,6 +705,11 @@ impl Conn {
         stream: &str,
         options: fstream_abi::PublishOptions,
     ) -> PublishOutcome {
+        let renamed = self.renames.get(renames::For::Publish, stream);
+        if let Some(to) = &renamed {
+            tracing::info!(from = stream, to = %to, "publishing under the name the authenticator gave");
+        }
+        let stream = renamed.as_deref().unwrap_or(stream);
         let app = match names::split_stream(stream) {
             Ok((app, _)) => app,
             Err(e) => return PublishOutcome::Refused(format!("bad stream name: {e}").into()),
@@ -959,5 +986,36 @@ async fn sleep_until_opt(t: Option<Instant>) {
     match t {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
+    }
+}
+
+/// Keeps the rename an allowing authenticator granted for a publish or play, so that the
+/// session's next publish or subscribe of that stream uses the new name. A rename that is no
+/// valid stream name turns the answer into a denial.
+fn keep_rename(
+    renames: &Renames,
+    auth: &fstream_abi::AuthRequest,
+    outcome: AuthOutcome,
+    grants: &fstream_abi::Extensions,
+) -> AuthOutcome {
+    let action = match auth.action() {
+        Some(fstream_abi::AuthAction::Publish) => renames::For::Publish,
+        Some(fstream_abi::AuthAction::Play) => renames::For::Play,
+        _ => return outcome,
+    };
+    if !outcome.is_allowed() {
+        return outcome;
+    }
+    match renames.grant(action, &auth.stream, grants) {
+        Ok(Some(to)) => {
+            tracing::info!(stream = %auth.stream, to = %to, "the authenticator renamed the stream");
+            outcome
+        }
+        Ok(None) => outcome,
+        Err(e) => {
+            tracing::warn!(stream = %auth.stream, error = %e,
+                "the authenticator renamed the stream to an invalid name; refused");
+            AuthOutcome::Denied(format!("invalid rename: {e}").into())
+        }
     }
 }

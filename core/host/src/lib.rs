@@ -16,6 +16,7 @@ pub mod mods;
 pub mod notices;
 pub mod outq;
 pub mod read_pool;
+pub mod renames;
 pub mod server;
 pub mod setup;
 pub mod source_player;

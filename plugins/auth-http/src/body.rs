@@ -43,12 +43,9 @@ pub fn nginx(q: &Question) -> Vec<u8> {
     form.field("name", &q.stream);
     form.field("addr", &q.ip);
     form.field("clientid", &q.conn_id);
-    for item in q.query.split('&').filter(|i| !i.is_empty()) {
-        // Already encoded by the client: decode, then encode again, so that what the backend
-        // parses is exactly what the client meant, and nothing can break out of its field.
-        let (k, v) = item.split_once('=').unwrap_or((item, ""));
-        form.field(&lossy(&percent_decode(k)), &lossy(&percent_decode(v)));
-    }
+    // Already encoded by the client: decoded, then encoded again, so that what the backend
+    // parses is exactly what the client meant, and nothing can break out of its field.
+    query_fields(&mut form, &q.query);
     if !q.user.is_empty() {
         form.field("user", &q.user);
     }
@@ -56,6 +53,14 @@ pub fn nginx(q: &Question) -> Vec<u8> {
         form.field("password", &q.password);
     }
     form.0.into_bytes()
+}
+
+/// The client's own query arguments as form fields, decoded then encoded again (see [`nginx`]).
+pub(crate) fn query_fields(form: &mut Form, query: &str) {
+    for item in query.split('&').filter(|i| !i.is_empty()) {
+        let (k, v) = item.split_once('=').unwrap_or((item, ""));
+        form.field(&lossy(&percent_decode(k)), &lossy(&percent_decode(v)));
+    }
 }
 
 /// `sha256=HEX`, the HMAC-SHA256 of `body` keyed with `secret`, for `X-Fstream-Signature`.
@@ -75,11 +80,12 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
     out
 }
 
+/// A form being written, field by field, each encoded.
 #[derive(Default)]
-struct Form(String);
+pub(crate) struct Form(pub(crate) String);
 
 impl Form {
-    fn field(&mut self, key: &str, value: &str) {
+    pub(crate) fn field(&mut self, key: &str, value: &str) {
         if !self.0.is_empty() {
             self.0.push('&');
         }

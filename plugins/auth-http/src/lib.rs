@@ -15,6 +15,16 @@
 //! id come from the request's `ext` (`Var` entries `query` and `conn_id`, filled by the RTMP
 //! app handler and the host); credentials are never part of the query sent.
 //!
+//! In the nginx style, a 3xx answer to a publish or play with a `Location` allows it under
+//! another name, as nginx-rtmp does: the last path part of the location (`cam2`,
+//! `rtmp://host/app/cam2`) is the new stream name in the same app, given to the host as an
+//! [`Extension::Rename`] grant. A 3xx without a usable location, and any 3xx in the JSON style,
+//! meet `on_error`; redirects are never followed.
+//!
+//! The plugin is also an observer ([`notify`]): with a `[notify]` table, publish and play
+//! starts and ends and finished recordings are POSTed to the URLs set there, retried with a
+//! bounded backoff on the host's observer thread, never on a media path.
+//!
 //! Settings: `mods/auth-http.toml` ([`settings`]). Not in the stock `main.mods`: it needs a
 //! backend. List it before `auth-ini` (the backend decides, and `auth-ini` is never asked about
 //! what it answers) or instead of it.
@@ -23,28 +33,31 @@ pub mod body;
 pub mod cache;
 pub mod client;
 pub mod gate;
+pub mod notify;
 pub mod settings;
 
 use std::time::{Duration, Instant};
 
 use fstream_abi::{
     kinds,
-    sdk::{authenticator_box, Authenticate},
-    var, AuthRequest, AuthVerdict, Credential, HostApiBox, InitContext, PluginError,
-    PluginInstance, PluginObject,
+    names::validate_part,
+    sdk::{authenticator_box, observer_box, Authenticate},
+    var, AuthRequest, AuthVerdict, Credential, Extension, Extension_NE, HostApiBox, InitContext,
+    PluginError, PluginInstance, PluginObject,
 };
 
 use crate::{
     body::Question,
     cache::Cache,
-    client::{Backend, HttpBackend},
+    client::{Backend, HttpBackend, Poster},
     gate::Gate,
+    notify::Notifier,
     settings::{ActionName, OnError, Settings, Style},
 };
 
 fstream_abi::export_plugin! {
     name: "auth-http",
-    kinds: kinds::AUTHENTICATOR,
+    kinds: kinds::AUTHENTICATOR | kinds::OBSERVER,
     init: init,
 }
 
@@ -64,26 +77,63 @@ fn init(_host: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginE
         signed = settings.hmac_secret.is_some(),
         "auth-http ready"
     );
+    let notifier = match &settings.notify {
+        Some(n) => {
+            tracing::info!(
+                events = ?n.events(), timeout_ms = n.timeout_ms, max_attempts = n.max_attempts,
+                retry_ms = n.retry_ms, max_retry_ms = n.max_retry_ms, max_age_ms = n.max_age_ms,
+                "auth-http notifications on"
+            );
+            Notifier::new(&settings, Poster::new(n.timeout_ms, &settings.headers))
+        }
+        None => Notifier::off(),
+    };
     let backend = HttpBackend::new(&settings);
     let auth = authenticator_box(HttpAuth::new(settings, backend));
-    Ok(PluginInstance::empty().with(PluginObject::Authenticator(auth)))
+    // Both objects always, as the plugin declares both kinds; without `[notify]` the observer
+    // does nothing.
+    Ok(PluginInstance::empty()
+        .with(PluginObject::Authenticator(auth))
+        .with(PluginObject::Observer(observer_box(notifier))))
 }
 
 /// What the backend said, as kept in the cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Answer {
     Allow,
     /// 401 or 403.
     Deny(u16),
+    /// A 3xx with a `Location` (nginx style): allowed as this stream name, in the same app.
+    Rename(String),
 }
 
 impl Answer {
-    fn verdict(self) -> AuthVerdict {
+    fn verdict(&self) -> AuthVerdict {
         match self {
             Answer::Allow => AuthVerdict::Allow,
             Answer::Deny(status) => AuthVerdict::Deny(format!("backend answered {status}").into()),
+            Answer::Rename(name) => AuthVerdict::AllowWith(
+                vec![Extension_NE::new(Extension::Rename(name.as_str().into()))].into(),
+            ),
         }
     }
+}
+
+/// The stream name a redirect's `Location` gives, as nginx-rtmp reads it: the last part of its
+/// path (`cam2`, `/live/cam2`, `rtmp://host/live/cam2?x=1` all name `cam2`). `None` when that is
+/// not a valid stream name.
+pub fn renamed_to(location: &str) -> Option<String> {
+    let location = location.trim();
+    let path = location.split(['?', '#']).next().unwrap_or("");
+    // After a scheme, the first part is the host, not a name.
+    let path = match path.split_once("://") {
+        Some((_, rest)) => rest.split_once('/').map_or("", |(_, p)| p),
+        None => path,
+    };
+    let last = path.trim_end_matches('/').rsplit('/').next()?;
+    let name = String::from_utf8(body::percent_decode(last)).ok()?;
+    validate_part(&name).ok()?;
+    Some(name)
 }
 
 /// A request for the cache: the question without what differs between two connections of
@@ -131,6 +181,11 @@ impl<B: Backend> HttpAuth<B> {
         }
     }
 
+    /// Whether a 3xx may rename what `q` asks about: nginx style, publish or play.
+    fn renames(&self, q: &Question) -> bool {
+        self.settings.style == Style::Nginx && matches!(q.action, "publish" | "play")
+    }
+
     fn ask(&self, q: &Question) -> AuthVerdict {
         let now = Instant::now();
         let key = cache_key(q);
@@ -154,15 +209,34 @@ impl<B: Backend> HttpAuth<B> {
             .hmac_secret
             .as_ref()
             .map(|k| body::signature(k.as_bytes(), &body));
-        let answer = match self.backend.call(content_type, &body, signature.as_deref()) {
-            Ok(status) if (200..300).contains(&status) => Answer::Allow,
-            Ok(status @ (401 | 403)) => Answer::Deny(status),
-            Ok(status) => return self.on_error(q, &format!("status {status}")),
+        let reply = match self.backend.call(content_type, &body, signature.as_deref()) {
+            Ok(reply) => reply,
             Err(e) => return self.on_error(q, &e),
         };
+        let answer = match reply.status {
+            200..=299 => Answer::Allow,
+            s @ (401 | 403) => Answer::Deny(s),
+            300..=399 if self.renames(q) => match reply.location.as_deref().and_then(renamed_to) {
+                Some(name) => {
+                    tracing::info!(action = q.action, path = %q.path, to = %name,
+                            status = reply.status, "backend renamed the stream");
+                    Answer::Rename(name)
+                }
+                None => {
+                    let why = format!(
+                        "status {} with no usable Location ({:?})",
+                        reply.status,
+                        reply.location.as_deref().unwrap_or("")
+                    );
+                    return self.on_error(q, &why);
+                }
+            },
+            s => return self.on_error(q, &format!("status {s}")),
+        };
         tracing::debug!(action = q.action, path = %q.path, user = %q.user, ?answer, "backend answered");
+        let verdict = answer.verdict();
         self.cache.put(key, answer, Instant::now());
-        answer.verdict()
+        verdict
     }
 }
 

@@ -1,9 +1,10 @@
-//! `mods/auth-http.toml`: where the backend is and how to ask it. Only `url` is required; an
-//! unknown key is an error that names it.
+//! `mods/auth-http.toml`: where the backend is and how to ask it, and where notifications go
+//! (`[notify]`). Only `url` is required (or, for notifications alone, `[notify]` with
+//! `actions = []`); an unknown key is an error that names it.
 
 use std::collections::BTreeMap;
 
-use fstream_abi::{sdk::SettingsError, AuthAction};
+use fstream_abi::{sdk::SettingsError, AuthAction, NoticeKind};
 use serde::Deserialize;
 
 /// The host's own limit on an authentication (`auth_timeout_ms` in host.toml, 5 s by default).
@@ -36,6 +37,201 @@ pub struct Settings {
     pub hmac_secret: Option<String>,
     /// Extra headers sent with every call (`Authorization = "Bearer ..."`).
     pub headers: BTreeMap<String, String>,
+    /// Notifications of publications, plays and recordings; off when absent.
+    pub notify: Option<NotifySettings>,
+}
+
+/// `[notify]`: where each kind of notice goes, and how hard to try.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifySettings {
+    /// Every kind of notice goes here unless its own key below names another URL.
+    pub url: String,
+    /// Per kind (nginx-rtmp's names): the URL for that kind; empty means `url`.
+    pub on_publish: String,
+    pub on_publish_done: String,
+    pub on_play: String,
+    pub on_play_done: String,
+    pub on_record_done: String,
+    /// The kinds sent (`publish`, `publish_done`, `play`, `play_done`, `record_done`).
+    pub events: Vec<EventName>,
+    /// How long one attempt may take, connecting included.
+    pub timeout_ms: u64,
+    /// Attempts per notice, the first included.
+    pub max_attempts: u32,
+    /// The wait before the first retry; each further retry waits twice as long...
+    pub retry_ms: u64,
+    /// ...but never longer than this.
+    pub max_retry_ms: u64,
+    /// A notice this old (since its event) is not retried any more: after a long outage the
+    /// backlog is tried once each, not with the whole backoff.
+    pub max_age_ms: u64,
+}
+
+/// A kind of notice as written in `events`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventName {
+    Publish,
+    PublishDone,
+    Play,
+    PlayDone,
+    RecordDone,
+}
+
+impl EventName {
+    pub const ALL: [EventName; 5] = [
+        Self::Publish,
+        Self::PublishDone,
+        Self::Play,
+        Self::PlayDone,
+        Self::RecordDone,
+    ];
+
+    pub fn of(kind: NoticeKind) -> Option<Self> {
+        match kind {
+            NoticeKind::PublishStart => Some(Self::Publish),
+            NoticeKind::PublishEnd => Some(Self::PublishDone),
+            NoticeKind::PlayStart => Some(Self::Play),
+            NoticeKind::PlayEnd => Some(Self::PlayDone),
+            NoticeKind::RecordDone => Some(Self::RecordDone),
+            _ => None,
+        }
+    }
+
+    /// The word the backend sees (`"action"` in JSON, `call=` in the nginx form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Publish => "publish",
+            Self::PublishDone => "publish_done",
+            Self::Play => "play",
+            Self::PlayDone => "play_done",
+            Self::RecordDone => "record_done",
+        }
+    }
+}
+
+impl Default for NotifySettings {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            on_publish: String::new(),
+            on_publish_done: String::new(),
+            on_play: String::new(),
+            on_play_done: String::new(),
+            on_record_done: String::new(),
+            events: EventName::ALL.to_vec(),
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            max_attempts: 5,
+            retry_ms: 500,
+            max_retry_ms: 10_000,
+            max_age_ms: 120_000,
+        }
+    }
+}
+
+/// The most attempts a notice may be given.
+pub const MAX_ATTEMPTS: u32 = 20;
+/// The longest wait between two attempts, and the longest attempt, that may be set (10 min).
+pub const MAX_WAIT_MS: u64 = 600_000;
+
+impl NotifySettings {
+    /// Where a notice of this kind goes, or `None` when it is not sent.
+    pub fn url_for(&self, event: EventName) -> Option<&str> {
+        if !self.events.contains(&event) {
+            return None;
+        }
+        let own = match event {
+            EventName::Publish => &self.on_publish,
+            EventName::PublishDone => &self.on_publish_done,
+            EventName::Play => &self.on_play,
+            EventName::PlayDone => &self.on_play_done,
+            EventName::RecordDone => &self.on_record_done,
+        };
+        [own, &self.url]
+            .into_iter()
+            .find(|u| !u.is_empty())
+            .map(String::as_str)
+    }
+
+    /// The kinds that are sent somewhere.
+    pub fn events(&self) -> Vec<&'static str> {
+        EventName::ALL
+            .into_iter()
+            .filter(|e| self.url_for(*e).is_some())
+            .map(EventName::as_str)
+            .collect()
+    }
+
+    /// The wait before attempt `attempt + 1` (after `attempt` failures, 1 or more).
+    pub fn backoff(&self, attempt: u32) -> std::time::Duration {
+        let factor = 1u64
+            .checked_shl(attempt.saturating_sub(1))
+            .unwrap_or(u64::MAX);
+        std::time::Duration::from_millis(
+            self.retry_ms.saturating_mul(factor).min(self.max_retry_ms),
+        )
+    }
+
+    fn check(&self) -> Result<(), SettingsError> {
+        let invalid = |key, value: &dyn std::fmt::Display, why| SettingsError::Invalid {
+            key,
+            value: value.to_string(),
+            why,
+        };
+        for (key, url) in [
+            ("notify.url", &self.url),
+            ("notify.on_publish", &self.on_publish),
+            ("notify.on_publish_done", &self.on_publish_done),
+            ("notify.on_play", &self.on_play),
+            ("notify.on_play_done", &self.on_play_done),
+            ("notify.on_record_done", &self.on_record_done),
+        ] {
+            if !url.is_empty() && !is_http_url(url) {
+                return Err(invalid(
+                    key,
+                    &format!("{url:?}"),
+                    "must start with http:// or https://",
+                ));
+            }
+        }
+        if self.events().is_empty() {
+            return Err(invalid(
+                "notify",
+                &"[notify]",
+                "sends nothing: set url (or on_publish, ...) and keep events non-empty",
+            ));
+        }
+        if self.timeout_ms == 0 || self.timeout_ms > MAX_WAIT_MS {
+            return Err(invalid(
+                "notify.timeout_ms",
+                &self.timeout_ms,
+                "must be from 1 to 600000",
+            ));
+        }
+        if self.max_attempts == 0 || self.max_attempts > MAX_ATTEMPTS {
+            return Err(invalid(
+                "notify.max_attempts",
+                &self.max_attempts,
+                "must be from 1 to 20",
+            ));
+        }
+        if self.retry_ms == 0 {
+            return Err(invalid("notify.retry_ms", &0, "must be at least 1"));
+        }
+        if self.max_retry_ms < self.retry_ms || self.max_retry_ms > MAX_WAIT_MS {
+            return Err(invalid(
+                "notify.max_retry_ms",
+                &self.max_retry_ms,
+                "must be at least retry_ms and at most 600000",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn is_http_url(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -99,6 +295,7 @@ impl Default for Settings {
             actions: ActionName::ALL.to_vec(),
             hmac_secret: None,
             headers: BTreeMap::new(),
+            notify: None,
         }
     }
 }
@@ -112,14 +309,16 @@ impl Settings {
             value: value.to_string(),
             why,
         };
-        if s.url.is_empty() {
+        // Notifications alone need no authentication backend.
+        let notify_only = s.notify.is_some() && s.actions.is_empty();
+        if s.url.is_empty() && !notify_only {
             return Err(SettingsError::parse(
                 text,
                 None,
                 "url is required (url = \"http://127.0.0.1:8000/auth\")",
             ));
         }
-        if !(s.url.starts_with("http://") || s.url.starts_with("https://")) {
+        if !s.url.is_empty() && !is_http_url(&s.url) {
             return Err(invalid(
                 "url",
                 &format!("{:?}", s.url),
@@ -161,6 +360,9 @@ impl Settings {
                     "a header value may not hold CR, LF or NUL",
                 ));
             }
+        }
+        if let Some(n) = &s.notify {
+            n.check()?;
         }
         Ok(s)
     }
@@ -262,6 +464,58 @@ mod tests {
             let text = format!("url = \"http://a/\"\n{bad}\n");
             assert!(Settings::parse(&text).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn notify_parses_with_its_defaults_and_checks_its_values() {
+        let s = Settings::parse("url = \"http://a/\"\n[notify]\nurl = \"http://e/\"\n").unwrap();
+        let n = s.notify.unwrap();
+        assert_eq!(
+            n,
+            NotifySettings {
+                url: "http://e/".into(),
+                ..NotifySettings::default()
+            }
+        );
+        assert_eq!(
+            n.events(),
+            [
+                "publish",
+                "publish_done",
+                "play",
+                "play_done",
+                "record_done"
+            ]
+        );
+        assert_eq!(n.url_for(EventName::PlayDone), Some("http://e/"));
+        // Notifications alone: no url, no actions.
+        let s = Settings::parse("actions = []\n[notify]\non_publish = \"http://e/p\"\n").unwrap();
+        assert_eq!(s.notify.unwrap().events(), ["publish"]);
+        for bad in [
+            "[notify]\n",
+            "[notify]\nurl = \"ftp://e/\"",
+            "[notify]\nurl = \"http://e/\"\nevents = []",
+            "[notify]\nurl = \"http://e/\"\nmax_attempts = 0",
+            "[notify]\nurl = \"http://e/\"\nmax_attempts = 21",
+            "[notify]\nurl = \"http://e/\"\nretry_ms = 0",
+            "[notify]\nurl = \"http://e/\"\nretry_ms = 100\nmax_retry_ms = 50",
+            "[notify]\nurl = \"http://e/\"\ntimeout_ms = 0",
+            "[notify]\nurl = \"http://e/\"\ntimeout_ms = 600001",
+            "[notify]\nurl = \"http://e/\"\nmax_retry_ms = 600001",
+            "[notify]\nurl = \"http://e/\"\nevents = [\"publish_start\"]",
+            "[notify]\nurl = \"http://e/\"\nretries = 3",
+        ] {
+            let text = format!("url = \"http://a/\"\n{bad}\n");
+            assert!(Settings::parse(&text).is_err(), "{bad}");
+        }
+        // Without [notify], or with actions asked, url stays required.
+        assert!(Settings::parse("actions = []\n").is_err());
+        assert!(Settings::parse("[notify]\nurl = \"http://e/\"\n").is_err());
+        let e =
+            Settings::parse("url = \"http://a/\"\n[notify]\nurl = \"http://e/\"\nretries = 3\n")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("retries"), "{e}");
     }
 
     #[test]

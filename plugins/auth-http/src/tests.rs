@@ -10,7 +10,7 @@ use abi_stable::std_types::RVec;
 use fstream_abi::{AuthAction, AuthAction_NE, Credential_NE, Extension, Extension_NE, NetAddr};
 
 use super::*;
-use crate::client::CallError;
+use crate::client::{CallError, Reply};
 
 /// One call as the backend got it: content type, body, signature.
 type Call = (String, Vec<u8>, Option<String>);
@@ -22,6 +22,8 @@ struct Fake {
     status: Arc<AtomicUsize>,
     /// When set, each call waits here twice: once to say it runs, once to be let go.
     hold: Option<Arc<Barrier>>,
+    /// The `Location` of every answer.
+    location: Option<String>,
 }
 
 impl Fake {
@@ -36,7 +38,7 @@ impl Fake {
 }
 
 impl Backend for Fake {
-    fn call(&self, ct: &str, body: &[u8], sig: Option<&str>) -> Result<u16, CallError> {
+    fn call(&self, ct: &str, body: &[u8], sig: Option<&str>) -> Result<Reply, CallError> {
         self.calls
             .lock()
             .unwrap()
@@ -50,7 +52,10 @@ impl Backend for Fake {
                 url: "http://test/".into(),
                 ms: 1,
             }),
-            s => Ok(u16::try_from(s).unwrap()),
+            s => Ok(Reply {
+                status: u16::try_from(s).unwrap(),
+                location: self.location.clone(),
+            }),
         }
     }
 }
@@ -272,4 +277,91 @@ fn a_real_call_to_a_closed_port_fails_as_transport() {
     let e = backend.call(body::JSON, b"{}", None).unwrap_err();
     assert!(matches!(e, CallError::Transport { .. }), "{e}");
     assert!(e.to_string().contains(&port.to_string()), "{e}");
+}
+
+fn redirecting(status: u16, location: &str) -> Fake {
+    Fake {
+        location: Some(location.into()),
+        ..Fake::answering(status)
+    }
+}
+
+fn renamed(name: &str) -> AuthVerdict {
+    AuthVerdict::AllowWith(vec![Extension_NE::new(Extension::Rename(name.into()))].into())
+}
+
+#[test]
+fn an_nginx_style_redirect_renames_a_publish_or_a_play() {
+    for (status, location, to) in [
+        (302, "cam2", "cam2"),
+        (301, "/live/cam2", "cam2"),
+        (307, "rtmp://other.example/live/cam2?x=1", "cam2"),
+        (303, "rtmp://other.example:1935/live/cam%2D2/", "cam-2"),
+    ] {
+        let a = HttpAuth::new(
+            settings("style = \"nginx\"\n"),
+            redirecting(status, location),
+        );
+        for action in [AuthAction::Publish, AuthAction::Play] {
+            assert_eq!(
+                verdict(&a, &request(action, None)),
+                renamed(to),
+                "{status} {location}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_redirect_without_a_usable_name_or_in_json_style_meets_on_error() {
+    for location in [
+        "",
+        "rtmp://host",
+        "rtmp://host/",
+        "a/..",
+        "a b",
+        ".hidden",
+        "x/%2F",
+    ] {
+        let a = HttpAuth::new(
+            settings("style = \"nginx\"\non_error = \"deny\"\n"),
+            redirecting(302, location),
+        );
+        let v = verdict(&a, &request(AuthAction::Publish, None));
+        assert!(
+            matches!(&v, AuthVerdict::Deny(w) if w.contains("backend unavailable")),
+            "{location:?}: {v:?}"
+        );
+    }
+    // A redirect without any Location.
+    let a = HttpAuth::new(settings("style = \"nginx\"\n"), Fake::answering(302));
+    assert!(matches!(
+        verdict(&a, &request(AuthAction::Publish, None)),
+        AuthVerdict::Deny(_)
+    ));
+    // JSON backends are not nginx-rtmp: a 3xx is no answer.
+    let a = HttpAuth::new(settings(""), redirecting(302, "cam2"));
+    assert!(matches!(
+        verdict(&a, &request(AuthAction::Publish, None)),
+        AuthVerdict::Deny(_)
+    ));
+    // Nor does a token or a connect get renamed.
+    let a = HttpAuth::new(settings("style = \"nginx\"\n"), redirecting(302, "cam2"));
+    assert!(matches!(
+        verdict(&a, &request(AuthAction::Token, None)),
+        AuthVerdict::Deny(_)
+    ));
+}
+
+#[test]
+fn a_rename_is_cached_like_any_answer() {
+    let fake = redirecting(302, "cam2");
+    let a = HttpAuth::new(
+        settings("style = \"nginx\"\ncache_ms = 10000\n"),
+        fake.clone(),
+    );
+    let r = request(AuthAction::Publish, None);
+    assert_eq!(verdict(&a, &r), renamed("cam2"));
+    assert_eq!(verdict(&a, &r), renamed("cam2"));
+    assert_eq!(fake.count(), 1);
 }

@@ -22,8 +22,8 @@ use fstream_abi::{
     kinds,
     names::validate_part,
     sdk::{sink_box, sink_factory_box, MakeSink},
-    HostApiBox, InitContext, PluginError, PluginInstance, PluginObject, RecordMode, SinkBox,
-    StreamStart,
+    Caller, HostApiBox, InitContext, NetAddr, Notice, NoticeKind, NoticeKind_NE, PluginError,
+    PluginInstance, PluginObject, RecordMode, SinkBox, StreamStart,
 };
 use serde::Deserialize;
 
@@ -82,10 +82,11 @@ impl Settings {
     }
 }
 
-fn init(_host: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginError> {
+fn init(host: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginError> {
     let settings = Settings::parse(&ctx.settings)
         .map_err(|e| PluginError::new(format!("{}: {e}", ctx.settings_path)))?;
-    let factory = RecorderFactory::new(Path::new(ctx.root.as_str()), &settings);
+    let mut factory = RecorderFactory::new(Path::new(ctx.root.as_str()), &settings);
+    factory.host = Some(host.clone());
     tracing::info!(dir = %factory.dir.display(), patterns = %settings.record.join(","),
         "flv-recorder ready");
     Ok(PluginInstance::empty().with(PluginObject::Sink(sink_factory_box(factory))))
@@ -94,14 +95,19 @@ fn init(_host: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginE
 /// Decides per publication whether to record it. Does no I/O: `open` runs on the host's packet
 /// path; files are created by the sink on its own thread.
 pub struct RecorderFactory {
+    root: PathBuf,
     dir: PathBuf,
     patterns: Vec<String>,
     limits: Limits,
+    /// Told of finished files (a `record_done` notice each), when set.
+    pub host: Option<HostApiBox>,
 }
 
 impl RecorderFactory {
     pub fn new(root: &Path, settings: &Settings) -> Self {
         Self {
+            root: root.to_path_buf(),
+            host: None,
             dir: root.join(&settings.dir),
             patterns: settings.record.clone(),
             limits: Limits {
@@ -137,14 +143,50 @@ impl RecorderFactory {
             }
         };
         tracing::info!(stream = %full, mode = ?mode, protocol = %start.protocol, "recording");
-        Some(Recorder::new(
+        let recorder = Recorder::new(
             self.dir.join(app),
             name,
             &full,
             mode,
             start.unix_ms,
             self.limits.clone(),
-        ))
+        );
+        Some(match &self.host {
+            Some(host) => recorder.on_done(self.record_done(host.clone(), start)),
+            None => recorder,
+        })
+    }
+
+    /// What tells the host's observers of each file this publication's recorder finishes.
+    fn record_done(&self, host: HostApiBox, start: &StreamStart) -> recorder::OnDone {
+        let root = self.root.clone();
+        let template = Notice {
+            kind: NoticeKind_NE::new(NoticeKind::RecordDone),
+            protocol: start.protocol.clone(),
+            app: start.app.clone(),
+            name: start.name.clone(),
+            user: "".into(),
+            query: fstream_abi::query::redacted(&start.query).into(),
+            caller: Caller {
+                connection: 0,
+                peer: "".into(),
+                peer_addr: NetAddr::parse_or_unspecified(""),
+            },
+            path: "".into(),
+            bytes: 0,
+            duration_ms: 0,
+            unix_ms: 0,
+            ext: Default::default(),
+        };
+        std::sync::Arc::new(move |path: &Path, bytes: u64, duration_ms: u64| {
+            let shown = path.strip_prefix(&root).unwrap_or(path);
+            host.notify(&Notice {
+                path: shown.to_string_lossy().into_owned().into(),
+                bytes,
+                duration_ms,
+                ..template.clone()
+            });
+        })
     }
 }
 

@@ -117,7 +117,12 @@ pub struct Recorder {
     failed: bool,
     /// Files finished so far (oldest first), for logs and tests.
     finished: Vec<PathBuf>,
+    /// Told of each finished file (the plugin sends a `record_done` notice).
+    on_done: Option<OnDone>,
 }
+
+/// A finished file: its path, its size in bytes, the media time it holds in milliseconds.
+pub type OnDone = std::sync::Arc<dyn Fn(&Path, u64, u64) + Send + Sync>;
 
 /// An open file.
 struct Output {
@@ -200,8 +205,9 @@ impl Output {
         Ok(())
     }
 
-    /// Patches duration and file size into the metadata and syncs.
-    fn finish(mut self) -> Result<PathBuf, RecordError> {
+    /// Patches duration and file size into the metadata and syncs; gives the path, the size
+    /// and the media time it holds.
+    fn finish(mut self) -> Result<(PathBuf, u64, u64), RecordError> {
         let duration = f64::from(self.last_ts) / 1000.0;
         for (at, value) in [
             (self.duration_at, duration),
@@ -219,9 +225,10 @@ impl Output {
             }
         }
         self.sync()?;
-        tracing::info!(path = %self.path.display(), bytes = self.len,
-            duration_ms = self.last_ts.saturating_sub(self.first_ts), "recording finished");
-        Ok(self.path)
+        let duration_ms = u64::from(self.last_ts.saturating_sub(self.first_ts));
+        tracing::info!(path = %self.path.display(), bytes = self.len, duration_ms,
+            "recording finished");
+        Ok((self.path, self.len, duration_ms))
     }
 }
 
@@ -254,7 +261,14 @@ impl Recorder {
             rotate: false,
             failed: false,
             finished: Vec::new(),
+            on_done: None,
         }
+    }
+
+    /// Calls `f` for each file this recorder finishes.
+    pub fn on_done(mut self, f: OnDone) -> Self {
+        self.on_done = Some(f);
+        self
     }
 
     pub fn mode(&self) -> Mode {
@@ -550,7 +564,10 @@ impl Recorder {
 
     fn close(&mut self) -> Result<(), RecordError> {
         if let Some(out) = self.out.take() {
-            let path = out.finish()?;
+            let (path, bytes, duration_ms) = out.finish()?;
+            if let Some(f) = &self.on_done {
+                f(&path, bytes, duration_ms);
+            }
             self.finished.push(path);
         }
         Ok(())

@@ -12,7 +12,9 @@
 //!   whose values count only where the stream name has none) and is checked by the host's
 //!   authenticators.
 //!   Publishing to `vod_app` is refused: the VOD source serves that app.
-//! - **play**: accepted (a channel password is the hub's to check, not this handler's).
+//! - **play**: accepted (a channel password is the hub's to check, not this handler's), unless
+//!   `play_auth` is set: then the authenticators are asked as for a publish, and a rename they
+//!   grant (auth-http's nginx-style 3xx) is answered as a redirect.
 //! - **close**: nothing to do.
 //!
 //! Settings: `mods/rtmp-app.toml` (see the shipped file).
@@ -54,6 +56,7 @@ fn init(host: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginEr
         vod_app = %settings.vod_app,
         allowed_apps = ?settings.allowed_apps,
         require_publish_auth = settings.require_publish_auth,
+        play_auth = settings.play_auth,
         "rtmp-app ready"
     );
     let handler = app_handler_box(RtmpApp::new(settings, host.clone()));
@@ -145,11 +148,21 @@ impl RtmpApp {
             ext: client_vars(&call.query, call.caller.connection),
         };
         // Blocks on the authenticators; the host calls app handlers on blocking threads.
-        match allowed(&self.host.authenticate(&request)) {
-            Ok(()) => {
-                tracing::debug!(stream = %stream, peer = %call.caller.peer, "publish authenticated");
-                AppDecision::accept()
-            }
+        let answer = self.host.authorize(&request);
+        match allowed(&answer.outcome) {
+            // An authenticator renamed the stream (auth-http's nginx-style 3xx): the frontend
+            // publishes under the new name (it validates it, as every redirect).
+            Ok(()) => match fstream_abi::rename(&answer.grants) {
+                Some(to) => {
+                    tracing::info!(stream = %stream, to = %quote(to), peer = %call.caller.peer,
+                        "publish authenticated under another name");
+                    AppDecision::redirect(to)
+                }
+                None => {
+                    tracing::debug!(stream = %stream, peer = %call.caller.peer, "publish authenticated");
+                    AppDecision::accept()
+                }
+            },
             Err(why) => {
                 // The reason is for the log (the host logs it too); the client learns only
                 // that it failed, so it cannot tell unknown users from wrong passwords.
@@ -173,8 +186,40 @@ impl RtmpApp {
         if validate_part(&call.stream).is_err() {
             return AppDecision::reject(format!("Invalid stream name: {}", quote(&call.stream)));
         }
-        tracing::debug!(app, stream = %call.stream, peer = %call.caller.peer, "play accepted");
-        AppDecision::accept()
+        if !self.settings.play_auth || self.settings.is_vod(app) {
+            tracing::debug!(app, stream = %call.stream, peer = %call.caller.peer, "play accepted");
+            return AppDecision::accept();
+        }
+        let stream = format!("{app}/{}", call.stream);
+        let credential = match Query::parse(&call.query) {
+            Ok(q) => q.credential(),
+            Err(e) => return AppDecision::reject(format!("Invalid query string: {e}")),
+        };
+        let request = AuthRequest {
+            user: app.into(),
+            action: AuthAction_NE::new(AuthAction::Play),
+            credential: Credential_NE::new(credential),
+            stream: stream.as_str().into(),
+            peer: call.caller.peer.clone(),
+            peer_addr: call.caller.peer_addr,
+            protocol: "rtmp".into(),
+            ext: client_vars(&call.query, call.caller.connection),
+        };
+        let answer = self.host.authorize(&request);
+        match allowed(&answer.outcome) {
+            Ok(()) => match fstream_abi::rename(&answer.grants) {
+                Some(to) => {
+                    tracing::info!(stream = %stream, to = %quote(to), peer = %call.caller.peer,
+                        "play authenticated under another name");
+                    AppDecision::redirect(to)
+                }
+                None => AppDecision::accept(),
+            },
+            Err(why) => {
+                tracing::debug!(stream = %stream, peer = %call.caller.peer, reason = %why, "play denied");
+                AppDecision::reject(format!("Playing {stream} is not allowed"))
+            }
+        }
     }
 }
 

@@ -14,6 +14,9 @@ pub struct Settings {
     pub allowed_apps: Option<Vec<String>>,
     /// Publishing needs credentials the authenticators accept. Turn off only on a closed network.
     pub require_publish_auth: bool,
+    /// Plays are asked of the authenticators too (credentials from the query, if any; the
+    /// user is the app), so a backend may refuse or rename them. Off: plays are open.
+    pub play_auth: bool,
 }
 
 impl Default for Settings {
@@ -22,6 +25,7 @@ impl Default for Settings {
             vod_app: "vod".into(),
             allowed_apps: None,
             require_publish_auth: true,
+            play_auth: false,
         }
     }
 }

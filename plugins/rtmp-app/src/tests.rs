@@ -5,7 +5,7 @@ use abi_stable::{
     std_types::{RArc, RStr, RString},
 };
 use fstream_abi::{
-    AppCall_NE, AppHandlerBox, AppVerdict, Caller, CloseCall, HostApi, HostApi_TO,
+    outcome_allows, AppCall_NE, AppHandlerBox, AppVerdict, Caller, CloseCall, HostApi, HostApi_TO,
     InterfaceVersion, LogLevel, LogRecord, NetAddr, INTERFACE,
 };
 
@@ -42,6 +42,16 @@ impl HostApi for FakeHost {
     }
     fn interface(&self) -> InterfaceVersion {
         INTERFACE
+    }
+    /// As `authenticate`, and a stream called `old` is renamed to `new`.
+    fn authorize(&self, request: &AuthRequest) -> fstream_abi::AuthAnswer {
+        let outcome = self.authenticate(request);
+        let grants = if outcome_allows(&outcome) && request.stream.ends_with("/old") {
+            RVec::from(vec![Extension_NE::new(Extension::Rename("new".into()))])
+        } else {
+            RVec::new()
+        };
+        fstream_abi::AuthAnswer { outcome, grants }
     }
 }
 
@@ -117,10 +127,13 @@ impl Fixture {
         }))
     }
     fn play(&self, app: &str, stream: &str) -> AppVerdict {
+        self.play_q(app, stream, "")
+    }
+    fn play_q(&self, app: &str, stream: &str, query: &str) -> AppVerdict {
         self.call(AppCall::Play(PlayCall {
             app: app.into(),
             stream: stream.into(),
-            query: "".into(),
+            query: query.into(),
             caller: caller(),
             ext: RVec::new(),
         }))
@@ -335,4 +348,44 @@ fn init_refuses_bad_settings() {
         .unwrap();
     assert!(e.message.contains("allowed"), "{e}");
     assert!(init(&host, &init_context("vod_app = \"a b\"")).is_err());
+}
+
+#[test]
+fn a_rename_the_authenticators_grant_is_answered_as_a_redirect() {
+    let f = fixture("");
+    assert_eq!(
+        f.publish("alice", "old", "user_password=s3cret%26more"),
+        AppVerdict::Redirect("new".into())
+    );
+    assert_eq!(
+        f.publish("alice", "cam", "user_password=s3cret%26more"),
+        AppVerdict::Accept
+    );
+    // Plays are open and not asked about by default.
+    f.asked();
+    assert_eq!(f.play("alice", "old"), AppVerdict::Accept);
+    assert!(f.asked().is_empty());
+}
+
+#[test]
+fn with_play_auth_plays_are_asked_refused_or_renamed() {
+    let f = fixture("play_auth = true");
+    assert!(matches!(f.play("alice", "cam"), AppVerdict::Reject(_)));
+    let asked = f.asked();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].action(), Some(AuthAction::Play));
+    assert_eq!(asked[0].stream.as_str(), "alice/cam");
+    assert_eq!(
+        f.play_q("alice", "cam", "token=tok&room=1"),
+        AppVerdict::Accept
+    );
+    assert_eq!(
+        f.play_q("alice", "old", "user_password=s3cret%26more"),
+        AppVerdict::Redirect("new".into())
+    );
+    let asked = f.asked();
+    assert_eq!(fstream_abi::var(&asked[0].ext, "query"), Some("room=1"));
+    // The VOD app stays open.
+    assert_eq!(f.play("vod", "film"), AppVerdict::Accept);
+    assert!(f.asked().is_empty());
 }

@@ -454,3 +454,30 @@ fn disk_full_is_reported() {
         "{m}"
     );
 }
+
+#[test]
+fn each_finished_file_is_reported_with_its_size_and_duration() {
+    let tmp = Tmp::new("done");
+    let limits = Limits {
+        max_duration_ms: 1000,
+        ..no_limits()
+    };
+    let done = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let d = done.clone();
+    let mut r = Recorder::new(tmp.0.clone(), "s", "a/s", Mode::NewFiles, T0, limits).on_done(
+        std::sync::Arc::new(move |p: &Path, bytes, ms| {
+            d.lock().unwrap().push((p.to_path_buf(), bytes, ms))
+        }),
+    );
+    feed(&mut r, &stream_packets(7, 3000, 15));
+    // Two files rotated already; the last one is reported when the recording ends.
+    assert_eq!(done.lock().unwrap().len(), 2);
+    r.finish().unwrap();
+    let done = done.lock().unwrap().clone();
+    let files = files_in(&tmp.0);
+    assert_eq!(done.iter().map(|d| d.0.clone()).collect::<Vec<_>>(), files);
+    for (path, bytes, ms) in &done {
+        assert_eq!(*bytes, std::fs::metadata(path).unwrap().len());
+        assert!((500..1300).contains(ms), "{ms}");
+    }
+}
