@@ -12,6 +12,12 @@
 //!   whose values count only where the stream name has none) and is checked by the host's
 //!   authenticators.
 //!   Publishing to `vod_app` is refused: the VOD source serves that app.
+//!   A publish of type `record` or `append` (FMS's way of asking the server to record) is
+//!   recorded only when the allowing authenticator granted it (`Extension::MayRecord(true)`,
+//!   auth-ini's `record = yes`), unless `record_requires_permission = false`. Without the
+//!   grant the publish is still accepted, live: the decision carries `MayRecord(false)`, and
+//!   the frontend publishes with `RecordMode::Live` (as nginx-rtmp and SRS, which record only
+//!   what their configuration says, treat every publish type).
 //! - **play**: accepted (a channel password is the hub's to check, not this handler's).
 //! - **close**: nothing to do.
 //!
@@ -22,7 +28,7 @@ mod settings;
 
 use abi_stable::std_types::RVec;
 use fstream_abi::{
-    kinds,
+    kinds, may_record,
     names::validate_part,
     sdk::{app_handler_box, HandleApp},
     AppCall, AppDecision, AuthAction, AuthAction_NE, AuthOutcome, AuthOutcome_NE, AuthRequest,
@@ -124,7 +130,7 @@ impl RtmpApp {
         let stream = format!("{app}/{}", call.stream);
         if !self.settings.require_publish_auth {
             tracing::debug!(stream = %stream, peer = %call.caller.peer, "publish accepted without authentication");
-            return AppDecision::accept();
+            return self.accepted(&stream, call, None);
         }
         let credential = match Query::parse(&call.query) {
             Ok(q) => q.credential(),
@@ -145,10 +151,11 @@ impl RtmpApp {
             ext: client_vars(&call.query, call.caller.connection),
         };
         // Blocks on the authenticators; the host calls app handlers on blocking threads.
-        match allowed(&self.host.authenticate(&request)) {
+        let answer = self.host.authorize(&request);
+        match allowed(&answer.outcome) {
             Ok(()) => {
                 tracing::debug!(stream = %stream, peer = %call.caller.peer, "publish authenticated");
-                AppDecision::accept()
+                self.accepted(&stream, call, may_record(&answer.grants))
             }
             Err(why) => {
                 // The reason is for the log (the host logs it too); the client learns only
@@ -163,6 +170,26 @@ impl RtmpApp {
                 }
             }
         }
+    }
+
+    /// Accepts an allowed publish; `granted` is what the authenticator said about recording,
+    /// if anything. A publish that asks to be recorded without the right to be gets
+    /// `MayRecord(false)` in the decision: live, not recorded.
+    fn accepted(&self, stream: &str, call: &PublishCall, granted: Option<bool>) -> AppDecision {
+        let mut decision = AppDecision::accept();
+        if !asks_to_record(&call.kind) {
+            return decision;
+        }
+        if granted.unwrap_or(!self.settings.record_requires_permission) {
+            tracing::debug!(stream, kind = %call.kind, "recording allowed");
+        } else {
+            tracing::warn!(stream, peer = %call.caller.peer, kind = %quote(&call.kind),
+                "publish type asks for a recording this user may not make; publishing live, not recording");
+            decision
+                .ext
+                .push(Extension_NE::new(Extension::MayRecord(false)));
+        }
+        decision
     }
 
     fn play(&self, call: &PlayCall) -> AppDecision {
@@ -192,6 +219,12 @@ impl HandleApp for RtmpApp {
             _ => AppDecision::accept(),
         })
     }
+}
+
+/// Whether a publish type asks the server to record the stream (FMS's types; the RTMP frontend
+/// maps the same names to `RecordMode::Record` / `Append`).
+fn asks_to_record(kind: &str) -> bool {
+    matches!(kind, "record" | "append" | "appendWithGap")
 }
 
 /// The host's answer: allowed, or denied with the reason for the log. An outcome of a newer

@@ -14,6 +14,11 @@ pub struct Settings {
     pub allowed_apps: Option<Vec<String>>,
     /// Publishing needs credentials the authenticators accept. Turn off only on a closed network.
     pub require_publish_auth: bool,
+    /// A publish of type `record` or `append` is recorded only when the authenticator that
+    /// allowed it granted recording (`Extension::MayRecord(true)`; auth-ini: `record = yes`).
+    /// Otherwise the stream is published live and not recorded. When false, every publisher may
+    /// ask for a recording, except users whose grant says `MayRecord(false)`.
+    pub record_requires_permission: bool,
 }
 
 impl Default for Settings {
@@ -22,6 +27,7 @@ impl Default for Settings {
             vod_app: "vod".into(),
             allowed_apps: None,
             require_publish_auth: true,
+            record_requires_permission: true,
         }
     }
 }
@@ -80,6 +86,7 @@ mod tests {
         let d = Settings::default();
         assert_eq!(d.vod_app, "vod");
         assert!(d.require_publish_auth);
+        assert!(d.record_requires_permission);
         assert!(d.app_allowed("anything"));
     }
 
@@ -110,5 +117,8 @@ mod tests {
             .to_string();
         assert!(e.contains("allowed_apps") && e.contains("a/b"), "{e}");
         assert!(Settings::parse("require_publish_auth = \"no\"").is_err());
+        assert!(Settings::parse("record_requires_permission = 1").is_err());
+        let s = Settings::parse("record_requires_permission = false").unwrap();
+        assert!(!s.record_requires_permission);
     }
 }
