@@ -12,15 +12,16 @@
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
+    process::Command,
     sync::{mpsc, Arc},
     thread::{self, JoinHandle},
     time::{Duration, Instant},
 };
 
 use fstream_e2e::{
-    ffmpeg_video_frames, generated_flv,
+    bin, ffmpeg_video_frames, generated_flv,
     rtmp_client::{send_flv_tags_paced, Info, RtmpClient},
-    video_frames_in, Host, Root,
+    run_with_timeout, video_frames_in, Host, Root,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -33,16 +34,12 @@ const SECS: u32 = 4;
 fn publish(
     addr: SocketAddr,
     app: &str,
-    password: &str,
+    query: &str,
     kind: &str,
     flv: Arc<Vec<u8>>,
 ) -> (mpsc::Receiver<Vec<Info>>, JoinHandle<usize>) {
     let (tx, rx) = mpsc::channel();
-    let (app, key, kind) = (
-        app.to_string(),
-        format!("cam?user_password={password}"),
-        kind.to_string(),
-    );
+    let (app, key, kind) = (app.to_string(), format!("cam?{query}"), kind.to_string());
     let h = thread::spawn(move || {
         let mut c = RtmpClient::new(addr);
         assert_eq!(c.connect(&app).name, "_result");
@@ -98,8 +95,13 @@ impl History {
     /// One publish of `app/cam` as `kind`, watched by ffmpeg while it lasts. Returns the
     /// statuses the publisher got; checks that the viewer decoded the live stream.
     fn round(&mut self, app: &str, password: &str, kind: &str) -> Vec<Info> {
+        self.round_with(app, &format!("user_password={password}"), kind)
+    }
+
+    /// [`Self::round`] with the stream name's query string (`token=...`).
+    fn round_with(&mut self, app: &str, query: &str, kind: &str) -> Vec<Info> {
         let rtmp = self.host.addr("rtmp");
-        let (rx, publisher) = publish(rtmp, app, password, kind, self.flv.clone());
+        let (rx, publisher) = publish(rtmp, app, query, kind, self.flv.clone());
         let statuses = rx.recv_timeout(WAIT).expect("an answer to publish");
         assert_eq!(
             statuses[0].1, "NetStream.Publish.Start",
@@ -162,7 +164,7 @@ fn only_users_allowed_to_record_get_their_record_and_append_publishes_recorded()
     fstream_e2e::require(&["ffmpeg", "ffprobe"]);
     let root = Root::new(
         "record-permission",
-        &["auth-ini", "rtmp", "rtmp-app", "flv-recorder"],
+        &["auth-ini", "fstream", "rtmp", "rtmp-app", "flv-recorder"],
     );
     // fier says nothing about recording, ann may, bob may not.
     root.user("fier", "123");
@@ -170,7 +172,7 @@ fn only_users_allowed_to_record_get_their_record_and_append_publishes_recorded()
     root.write("users/bob.ini", "[DEFAULT]\npassword=789\nrecord = no\n");
     root.write("mods/rtmp.toml", "grace_ms = 200\n");
     let flv = Arc::new(generated_flv(root.path(), SECS));
-    let host = Host::start(&root, &["rtmp"], &[]);
+    let host = Host::start(&root, &["rtmp", "fstream"], &[]);
     let mut h = History {
         root,
         host,
@@ -199,6 +201,29 @@ fn only_users_allowed_to_record_get_their_record_and_append_publishes_recorded()
     assert_eq!(codes(&st), ["NetStream.Publish.Start"]);
     h.recorded("ann", |p| p.ends_with("cam.flv"));
     assert!(first.exists(), "the first recording stays");
+
+    // A token (fetched with the fstream client) keeps the right its password had, and
+    // fier's token gives none.
+    for (user, password, recorded) in [("ann", "456", true), ("fier", "123", false)] {
+        let (st, out, err) = run_with_timeout(
+            Command::new(bin("fstream"))
+                .arg(h.host.addr("fstream").to_string())
+                .arg(format!("token,user={user},user_password={password}")),
+            WAIT,
+        );
+        assert!(st.is_some_and(|s| s.success()), "token for {user}: {err}");
+        let token = String::from_utf8(out).unwrap().trim().to_string();
+        assert_eq!(token.len(), 32, "{token:?}");
+        let st = h.round_with(user, &format!("token={token}"), "record");
+        if recorded {
+            assert_eq!(codes(&st), ["NetStream.Publish.Start"]);
+            let before = first.clone();
+            h.recorded(user, |p| is_new_file(p) && *p != before);
+        } else {
+            assert_eq!(codes(&st), no_access);
+            h.not_recorded(user);
+        }
+    }
 
     // bob's explicit no, and a live publish (nothing asked, nothing refused).
     let st = h.round("bob", "789", "record");
