@@ -253,3 +253,27 @@ fn only_users_allowed_to_record_get_their_record_and_append_publishes_recorded()
     // Every publisher was accepted, live viewers were served each time.
     assert_eq!(h.host.log().matches("authentication denied").count(), 0);
 }
+
+/// What a sink is told of the publisher's query string: its own arguments, not the password
+/// (nor a token, or a channel password).
+#[test]
+fn sinks_get_the_query_without_credentials() {
+    fstream_e2e::require(&["ffmpeg"]);
+    let root = Root::new("sink-query", &["auth-ini", "rtmp", "rtmp-app", "test-sink"]);
+    root.user("fier", "123");
+    let host = Host::start(&root, &["rtmp"], &[]);
+    let url = format!(
+        "rtmp://{}/fier/cam?room=a%20b&user_password=123&channel_password=s3cret&x=1",
+        host.addr("rtmp")
+    );
+    let (st, _, err) = run_with_timeout(&mut fstream_e2e::ffmpeg_publish(&url, 1), WAIT);
+    assert!(st.is_some_and(|s| s.success()), "{err}");
+    assert!(host.wait_log("test-sink finished", WAIT), "{}", host.log());
+    let log = host.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("test-sink opened"))
+        .expect("the sink's line");
+    assert!(line.contains("query=room=a%20b&x=1"), "{line}");
+    assert!(!line.contains("123") && !line.contains("s3cret"), "{line}");
+}
