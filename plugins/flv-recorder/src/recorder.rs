@@ -505,8 +505,9 @@ impl Recorder {
         let mut out = out;
         // Video waits for a keyframe unless the file starts with one.
         out.wait_key = !starts_with_key;
+        // Registered with or without a quota: a later configuration's may delete old files.
+        out._open = out.file.metadata().ok().map(|m| OpenFile::new(&m));
         if let Some(q) = &self.quota {
-            out._open = out.file.metadata().ok().map(|m| OpenFile::new(&m));
             // What was written before the quota was attached (head, sequence headers).
             out.over_quota = !q.charge(out.bytes);
             out.quota = Some(q.clone());

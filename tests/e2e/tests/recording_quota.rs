@@ -152,7 +152,7 @@ fn reload(host: &Host, root: &Root, recorder_toml: &str) {
 
 /// A first recording; the quota is set to 1.5 of it. The second recording reaches the quota
 /// and is finished there, decodable; the third is refused; the operator deletes the first and
-/// a fourth, short one is recorded whole. The first file stays byte for byte until it is
+/// the third publisher, back for a short while, is recorded whole. The first file stays byte for byte until it is
 /// deleted; every finished file is a RecordDone notice.
 #[test]
 fn refuse_stops_and_refuses_recordings_and_leaves_the_live_stream_alone() {
@@ -213,11 +213,16 @@ fn refuse_stops_and_refuses_recordings_and_leaves_the_live_stream_alone() {
     );
     assert_eq!(host.log().matches("recording finished").count(), 2);
 
-    // Room made by hand: recording resumes.
+    // Room made by hand: the refused publisher comes back, and is recorded.
     std::fs::remove_file(&first).unwrap();
-    round(&host, "r4", 2);
+    round(&host, "r3", 2);
     wait_count(&host, "recording finished", 3);
-    assert_eq!(video_frames_in(&only_file(&root, "r4")), 50);
+    assert_eq!(video_frames_in(&only_file(&root, "r3")), 50);
+    assert_eq!(
+        video_frames_in(&second),
+        frames,
+        "the second file is intact"
+    );
     wait_recordings_done(api, 3);
     assert_eq!(
         host.log()
