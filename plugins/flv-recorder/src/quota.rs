@@ -13,7 +13,8 @@
 //!
 //! What happens when the total reaches the quota:
 //! * `refuse`: no new file is started, and a recording that reaches it is finished there (a
-//!   complete, playable file); the live stream goes on.
+//!   complete, playable file); the live stream goes on. A file whose head alone reaches it is
+//!   removed at once rather than left without a frame.
 //! * `delete_oldest`: the oldest finished recordings (by modification time) are deleted until
 //!   the total is under the quota. Only files the recorder names itself are candidates:
 //!   `DIR/APP/STREAM-YYYYmmddTHHMMSSZ.flv` and `...Z-N.flv`, regular files, never a file that

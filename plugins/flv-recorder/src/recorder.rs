@@ -511,6 +511,19 @@ impl Recorder {
             // What was written before the quota was attached (head, sequence headers).
             out.over_quota = !q.charge(out.bytes);
             out.quota = Some(q.clone());
+            if out.over_quota && out.len == out.bytes {
+                // Not even room for the head of a file it made: no file rather than one
+                // without a frame.
+                let path = out.path.clone();
+                drop(out);
+                if let Err(e) = std::fs::remove_file(&path) {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove an empty recording");
+                }
+                tracing::warn!(stream = %self.stream, "recording refused: recordings quota \
+                    (no room left for a file; the live stream goes on)");
+                self.quota_stopped = true;
+                return Ok(());
+            }
         }
         tracing::info!(stream = %self.stream, path = %out.path.display(), "recording to a file");
         self.out = Some(out);

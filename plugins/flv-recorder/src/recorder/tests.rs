@@ -602,3 +602,31 @@ fn the_quota_finishes_a_recording_and_refuses_the_next() {
     assert_eq!(files_in(&dir).len(), 1);
     assert_eq!(host.0.lock().unwrap().len(), 2);
 }
+
+/// With room for less than a file's head, no file is left behind.
+#[test]
+fn no_room_for_a_head_leaves_no_file() {
+    use crate::quota::{OnFull, Quota};
+    let tmp = Tmp::new("quota-head");
+    let root = tmp.0.join("recordings");
+    let dir = root.join("fier");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("notes.txt"), vec![0u8; 19_990]).unwrap();
+    let host = NoticeHost::default();
+    let quota = Arc::new(Quota::new(root, 20_000, OnFull::DeleteOldest));
+    let mut r = Recorder::new(
+        dir.clone(),
+        "cam",
+        "fier/cam",
+        Mode::NewFiles,
+        T0,
+        no_limits(),
+    )
+    .with_quota(quota)
+    .with_notifier(notifier(&tmp.0, &host));
+    feed(&mut r, &stream_packets(0, 1000, 25));
+    r.finish().unwrap();
+    assert!(r.stopped_by_quota());
+    assert_eq!(files_in(&dir), [dir.join("notes.txt")]);
+    assert!(host.0.lock().unwrap().is_empty(), "nothing to report");
+}
