@@ -2,7 +2,9 @@
 //!
 //! Authenticators are asked in `main.mods` order; the first `Allow` or `Deny` wins and when all
 //! abstain the answer is "denied". Tokens are the host's: one per user, single use (spent by a
-//! successful publish), 128 random bits from the OS, expiring after `token_ttl_ms`.
+//! successful publish), 128 random bits from the OS, expiring after `token_ttl_ms`. A token
+//! carries the right to record (`Extension::MayRecord`) that the password it was issued for
+//! was granted, and nothing else.
 //! Everything here may block (authenticators may ask a database), so callers run it on blocking
 //! threads; see `conn.rs`.
 
@@ -159,11 +161,10 @@ impl AuthChain {
             );
         }
         if let Some(Credential::Token(token)) = req.credential() {
-            return Decision::Answer(
+            let (outcome, grants) =
                 self.tokens
-                    .check(&req.user, token, req.action() == Some(AuthAction::Publish)),
-                Extensions::new(),
-            );
+                    .check(&req.user, token, req.action() == Some(AuthAction::Publish));
+            return Decision::Answer(outcome, grants);
         }
         let (slots, wait) = self.slots.read().unwrap_or_else(|p| p.into_inner()).clone();
         let decision = match slots.enter(wait) {
@@ -206,12 +207,22 @@ impl AuthChain {
         if !matches!(req.credential(), Some(Credential::Password(_))) {
             return Err("a token needs user_password".into());
         }
-        match self.check(req) {
-            AuthOutcome::Allowed => Ok(self.tokens.issue(&req.user)),
-            AuthOutcome::Denied(why) => Err(why.into()),
+        match self.check_granted(req) {
+            (AuthOutcome::Allowed, grants) => Ok(self.tokens.issue(&req.user, carried(&grants))),
+            (AuthOutcome::Denied(why), _) => Err(why.into()),
             _ => Err("refused".into()),
         }
     }
+}
+
+/// The grants a token keeps of its password's: the right to record. (A rename answered a
+/// token request, not the publish the token is for.)
+fn carried(grants: &Extensions) -> Extensions {
+    grants
+        .iter()
+        .filter(|g| matches!(g.as_enum(), Ok(Extension::MayRecord(_))))
+        .cloned()
+        .collect()
 }
 
 /// Names the connection a session's request comes from, as `Var { "conn_id" }` in its `ext`
@@ -238,10 +249,10 @@ fn default_concurrency() -> usize {
         .unwrap_or(2)
 }
 
-/// Issued tokens: user -> (token, expiry).
+/// Issued tokens: user -> (token, expiry, grants).
 struct TokenStore {
     ttl: Mutex<Duration>,
-    tokens: Mutex<HashMap<String, (String, Instant)>>,
+    tokens: Mutex<HashMap<String, (String, Instant, Extensions)>>,
 }
 
 impl TokenStore {
@@ -253,34 +264,37 @@ impl TokenStore {
     }
 
     /// A new token for `user`; it cancels the user's previous one.
-    fn issue(&self, user: &str) -> String {
+    fn issue(&self, user: &str, grants: Extensions) -> String {
         let mut bytes = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let mut map = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        map.retain(|_, (_, expiry)| *expiry > now);
+        map.retain(|_, (_, expiry, _)| *expiry > now);
         let ttl = *self.ttl.lock().unwrap_or_else(|p| p.into_inner());
-        map.insert(user.to_string(), (token.clone(), now + ttl));
+        map.insert(user.to_string(), (token.clone(), now + ttl, grants));
         token
     }
 
-    fn check(&self, user: &str, token: &str, spend: bool) -> AuthOutcome {
+    /// The outcome, with the token's grants when it is allowed.
+    fn check(&self, user: &str, token: &str, spend: bool) -> (AuthOutcome, Extensions) {
+        let deny = |why: &str| (AuthOutcome::Denied(why.into()), Extensions::new());
         let mut map = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        let Some((expected, expiry)) = map.get(user) else {
-            return AuthOutcome::Denied("no token issued for this user (or already used)".into());
+        let Some((expected, expiry, grants)) = map.get(user) else {
+            return deny("no token issued for this user (or already used)");
         };
         if *expiry <= Instant::now() {
             map.remove(user);
-            return AuthOutcome::Denied("token expired".into());
+            return deny("token expired");
         }
         if !bool::from(expected.as_bytes().ct_eq(token.as_bytes())) {
-            return AuthOutcome::Denied("wrong token".into());
+            return deny("wrong token");
         }
+        let grants = grants.clone();
         if spend {
             map.remove(user);
         }
-        AuthOutcome::Allowed
+        (AuthOutcome::Allowed, grants)
     }
 }
 
@@ -466,5 +480,48 @@ mod tests {
         assert!(!c
             .check(&req("amy", Credential::Token(t3.into())))
             .is_allowed());
+    }
+
+    /// A token keeps the right to record its password was granted (and no rename).
+    #[test]
+    fn tokens_carry_the_right_to_record() {
+        let grants = |g: Vec<Extension>| {
+            AuthVerdict::AllowWith(g.into_iter().map(Extension_NE::new).collect())
+        };
+        let c = AuthChain::new(
+            vec![
+                (
+                    "rec".into(),
+                    authenticator_box(Fixed(
+                        "ann",
+                        grants(vec![
+                            Extension::Rename("elsewhere".into()),
+                            Extension::MayRecord(true),
+                        ]),
+                    )),
+                ),
+                (
+                    "plain".into(),
+                    authenticator_box(Fixed("amy", AuthVerdict::Allow)),
+                ),
+            ],
+            Duration::from_secs(60),
+        );
+        let token = |user| {
+            c.issue_token(&req(user, Credential::Password("x".into())))
+                .unwrap()
+        };
+        let t = token("ann");
+        let (outcome, g) = c.check_granted(&req("ann", Credential::Token(t.into())));
+        assert!(outcome.is_allowed());
+        assert_eq!(fstream_abi::may_record(&g), Some(true));
+        assert_eq!(fstream_abi::rename(&g), None);
+        let t = token("amy");
+        let (outcome, g) = c.check_granted(&req("amy", Credential::Token(t.clone().into())));
+        assert!(outcome.is_allowed());
+        assert!(g.is_empty());
+        // Spent: refused, nothing granted.
+        let (outcome, g) = c.check_granted(&req("amy", Credential::Token(t.into())));
+        assert!(!outcome.is_allowed() && g.is_empty());
     }
 }

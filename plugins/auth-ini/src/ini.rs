@@ -6,6 +6,10 @@
 pub struct UserFile {
     pub password: Option<String>,
     pub password_hash: Option<String>,
+    /// `record = yes|no` (configparser's booleans: yes/no, true/false, on/off, 1/0): whether
+    /// the user may have a publication recorded on request. `Err` holds a value that is none
+    /// of those.
+    pub record: Option<Result<bool, String>>,
 }
 
 pub fn parse(text: &str) -> UserFile {
@@ -35,10 +39,20 @@ pub fn parse(text: &str) -> UserFile {
         match key.as_str() {
             "password" => user.password = Some(value),
             "password_hash" => user.password_hash = Some(value),
+            "record" => user.record = Some(boolean(&value).ok_or(value)),
             _ => {}
         }
     }
     user
+}
+
+/// A configparser boolean, case-insensitive.
+fn boolean(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "yes" | "true" | "on" => Some(true),
+        "0" | "no" | "false" | "off" => Some(false),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -55,5 +69,30 @@ mod tests {
             Some("$argon2id$v=19$m=1,t=1,p=1$c2FsdA$aGFzaA")
         );
         assert_eq!(parse("[DEFAULT]\nnothing\n"), UserFile::default());
+    }
+
+    #[test]
+    fn reads_the_record_permission() {
+        for (text, want) in [
+            ("record = yes", Some(Ok(true))),
+            ("Record: TRUE", Some(Ok(true))),
+            ("record=1", Some(Ok(true))),
+            ("record = on", Some(Ok(true))),
+            ("record = no", Some(Ok(false))),
+            ("record = Off", Some(Ok(false))),
+            ("record = 0", Some(Ok(false))),
+            ("record = sometimes", Some(Err("sometimes".to_string()))),
+            ("record =", Some(Err(String::new()))),
+            ("password = x", None),
+        ] {
+            assert_eq!(
+                parse(&format!("[DEFAULT]\n{text}\n")).record,
+                want,
+                "{text}"
+            );
+        }
+        // Only [DEFAULT] counts, and the last value wins as in configparser.
+        assert_eq!(parse("[x]\nrecord = yes\n").record, None);
+        assert_eq!(parse("record = yes\nrecord = no\n").record, Some(Ok(false)));
     }
 }

@@ -12,18 +12,23 @@
 //! at once. User names are validated before a path is built; passwords compare in constant time.
 //! Unknown users are not this plugin's to judge: it abstains, and the next authenticator in
 //! `main.mods` is asked.
+//!
+//! `record = yes` (or `no`) in the file says whether the user may have a publication recorded
+//! on request (RTMP publish type `record` / `append`): the verdict is then
+//! `AllowWith(MayRecord(..))`, which the stock `rtmp-app` reads (`record_requires_permission`).
 
 mod ini;
 
 use std::path::{Path, PathBuf};
 
+use abi_stable::std_types::RVec;
 use argon2::{password_hash::PasswordHash, Argon2, PasswordVerifier};
 use fstream_abi::{
     kinds,
     names::validate_part,
     sdk::{authenticator_box, Authenticate},
-    AuthRequest, AuthVerdict, Credential, HostApiBox, InitContext, PluginError, PluginInstance,
-    PluginObject,
+    AuthRequest, AuthVerdict, Credential, Extension, Extension_NE, HostApiBox, InitContext,
+    PluginError, PluginInstance, PluginObject,
 };
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -132,17 +137,32 @@ impl Authenticate for IniUsers {
             ));
         };
         Ok(if ok {
-            AuthVerdict::Allow
+            match user.record {
+                None => AuthVerdict::Allow,
+                Some(Ok(may)) => grant_recording(may),
+                Some(Err(value)) => {
+                    // A typo must not grant anything: read it as "no", and say so.
+                    tracing::warn!(file = %path.display(), value = %value.escape_debug(),
+                        "record must be yes or no; taken as no");
+                    grant_recording(false)
+                }
+            }
         } else {
             AuthVerdict::Deny("wrong password".into())
         })
     }
 }
 
+/// Allowed, with the user's right to record on request (`Extension::MayRecord`, v2.3).
+fn grant_recording(may: bool) -> AuthVerdict {
+    AuthVerdict::AllowWith(RVec::from(vec![Extension_NE::new(Extension::MayRecord(
+        may,
+    ))]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use abi_stable::std_types::RVec;
     use fstream_abi::{AuthAction, AuthAction_NE, Credential_NE, NetAddr};
 
     fn req(user: &str, password: Option<&str>) -> AuthRequest {
@@ -195,6 +215,23 @@ mod tests {
         assert_eq!(v("ann", Some("s3cret")), AuthVerdict::Allow);
         assert!(matches!(v("ann", Some("123")), AuthVerdict::Deny(_)));
         assert_eq!(v("nobody", Some("123")), AuthVerdict::Abstain);
+        // The right to record comes only with a good password.
+        let dir = dir_with(&[
+            ("rec.ini", "[DEFAULT]\npassword=1\nrecord = yes\n"),
+            ("norec.ini", "[DEFAULT]\npassword=2\nrecord = no\n"),
+            ("typo.ini", "[DEFAULT]\npassword=3\nrecord = ys\n"),
+        ]);
+        let users = IniUsers::new(dir);
+        let v = |u, p| users.authenticate(&req(u, p)).unwrap();
+        let may = |verdict: AuthVerdict| match verdict {
+            AuthVerdict::AllowWith(g) => fstream_abi::may_record(&g),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(may(v("rec", Some("1"))), Some(true));
+        assert_eq!(may(v("norec", Some("2"))), Some(false));
+        assert_eq!(may(v("typo", Some("3"))), Some(false));
+        assert!(matches!(v("rec", Some("2")), AuthVerdict::Deny(_)));
+        assert!(matches!(v("rec", None), AuthVerdict::Deny(_)));
         for bad in [
             "../fier",
             "a/b",

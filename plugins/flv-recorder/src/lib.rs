@@ -9,27 +9,35 @@
 //!   matches one of the `record` patterns of `mods/flv-recorder.toml`.
 //!
 //! The host runs each sink on a thread of its own, so the files are written with plain blocking
-//! `std::fs` calls there. See [`recorder`] for the file layout and crash safety.
+//! `std::fs` calls there. See [`recorder`] for the file layout and crash safety, [`quota`] for
+//! `max_total_bytes`. Each finished file is reported with a `RecordDone` notice.
+//!
+//! Whether a publisher may ask for `record` / `append` is the app handler's to decide (the
+//! stock `rtmp-app`: `record_requires_permission`); this plugin records what the publication's
+//! record mode says.
 
 mod date;
 mod glob;
+pub mod quota;
 pub mod recorder;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use fstream_abi::{
     kinds,
     names::validate_part,
     sdk::{sink_box, sink_factory_box, MakeSink},
-    Caller, HostApiBox, InitContext, NetAddr, Notice, NoticeKind, NoticeKind_NE, PluginError,
-    PluginInstance, PluginObject, RecordMode, SinkBox, StreamStart,
+    HostApiBox, InitContext, PluginError, PluginInstance, PluginObject, RecordMode, SinkBox,
+    StreamStart,
 };
 use serde::Deserialize;
 
 pub use date::utc_stamp;
 pub use glob::{check_pattern, matches as glob_matches};
-pub use recorder::{Limits, Mode, Recorder};
+pub use quota::{OnFull, Quota};
+pub use recorder::{Limits, Mode, Notifier, Recorder};
 
 fstream_abi::export_plugin! {
     name: "flv-recorder",
@@ -52,6 +60,10 @@ pub struct Settings {
     /// `fdatasync` a file at most this often while recording (and always when it is finished);
     /// 0 = only when finished.
     pub sync_interval_ms: u64,
+    /// The most the recordings directory may hold, in bytes; 0 = no limit.
+    pub max_total_bytes: u64,
+    /// What to do when it is reached.
+    pub on_full: OnFull,
 }
 
 impl Default for Settings {
@@ -62,6 +74,8 @@ impl Default for Settings {
             max_file_bytes: 0,
             max_duration_ms: 0,
             sync_interval_ms: 5000,
+            max_total_bytes: 0,
+            on_full: OnFull::Refuse,
         }
     }
 }
@@ -85,9 +99,10 @@ impl Settings {
 fn init(host: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginError> {
     let settings = Settings::parse(&ctx.settings)
         .map_err(|e| PluginError::new(format!("{}: {e}", ctx.settings_path)))?;
-    let mut factory = RecorderFactory::new(Path::new(ctx.root.as_str()), &settings);
-    factory.host = Some(host.clone());
+    let factory =
+        RecorderFactory::new(Path::new(ctx.root.as_str()), &settings).with_host(host.clone());
     tracing::info!(dir = %factory.dir.display(), patterns = %settings.record.join(","),
+        max_total_bytes = settings.max_total_bytes, on_full = ?settings.on_full,
         "flv-recorder ready");
     Ok(PluginInstance::empty().with(PluginObject::Sink(sink_factory_box(factory))))
 }
@@ -99,16 +114,26 @@ pub struct RecorderFactory {
     dir: PathBuf,
     patterns: Vec<String>,
     limits: Limits,
-    /// Told of finished files (a `record_done` notice each), when set.
-    pub host: Option<HostApiBox>,
+    /// Shared by every recording of this configuration.
+    quota: Option<Arc<Quota>>,
+    /// For `RecordDone` notices.
+    host: Option<HostApiBox>,
 }
 
 impl RecorderFactory {
     pub fn new(root: &Path, settings: &Settings) -> Self {
+        let dir = root.join(&settings.dir);
         Self {
             root: root.to_path_buf(),
+            quota: (settings.max_total_bytes > 0).then(|| {
+                Arc::new(Quota::new(
+                    dir.clone(),
+                    settings.max_total_bytes,
+                    settings.on_full,
+                ))
+            }),
             host: None,
-            dir: root.join(&settings.dir),
+            dir,
             patterns: settings.record.clone(),
             limits: Limits {
                 max_file_bytes: settings.max_file_bytes,
@@ -117,6 +142,12 @@ impl RecorderFactory {
                     .then(|| Duration::from_millis(settings.sync_interval_ms)),
             },
         }
+    }
+
+    /// Finished files are reported to this host.
+    pub fn with_host(mut self, host: HostApiBox) -> Self {
+        self.host = Some(host);
+        self
     }
 
     /// The recorder for a publication, or `None` when it is not to be recorded (or its name is
@@ -143,7 +174,7 @@ impl RecorderFactory {
             }
         };
         tracing::info!(stream = %full, mode = ?mode, protocol = %start.protocol, "recording");
-        let recorder = Recorder::new(
+        let mut recorder = Recorder::new(
             self.dir.join(app),
             name,
             &full,
@@ -151,42 +182,20 @@ impl RecorderFactory {
             start.unix_ms,
             self.limits.clone(),
         );
-        Some(match &self.host {
-            Some(host) => recorder.on_done(self.record_done(host.clone(), start)),
-            None => recorder,
-        })
-    }
-
-    /// What tells the host's observers of each file this publication's recorder finishes.
-    fn record_done(&self, host: HostApiBox, start: &StreamStart) -> recorder::OnDone {
-        let root = self.root.clone();
-        let template = Notice {
-            kind: NoticeKind_NE::new(NoticeKind::RecordDone),
-            protocol: start.protocol.clone(),
-            app: start.app.clone(),
-            name: start.name.clone(),
-            user: "".into(),
-            query: fstream_abi::query::redacted(&start.query).into(),
-            caller: Caller {
-                connection: 0,
-                peer: "".into(),
-                peer_addr: NetAddr::parse_or_unspecified(""),
-            },
-            path: "".into(),
-            bytes: 0,
-            duration_ms: 0,
-            unix_ms: 0,
-            ext: Default::default(),
-        };
-        std::sync::Arc::new(move |path: &Path, bytes: u64, duration_ms: u64| {
-            let shown = path.strip_prefix(&root).unwrap_or(path);
-            host.notify(&Notice {
-                path: shown.to_string_lossy().into_owned().into(),
-                bytes,
-                duration_ms,
-                ..template.clone()
+        if let Some(q) = &self.quota {
+            recorder = recorder.with_quota(q.clone());
+        }
+        if let Some(host) = &self.host {
+            recorder = recorder.with_notifier(Notifier {
+                host: host.clone(),
+                root: self.root.clone(),
+                protocol: start.protocol.to_string(),
+                app: app.to_string(),
+                name: name.to_string(),
+                query: fstream_abi::query::redacted(&start.query),
             });
-        })
+        }
+        Some(recorder)
     }
 }
 
@@ -230,6 +239,30 @@ mod tests {
         assert!(e.contains("APP/STREAM"), "{e}");
         assert!(Settings::parse("dir = \"\"\n").is_err());
         assert!(Settings::parse("max_file_bytes = -1\n").is_err());
+        let s =
+            Settings::parse("max_total_bytes = 1000000\non_full = \"delete_oldest\"\n").unwrap();
+        assert_eq!(
+            (s.max_total_bytes, s.on_full),
+            (1_000_000, OnFull::DeleteOldest)
+        );
+        assert_eq!(
+            Settings::parse("on_full = \"refuse\"\n").unwrap().on_full,
+            OnFull::Refuse
+        );
+        let e = Settings::parse("on_full = \"delete\"\n").unwrap_err();
+        assert!(e.contains("delete_oldest") && e.contains("refuse"), "{e}");
+        assert!(Settings::parse("max_total_bytes = -5\n").is_err());
+        // No quota unless asked for.
+        let f = RecorderFactory::new(Path::new("/r"), &Settings::default());
+        assert!(f.quota.is_none());
+        let f = RecorderFactory::new(
+            Path::new("/r"),
+            &Settings::parse("max_total_bytes = 9\n").unwrap(),
+        );
+        assert_eq!(
+            f.quota.as_ref().map(|q| (q.max(), q.on_full())),
+            Some((9, OnFull::Refuse))
+        );
     }
 
     #[test]

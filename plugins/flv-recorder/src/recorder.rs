@@ -18,6 +18,15 @@
 //! When a file reaches [`Limits::max_file_bytes`] or [`Limits::max_duration_ms`], the recording
 //! moves to a new file at the next video keyframe (any audio frame for audio-only streams).
 //!
+//! # Quota
+//! With a [`Quota`] (`max_total_bytes`), each file is admitted before it is created and every
+//! write is counted; a recording the quota stops is finished at once, like a publication that
+//! ended, and no further file is started for it (see [`crate::quota`]).
+//!
+//! # Notices
+//! Each finished file is reported to the host as a `RecordDone` notice (path, bytes, duration)
+//! when a [`Notifier`] is set.
+//!
 //! # Append
 //! `DIR/APP/STREAM.flv` is opened, a partial tag at its end (from a crash) is cut off, and tags
 //! continue 20 ms after its last timestamp. The first tag's `duration`/`filesize`, when it is such
@@ -28,10 +37,15 @@ use std::{
     io::{self, Seek, SeekFrom, Write},
     os::unix::fs::FileExt,
     path::{Path, PathBuf},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
-use fstream_abi::{sdk::Consume, MediaKind, MediaPacket, Payload, PluginError};
+use abi_stable::std_types::RVec;
+use fstream_abi::{
+    sdk::Consume, Caller, HostApiBox, MediaKind, MediaPacket, NetAddr, Notice, NoticeKind,
+    NoticeKind_NE, Payload, PluginError,
+};
 use fstream_media::{
     amf0::{AmfLimits, Properties},
     flv::{
@@ -42,7 +56,10 @@ use fstream_media::{
     },
 };
 
-use crate::date::utc_stamp;
+use crate::{
+    date::utc_stamp,
+    quota::{OpenFile, Quota},
+};
 
 /// Gap between the last tag of an existing file and the first appended one.
 const APPEND_GAP_MS: u32 = 20;
@@ -117,12 +134,57 @@ pub struct Recorder {
     failed: bool,
     /// Files finished so far (oldest first), for logs and tests.
     finished: Vec<PathBuf>,
-    /// Told of each finished file (the plugin sends a `record_done` notice).
-    on_done: Option<OnDone>,
+    quota: Option<Arc<Quota>>,
+    /// The quota refused a file or stopped one: nothing more is recorded.
+    quota_stopped: bool,
+    notifier: Option<Notifier>,
 }
 
-/// A finished file: its path, its size in bytes, the media time it holds in milliseconds.
-pub type OnDone = std::sync::Arc<dyn Fn(&Path, u64, u64) + Send + Sync>;
+/// Tells the host about finished files (`RecordDone`, v2.3).
+pub struct Notifier {
+    pub host: HostApiBox,
+    /// Paths in notices are relative to this when under it.
+    pub root: PathBuf,
+    /// Of the publisher.
+    pub protocol: String,
+    pub app: String,
+    pub name: String,
+    /// The publisher's query string without credentials.
+    pub query: String,
+}
+
+impl Notifier {
+    fn record_done(&self, done: &Finished) {
+        let path = done.path.strip_prefix(&self.root).unwrap_or(&done.path);
+        self.host.notify(&Notice {
+            kind: NoticeKind_NE::new(NoticeKind::RecordDone),
+            protocol: self.protocol.as_str().into(),
+            app: self.app.as_str().into(),
+            name: self.name.as_str().into(),
+            // The recorder is not told who published.
+            user: "".into(),
+            query: self.query.as_str().into(),
+            caller: Caller {
+                connection: 0,
+                peer: "".into(),
+                peer_addr: NetAddr::parse_or_unspecified(""),
+            },
+            path: path.to_string_lossy().as_ref().into(),
+            bytes: done.bytes,
+            duration_ms: done.duration_ms,
+            // The host fills in the time.
+            unix_ms: 0,
+            ext: RVec::new(),
+        });
+    }
+}
+
+/// A file once finished.
+struct Finished {
+    path: PathBuf,
+    bytes: u64,
+    duration_ms: u64,
+}
 
 /// An open file.
 struct Output {
@@ -143,6 +205,12 @@ struct Output {
     synced: Instant,
     dirty: bool,
     buf: Vec<u8>,
+    /// Counts this file's writes, once the file is admitted.
+    quota: Option<Arc<Quota>>,
+    /// The quota was reached by a write to this file.
+    over_quota: bool,
+    /// Keeps the quota from deleting this file while it is written.
+    _open: Option<OpenFile>,
 }
 
 impl Output {
@@ -178,6 +246,11 @@ impl Output {
         self.len += n;
         self.bytes += n;
         self.dirty = true;
+        if let Some(q) = &self.quota {
+            if !q.charge(n) {
+                self.over_quota = true;
+            }
+        }
         if tag_type != TagType::Script {
             self.last_ts = self.last_ts.max(ts);
         }
@@ -205,9 +278,8 @@ impl Output {
         Ok(())
     }
 
-    /// Patches duration and file size into the metadata and syncs; gives the path, the size
-    /// and the media time it holds.
-    fn finish(mut self) -> Result<(PathBuf, u64, u64), RecordError> {
+    /// Patches duration and file size into the metadata and syncs.
+    fn finish(mut self) -> Result<Finished, RecordError> {
         let duration = f64::from(self.last_ts) / 1000.0;
         for (at, value) in [
             (self.duration_at, duration),
@@ -228,7 +300,11 @@ impl Output {
         let duration_ms = u64::from(self.last_ts.saturating_sub(self.first_ts));
         tracing::info!(path = %self.path.display(), bytes = self.len, duration_ms,
             "recording finished");
-        Ok((self.path, self.len, duration_ms))
+        Ok(Finished {
+            path: self.path,
+            bytes: self.len,
+            duration_ms,
+        })
     }
 }
 
@@ -261,14 +337,27 @@ impl Recorder {
             rotate: false,
             failed: false,
             finished: Vec::new(),
-            on_done: None,
+            quota: None,
+            quota_stopped: false,
+            notifier: None,
         }
     }
 
-    /// Calls `f` for each file this recorder finishes.
-    pub fn on_done(mut self, f: OnDone) -> Self {
-        self.on_done = Some(f);
+    /// Files are admitted by, and their writes counted against, this quota.
+    pub fn with_quota(mut self, quota: Arc<Quota>) -> Self {
+        self.quota = Some(quota);
         self
+    }
+
+    /// Each finished file is reported through this.
+    pub fn with_notifier(mut self, notifier: Notifier) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    /// The quota refused or stopped this recording.
+    pub fn stopped_by_quota(&self) -> bool {
+        self.quota_stopped
     }
 
     pub fn mode(&self) -> Mode {
@@ -286,12 +375,21 @@ impl Recorder {
     }
 
     fn on_packet(&mut self, p: &MediaPacket) -> Result<(), RecordError> {
+        if self.quota_stopped {
+            return Ok(());
+        }
         self.first_ts.get_or_insert(p.timestamp);
         match p.kind {
-            MediaKind::Raw => Ok(()),
-            MediaKind::Script => self.on_script(p),
-            MediaKind::Audio | MediaKind::Video => self.on_media(p),
+            MediaKind::Raw => {}
+            MediaKind::Script => self.on_script(p)?,
+            MediaKind::Audio | MediaKind::Video => self.on_media(p)?,
         }
+        if self.out.as_ref().is_some_and(|o| o.over_quota) {
+            // Finished here, as if the publication had ended: a complete file.
+            self.quota_stopped = true;
+            self.close()?;
+        }
+        Ok(())
     }
 
     fn on_script(&mut self, p: &MediaPacket) -> Result<(), RecordError> {
@@ -386,6 +484,14 @@ impl Recorder {
 
     /// Starts a file at a frame with stream timestamp `ts`.
     fn open(&mut self, ts: u32, starts_with_key: bool) -> Result<(), RecordError> {
+        if let Some(q) = &self.quota {
+            if let Err(why) = q.admit() {
+                tracing::warn!(stream = %self.stream, reason = %why,
+                    "recording refused: recordings quota (the live stream goes on)");
+                self.quota_stopped = true;
+                return Ok(());
+            }
+        }
         std::fs::create_dir_all(&self.dir).map_err(|source| RecordError::CreateDir {
             path: self.dir.clone(),
             source,
@@ -399,6 +505,26 @@ impl Recorder {
         let mut out = out;
         // Video waits for a keyframe unless the file starts with one.
         out.wait_key = !starts_with_key;
+        // Registered with or without a quota: a later configuration's may delete old files.
+        out._open = out.file.metadata().ok().map(|m| OpenFile::new(&m));
+        if let Some(q) = &self.quota {
+            // What was written before the quota was attached (head, sequence headers).
+            out.over_quota = !q.charge(out.bytes);
+            out.quota = Some(q.clone());
+            if out.over_quota && out.len == out.bytes {
+                // Not even room for the head of a file it made: no file rather than one
+                // without a frame.
+                let path = out.path.clone();
+                drop(out);
+                if let Err(e) = std::fs::remove_file(&path) {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove an empty recording");
+                }
+                tracing::warn!(stream = %self.stream, "recording refused: recordings quota \
+                    (no room left for a file; the live stream goes on)");
+                self.quota_stopped = true;
+                return Ok(());
+            }
+        }
         tracing::info!(stream = %self.stream, path = %out.path.display(), "recording to a file");
         self.out = Some(out);
         Ok(())
@@ -475,6 +601,9 @@ impl Recorder {
             synced: Instant::now(),
             dirty: false,
             buf: Vec::new(),
+            quota: None,
+            over_quota: false,
+            _open: None,
         };
         out.file
             .write_all(&head)
@@ -557,6 +686,9 @@ impl Recorder {
             synced: Instant::now(),
             dirty: false,
             buf: Vec::new(),
+            quota: None,
+            over_quota: false,
+            _open: None,
         };
         self.write_headers(&mut out)?;
         Ok(out)
@@ -564,11 +696,11 @@ impl Recorder {
 
     fn close(&mut self) -> Result<(), RecordError> {
         if let Some(out) = self.out.take() {
-            let (path, bytes, duration_ms) = out.finish()?;
-            if let Some(f) = &self.on_done {
-                f(&path, bytes, duration_ms);
+            let done = out.finish()?;
+            if let Some(n) = &self.notifier {
+                n.record_done(&done);
             }
-            self.finished.push(path);
+            self.finished.push(done.path);
         }
         Ok(())
     }

@@ -12,6 +12,12 @@
 //!   whose values count only where the stream name has none) and is checked by the host's
 //!   authenticators.
 //!   Publishing to `vod_app` is refused: the VOD source serves that app.
+//!   A publish of type `record` or `append` (FMS's way of asking the server to record) is
+//!   recorded only when the allowing authenticator granted it (`Extension::MayRecord(true)`,
+//!   auth-ini's `record = yes`), unless `record_requires_permission = false`. Without the
+//!   grant the publish is still accepted, live: the decision carries `MayRecord(false)`, and
+//!   the frontend publishes with `RecordMode::Live` (as nginx-rtmp and SRS, which record only
+//!   what their configuration says, treat every publish type).
 //! - **play**: accepted (a channel password is the hub's to check, not this handler's), unless
 //!   `play_auth` is set: then the authenticators are asked as for a publish, and a rename they
 //!   grant (auth-http's nginx-style 3xx) is answered as a redirect.
@@ -24,7 +30,7 @@ mod settings;
 
 use abi_stable::std_types::RVec;
 use fstream_abi::{
-    kinds,
+    kinds, may_record,
     names::validate_part,
     sdk::{app_handler_box, HandleApp},
     AppCall, AppDecision, AuthAction, AuthAction_NE, AuthOutcome, AuthOutcome_NE, AuthRequest,
@@ -127,7 +133,7 @@ impl RtmpApp {
         let stream = format!("{app}/{}", call.stream);
         if !self.settings.require_publish_auth {
             tracing::debug!(stream = %stream, peer = %call.caller.peer, "publish accepted without authentication");
-            return AppDecision::accept();
+            return self.accepted(&stream, call, None);
         }
         let credential = match Query::parse(&call.query) {
             Ok(q) => q.credential(),
@@ -150,19 +156,25 @@ impl RtmpApp {
         // Blocks on the authenticators; the host calls app handlers on blocking threads.
         let answer = self.host.authorize(&request);
         match allowed(&answer.outcome) {
-            // An authenticator renamed the stream (auth-http's nginx-style 3xx): the frontend
-            // publishes under the new name (it validates it, as every redirect).
-            Ok(()) => match fstream_abi::rename(&answer.grants) {
-                Some(to) => {
-                    tracing::info!(stream = %stream, to = %quote(to), peer = %call.caller.peer,
-                        "publish authenticated under another name");
-                    AppDecision::redirect(to)
+            Ok(()) => {
+                let decision = self.accepted(&stream, call, may_record(&answer.grants));
+                match fstream_abi::rename(&answer.grants) {
+                    // An authenticator renamed the stream (auth-http's nginx-style 3xx): the
+                    // frontend publishes under the new name (it validates it, as every
+                    // redirect), with what was decided about recording.
+                    Some(to) => {
+                        tracing::info!(stream = %stream, to = %quote(to), peer = %call.caller.peer,
+                            "publish authenticated under another name");
+                        let mut redirect = AppDecision::redirect(to);
+                        redirect.ext = decision.ext;
+                        redirect
+                    }
+                    None => {
+                        tracing::debug!(stream = %stream, peer = %call.caller.peer, "publish authenticated");
+                        decision
+                    }
                 }
-                None => {
-                    tracing::debug!(stream = %stream, peer = %call.caller.peer, "publish authenticated");
-                    AppDecision::accept()
-                }
-            },
+            }
             Err(why) => {
                 // The reason is for the log (the host logs it too); the client learns only
                 // that it failed, so it cannot tell unknown users from wrong passwords.
@@ -176,6 +188,26 @@ impl RtmpApp {
                 }
             }
         }
+    }
+
+    /// Accepts an allowed publish; `granted` is what the authenticator said about recording,
+    /// if anything. A publish that asks to be recorded without the right to be gets
+    /// `MayRecord(false)` in the decision: live, not recorded.
+    fn accepted(&self, stream: &str, call: &PublishCall, granted: Option<bool>) -> AppDecision {
+        let mut decision = AppDecision::accept();
+        if !asks_to_record(&call.kind) {
+            return decision;
+        }
+        if granted.unwrap_or(!self.settings.record_requires_permission) {
+            tracing::debug!(stream, kind = %call.kind, "recording allowed");
+        } else {
+            tracing::warn!(stream, peer = %call.caller.peer, kind = %quote(&call.kind),
+                "publish type asks for a recording this user may not make; publishing live, not recording");
+            decision
+                .ext
+                .push(Extension_NE::new(Extension::MayRecord(false)));
+        }
+        decision
     }
 
     fn play(&self, call: &PlayCall) -> AppDecision {
@@ -237,6 +269,12 @@ impl HandleApp for RtmpApp {
             _ => AppDecision::accept(),
         })
     }
+}
+
+/// Whether a publish type asks the server to record the stream (FMS's types; the RTMP frontend
+/// maps the same names to `RecordMode::Record` / `Append`).
+fn asks_to_record(kind: &str) -> bool {
+    matches!(kind, "record" | "append" | "appendWithGap")
 }
 
 /// The host's answer: allowed, or denied with the reason for the log. An outcome of a newer

@@ -17,6 +17,11 @@ pub struct Settings {
     /// Plays are asked of the authenticators too (credentials from the query, if any; the
     /// user is the app), so a backend may refuse or rename them. Off: plays are open.
     pub play_auth: bool,
+    /// A publish of type `record` or `append` is recorded only when the authenticator that
+    /// allowed it granted recording (`Extension::MayRecord(true)`; auth-ini: `record = yes`).
+    /// Otherwise the stream is published live and not recorded. When false, every publisher may
+    /// ask for a recording, except users whose grant says `MayRecord(false)`.
+    pub record_requires_permission: bool,
 }
 
 impl Default for Settings {
@@ -26,6 +31,7 @@ impl Default for Settings {
             allowed_apps: None,
             require_publish_auth: true,
             play_auth: false,
+            record_requires_permission: true,
         }
     }
 }
@@ -84,6 +90,7 @@ mod tests {
         let d = Settings::default();
         assert_eq!(d.vod_app, "vod");
         assert!(d.require_publish_auth);
+        assert!(d.record_requires_permission);
         assert!(d.app_allowed("anything"));
     }
 
@@ -114,5 +121,8 @@ mod tests {
             .to_string();
         assert!(e.contains("allowed_apps") && e.contains("a/b"), "{e}");
         assert!(Settings::parse("require_publish_auth = \"no\"").is_err());
+        assert!(Settings::parse("record_requires_permission = 1").is_err());
+        let s = Settings::parse("record_requires_permission = false").unwrap();
+        assert!(!s.record_requires_permission);
     }
 }

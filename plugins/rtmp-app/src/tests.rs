@@ -43,15 +43,29 @@ impl HostApi for FakeHost {
     fn interface(&self) -> InterfaceVersion {
         INTERFACE
     }
-    /// As `authenticate`, and a stream called `old` is renamed to `new`.
+    /// Users `rec` (password `r`, may record) and `norec` (password `n`, may not), besides
+    /// alice, who is allowed without a word about recording; a stream called `old` is renamed
+    /// to `new`.
     fn authorize(&self, request: &AuthRequest) -> fstream_abi::AuthAnswer {
-        let outcome = self.authenticate(request);
-        let grants = if outcome_allows(&outcome) && request.stream.ends_with("/old") {
-            RVec::from(vec![Extension_NE::new(Extension::Rename("new".into()))])
-        } else {
-            RVec::new()
+        let grant = match (request.user.as_str(), request.credential()) {
+            ("rec", Some(Credential::Password(p))) if p.as_str() == "r" => Some(true),
+            ("norec", Some(Credential::Password(p))) if p.as_str() == "n" => Some(false),
+            _ => None,
         };
-        fstream_abi::AuthAnswer { outcome, grants }
+        let Some(may) = grant else {
+            let outcome = self.authenticate(request);
+            let grants = if outcome_allows(&outcome) && request.stream.ends_with("/old") {
+                RVec::from(vec![Extension_NE::new(Extension::Rename("new".into()))])
+            } else {
+                RVec::new()
+            };
+            return fstream_abi::AuthAnswer { outcome, grants };
+        };
+        self.seen.lock().unwrap().push(request.clone());
+        fstream_abi::AuthAnswer {
+            outcome: AuthOutcome_NE::new(AuthOutcome::Allowed),
+            grants: RVec::from(vec![Extension_NE::new(Extension::MayRecord(may))]),
+        }
     }
 }
 
@@ -125,6 +139,25 @@ impl Fixture {
             caller: caller(),
             ext: RVec::new(),
         }))
+    }
+    /// A publish of `kind`: the verdict, and what the decision says about recording.
+    fn publish_as(&self, app: &str, query: &str, kind: &str) -> (AppVerdict, Option<bool>) {
+        let decision = self
+            .handler
+            .call(&AppCall_NE::new(AppCall::Publish(PublishCall {
+                app: app.into(),
+                stream: "cam".into(),
+                kind: kind.into(),
+                query: query.into(),
+                caller: caller(),
+                ext: RVec::new(),
+            })))
+            .into_result()
+            .unwrap();
+        (
+            decision.verdict().cloned().unwrap(),
+            fstream_abi::may_record(&decision.ext),
+        )
     }
     fn play(&self, app: &str, stream: &str) -> AppVerdict {
         self.play_q(app, stream, "")
@@ -388,4 +421,77 @@ fn with_play_auth_plays_are_asked_refused_or_renamed() {
     // The VOD app stays open.
     assert_eq!(f.play("vod", "film"), AppVerdict::Accept);
     assert!(f.asked().is_empty());
+}
+
+#[test]
+fn recording_on_request_needs_the_users_permission_by_default() {
+    let f = fixture("");
+    let accept = AppVerdict::Accept;
+    for kind in ["record", "append", "appendWithGap"] {
+        // Granted: the decision says nothing, the frontend records as asked.
+        assert_eq!(
+            f.publish_as("rec", "user_password=r", kind),
+            (accept.clone(), None)
+        );
+        // Refused, or never mentioned: accepted live, without the recording.
+        assert_eq!(
+            f.publish_as("norec", "user_password=n", kind),
+            (accept.clone(), Some(false))
+        );
+        assert_eq!(
+            f.publish_as("alice", "user_password=s3cret%26more", kind),
+            (accept.clone(), Some(false)),
+            "an authenticator that grants nothing grants no recording"
+        );
+        assert_eq!(
+            f.publish_as("alice", "token=tok", kind),
+            (accept.clone(), Some(false))
+        );
+        // A wrong password is still refused, whatever the type.
+        assert!(matches!(
+            f.publish_as("rec", "user_password=x", kind).0,
+            AppVerdict::Reject(_)
+        ));
+    }
+    // Live publishes carry nothing about recording.
+    assert_eq!(
+        f.publish_as("norec", "user_password=n", "live"),
+        (accept.clone(), None)
+    );
+    assert_eq!(
+        f.publish_as("alice", "user_password=s3cret%26more", "LIVE"),
+        (accept, None)
+    );
+    // Types are FMS's, case and all: "Record" is no request to record.
+    assert_eq!(
+        f.publish_as("norec", "user_password=n", "Record"),
+        (AppVerdict::Accept, None)
+    );
+}
+
+#[test]
+fn recording_on_request_can_be_opened_to_all_but_those_refused() {
+    let f = fixture("record_requires_permission = false");
+    let accept = AppVerdict::Accept;
+    assert_eq!(
+        f.publish_as("alice", "user_password=s3cret%26more", "record"),
+        (accept.clone(), None)
+    );
+    assert_eq!(
+        f.publish_as("rec", "user_password=r", "append"),
+        (accept.clone(), None)
+    );
+    assert_eq!(
+        f.publish_as("norec", "user_password=n", "record"),
+        (accept.clone(), Some(false)),
+        "an explicit no still counts"
+    );
+    // Without authentication nobody has a grant: the setting alone decides.
+    let f = fixture("require_publish_auth = false");
+    assert_eq!(
+        f.publish_as("anyone", "", "record"),
+        (accept.clone(), Some(false))
+    );
+    let f = fixture("require_publish_auth = false\nrecord_requires_permission = false");
+    assert_eq!(f.publish_as("anyone", "", "record"), (accept, None));
 }

@@ -3,8 +3,9 @@
 
 use abi_stable::std_types::RVec;
 use fstream_abi::{
-    flags, payload_from, Action, AppCall, AppDecision, CloseMode, MediaKind, MediaPacket, Outbox,
-    PublishCall, PublishOptions, PublishOutcome, PublishOutcome_NE, RecordMode,
+    flags, may_record, payload_from, Action, AppCall, AppDecision, CloseMode, MediaKind,
+    MediaPacket, Outbox, PublishCall, PublishOptions, PublishOutcome, PublishOutcome_NE,
+    RecordMode,
 };
 use fstream_media::{
     amf0::Amf0Value,
@@ -176,6 +177,15 @@ impl RtmpSession {
                 return self.send_client_commands(&decision.commands);
             }
         };
+        // The handler may accept the publish but not the recording it asks for (since v2.3):
+        // then it is published live.
+        let record_refused = record != RecordMode::Live && may_record(&decision.ext) == Some(false);
+        let record = if record_refused {
+            tracing::info!(stream = %stream, "recording not allowed; publishing live");
+            RecordMode::Live
+        } else {
+            record
+        };
         let publication = self.handle();
         let Some(ns) = self.streams.get_mut(&msid) else {
             return Ok(());
@@ -200,6 +210,7 @@ impl RtmpSession {
             publication,
             msid,
             commands: decision.commands,
+            record_refused,
         });
         self.act(
             out,
@@ -217,12 +228,13 @@ impl RtmpSession {
         publication: u32,
         outcome: PublishOutcome_NE,
     ) -> Result<(), Violation> {
-        let (msid, commands) = match self.wait.take() {
+        let (msid, commands, record_refused) = match self.wait.take() {
             Some(Wait::PublishResult {
                 publication: p,
                 msid,
                 commands,
-            }) if p == publication => (msid, commands),
+                record_refused,
+            }) if p == publication => (msid, commands, record_refused),
             other => {
                 self.wait = other;
                 tracing::debug!(publication, "ignored a stale publish result");
@@ -250,6 +262,17 @@ impl RtmpSession {
                     &name,
                 );
                 send_status(&mut self.output, msid, st)?;
+                if record_refused {
+                    // Flash's code for a recording the client has no right to; level
+                    // "status", so clients that stop on errors keep publishing.
+                    let st = status(
+                        "status",
+                        "NetStream.Record.NoAccess",
+                        format!("{name} is published live; recording it is not allowed."),
+                        &name,
+                    );
+                    send_status(&mut self.output, msid, st)?;
+                }
             }
             Ok(PublishOutcome::Busy) => {
                 ns.role = Role::Idle;

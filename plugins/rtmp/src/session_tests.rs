@@ -1106,6 +1106,72 @@ fn refused_publishes_get_bad_name() {
     }
 }
 
+/// A publish of type `record` / `append` keeps its record mode unless the app handler's
+/// decision says `MayRecord(false)`: then it is published live, and once started the client
+/// hears `NetStream.Record.NoAccess` (level status) after `Publish.Start`.
+#[test]
+fn a_recording_the_handler_does_not_allow_is_published_live() {
+    use fstream_abi::{Extension, Extension_NE};
+    let no_record = || {
+        let mut d = AppDecision::accept();
+        d.ext.push(Extension_NE::new(Extension::MayRecord(false)));
+        d
+    };
+    let may_record = || {
+        let mut d = AppDecision::accept();
+        d.ext.push(Extension_NE::new(Extension::MayRecord(true)));
+        d
+    };
+    for (kind, decision, want, refused) in [
+        ("record", AppDecision::accept(), RecordMode::Record, false),
+        ("record", may_record(), RecordMode::Record, false),
+        ("record", no_record(), RecordMode::Live, true),
+        ("append", no_record(), RecordMode::Live, true),
+        ("appendWithGap", no_record(), RecordMode::Live, true),
+        ("append", may_record(), RecordMode::Append, false),
+        // Nothing to refuse on a live publish.
+        ("live", no_record(), RecordMode::Live, false),
+    ] {
+        let mut c = Client::with_stream(settings(|_| {}));
+        let o = c.command(
+            1,
+            "publish",
+            3.0,
+            Amf0Value::Null,
+            vec![s("cam?user_password=123"), s(kind)],
+        );
+        let (request, call) = o.app_call();
+        let AppCall::Publish(pc) = call else {
+            panic!("{call:?}")
+        };
+        assert_eq!(pc.kind.as_str(), kind);
+        let o = c.event(Event::AppResult { request, decision });
+        let Some(Action::Publish {
+            publication,
+            options,
+            ..
+        }) = o.actions.first().cloned()
+        else {
+            panic!("{:?}", o.kinds())
+        };
+        assert_eq!(options.record, want, "{kind}");
+        let o = c.event(publish_result(publication, PublishOutcome::Started));
+        let mut codes = vec![(
+            "onStatus".to_string(),
+            "NetStream.Publish.Start".to_string(),
+        )];
+        if refused {
+            codes.push(("onStatus".into(), "NetStream.Record.NoAccess".into()));
+            let cmds = o.commands();
+            assert_eq!(cmds[1].args[0].get_str("level"), Some("status"));
+        }
+        assert_eq!(o.codes(), codes, "{kind}");
+        // Media flows either way.
+        let b = c.bytes_of(&media(9, 0, vec![0x17, 1, 0, 0, 0, 1]));
+        assert_eq!(c.send(&b).packets().len(), 1, "{kind}");
+    }
+}
+
 #[test]
 fn a_replaced_publisher_is_told_and_disconnected() {
     let mut c = Client::with_stream(settings(|_| {}));

@@ -79,6 +79,9 @@ pub(crate) enum Wait {
         publication: u32,
         msid: u32,
         commands: RVec<ClientCommand>,
+        /// The client asked for a recording the app handler did not allow: once publishing,
+        /// it is told `NetStream.Record.NoAccess`.
+        record_refused: bool,
     },
     /// A play the app handler accepted, waiting for the first status of its probe.
     Probe(Probe),

@@ -238,14 +238,51 @@ impl RtmpClient {
     }
 }
 
+impl RtmpClient {
+    /// publish `key` on `msid` with the publish type `kind` (`live`, `record`, `append`: what
+    /// FMLE sends and ffmpeg cannot); returns the first onStatus and those the server sends
+    /// within `more` after it (`NetStream.Record.NoAccess` follows `Publish.Start` at once).
+    pub fn publish_typed(&mut self, msid: u32, key: &str, kind: &str, more: Duration) -> Vec<Info> {
+        let args = vec![Amf0Value::from(key), Amf0Value::from(kind)];
+        self.command(msid, "publish", 5.0, Amf0Value::Null, args);
+        let mut got = vec![info_of(&self.expect("onStatus"))];
+        while let Some(c) = self.command_within(more) {
+            if c.name == "onStatus" {
+                got.push(info_of(&c));
+            }
+        }
+        got
+    }
+}
+
 /// Sends the tags of an FLV file as an RTMP publisher would (metadata as `@setDataFrame`);
 /// returns the number of video frames sent.
 pub fn send_flv_tags(client: &mut RtmpClient, msid: u32, flv: &[u8]) -> usize {
+    send_tags(client, msid, flv, None)
+}
+
+/// [`send_flv_tags`] at the pace of the tags' timestamps, as a live encoder sends them.
+pub fn send_flv_tags_paced(client: &mut RtmpClient, msid: u32, flv: &[u8]) -> usize {
+    send_tags(client, msid, flv, Some(std::time::Instant::now()))
+}
+
+fn send_tags(
+    client: &mut RtmpClient,
+    msid: u32,
+    flv: &[u8],
+    paced_from: Option<std::time::Instant>,
+) -> usize {
     let mut d = FlvDemuxer::new(16 << 20);
     d.push(flv);
     let mut video = 0;
     while let Some(t) = d.next_tag().unwrap() {
         let tag = t.tag;
+        if let Some(start) = paced_from {
+            let due = start + Duration::from_millis(u64::from(tag.timestamp));
+            if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
         let (csid, payload) = match tag.tag_type as u8 {
             msg_type::DATA_AMF0 => {
                 let mut p = amf0::to_vec(&Amf0Value::from("@setDataFrame")).unwrap();

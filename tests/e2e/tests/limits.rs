@@ -1079,7 +1079,8 @@ fn a_recorder_on_a_slow_disk_drops_packets_for_itself_only() {
         "slow-disk",
         &["auth-ini", "rtmp", "rtmp-app", "flv-recorder"],
     );
-    r.user("fier", "123");
+    // fier may ask for the recording (record_requires_permission is on by default).
+    r.write("users/fier.ini", "[DEFAULT]\npassword=123\nrecord = yes\n");
     r.write("mods/rtmp.toml", "grace_ms = 200\n");
     r.write("mods/host.toml", "[hub]\nsink_queue_packets = 8\n");
     // No fdatasync: a pipe has none.

@@ -23,7 +23,9 @@ pub enum Extension {
     /// nginx-rtmp `on_publish` answering 3xx with a `Location`.
     Rename(RString),
     /// Since v2.3, in the same grants: whether this user may have the publication recorded
-    /// when the client asks for it (RTMP publish type `record` / `append`).
+    /// when the client asks for it (RTMP publish type `record` / `append`). Also in the `ext`
+    /// of an [`super::AppDecision`] accepting a publish: `MayRecord(false)` tells the frontend
+    /// to publish live (`RecordMode::Live`) whatever recording the client asked for.
     MayRecord(bool),
 }
 

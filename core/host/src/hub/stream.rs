@@ -521,7 +521,8 @@ impl Stream {
                 app: self.name.split('/').next().unwrap_or("").into(),
                 name: self.name.split('/').nth(1).unwrap_or("").into(),
                 record: p.options.record,
-                query: p.options.query.clone(),
+                // Sinks get the client's arguments, never its credentials.
+                query: fstream_abi::query::redacted(&p.options.query).into(),
                 protocol: p.protocol.clone().into(),
                 unix_ms: unix_ms(),
                 ext: Default::default(),

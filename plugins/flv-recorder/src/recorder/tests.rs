@@ -444,6 +444,9 @@ fn disk_full_is_reported() {
         synced: Instant::now(),
         dirty: false,
         buf: Vec::new(),
+        quota: None,
+        over_quota: false,
+        _open: None,
     };
     let e = out
         .write_tag(TagType::Audio, 0, &[0xAF, 1], &no_limits())
@@ -455,29 +458,175 @@ fn disk_full_is_reported() {
     );
 }
 
+/// A host that keeps the notices it is sent.
+#[derive(Clone, Default)]
+struct NoticeHost(std::sync::Arc<std::sync::Mutex<Vec<Notice>>>);
+
+impl fstream_abi::HostApi for NoticeHost {
+    fn max_level(&self) -> fstream_abi::LogLevel {
+        fstream_abi::LogLevel::Off
+    }
+    fn enabled(&self, _: fstream_abi::LogLevel, _: abi_stable::std_types::RStr<'_>) -> bool {
+        false
+    }
+    fn log(&self, _: &fstream_abi::LogRecord<'_>) {}
+    fn authenticate(&self, _: &fstream_abi::AuthRequest) -> fstream_abi::AuthOutcome_NE {
+        fstream_abi::AuthOutcome_NE::new(fstream_abi::AuthOutcome::Denied("no".into()))
+    }
+    fn interface(&self) -> fstream_abi::InterfaceVersion {
+        fstream_abi::INTERFACE
+    }
+    fn notify(&self, notice: &Notice) {
+        self.0.lock().unwrap().push(notice.clone());
+    }
+}
+
+fn notifier(root: &Path, host: &NoticeHost) -> Notifier {
+    use abi_stable::{sabi_trait::TD_Opaque, std_types::RArc};
+    Notifier {
+        host: fstream_abi::HostApi_TO::from_ptr(RArc::new(host.clone()), TD_Opaque),
+        root: root.to_path_buf(),
+        protocol: "rtmp".into(),
+        app: "fier".into(),
+        name: "cam".into(),
+        query: "room=1".into(),
+    }
+}
+
+/// Each finished file (rotations included) is one RecordDone notice, with the path relative to
+/// the root, the file's size and its duration.
 #[test]
-fn each_finished_file_is_reported_with_its_size_and_duration() {
-    let tmp = Tmp::new("done");
+fn finished_files_are_reported() {
+    let tmp = Tmp::new("notice");
+    let dir = tmp.0.join("recordings/fier");
+    let host = NoticeHost::default();
     let limits = Limits {
         max_duration_ms: 1000,
         ..no_limits()
     };
-    let done = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let d = done.clone();
-    let mut r = Recorder::new(tmp.0.clone(), "s", "a/s", Mode::NewFiles, T0, limits).on_done(
-        std::sync::Arc::new(move |p: &Path, bytes, ms| {
-            d.lock().unwrap().push((p.to_path_buf(), bytes, ms))
-        }),
-    );
-    feed(&mut r, &stream_packets(7, 3000, 15));
-    // Two files rotated already; the last one is reported when the recording ends.
-    assert_eq!(done.lock().unwrap().len(), 2);
+    let mut r = Recorder::new(dir.clone(), "cam", "fier/cam", Mode::NewFiles, T0, limits)
+        .with_notifier(notifier(&tmp.0, &host));
+    feed(&mut r, &stream_packets(0, 2500, 25));
     r.finish().unwrap();
-    let done = done.lock().unwrap().clone();
-    let files = files_in(&tmp.0);
-    assert_eq!(done.iter().map(|d| d.0.clone()).collect::<Vec<_>>(), files);
-    for (path, bytes, ms) in &done {
-        assert_eq!(*bytes, std::fs::metadata(path).unwrap().len());
-        assert!((500..1300).contains(ms), "{ms}");
+    let files = files_in(&dir);
+    // Keyframes each second: files of 0-2 s and 2-2.5 s.
+    assert_eq!(files.len(), 2, "{files:?}");
+    let notices = host.0.lock().unwrap().clone();
+    assert_eq!(notices.len(), 2);
+    for (n, f) in notices.iter().zip(&files) {
+        assert_eq!(n.kind(), Some(NoticeKind::RecordDone));
+        assert_eq!((n.app.as_str(), n.name.as_str()), ("fier", "cam"));
+        assert_eq!((n.protocol.as_str(), n.query.as_str()), ("rtmp", "room=1"));
+        assert_eq!(
+            Path::new(n.path.as_str()),
+            f.strip_prefix(&tmp.0).unwrap(),
+            "relative to the root"
+        );
+        assert!(n.path.starts_with("recordings/fier/cam-"));
+        assert_eq!(n.bytes, std::fs::metadata(f).unwrap().len());
+        assert_eq!(n.caller.connection, 0);
     }
+    assert!(
+        (1900..=2000).contains(&notices[0].duration_ms),
+        "{}",
+        notices[0].duration_ms
+    );
+    assert!(
+        (400..=500).contains(&notices[1].duration_ms),
+        "{}",
+        notices[1].duration_ms
+    );
+}
+
+/// The quota stops a recording in a complete file (metadata patched, reported), refuses the
+/// next publication's, and admits one again once room is made.
+#[test]
+fn the_quota_finishes_a_recording_and_refuses_the_next() {
+    use crate::quota::{OnFull, Quota};
+    let tmp = Tmp::new("quota");
+    let root = tmp.0.join("recordings");
+    let dir = root.join("fier");
+    let host = NoticeHost::default();
+    let quota = Arc::new(Quota::new(root.clone(), 20_000, OnFull::Refuse));
+    let recorder = |t0| {
+        Recorder::new(
+            dir.clone(),
+            "cam",
+            "fier/cam",
+            Mode::NewFiles,
+            t0,
+            no_limits(),
+        )
+        .with_quota(quota.clone())
+        .with_notifier(notifier(&tmp.0, &host))
+    };
+    // About 250 + 50 * 43 bytes a second: over 20 kB within 10 s.
+    let mut first = recorder(T0);
+    feed(&mut first, &stream_packets(0, 10_000, 25));
+    assert!(first.stopped_by_quota());
+    assert!(first.current_file().is_none());
+    first.finish().unwrap();
+    let files = files_in(&dir);
+    assert_eq!(files.len(), 1);
+    let (bytes, tags) = read_tags(&files[0]);
+    assert!(
+        (20_000..21_000).contains(&bytes.len()),
+        "stopped at the quota: {}",
+        bytes.len()
+    );
+    assert_eq!(
+        number(&metadata_of(&tags[0]), "filesize"),
+        bytes.len() as f64
+    );
+    assert_eq!(
+        host.0.lock().unwrap().len(),
+        1,
+        "the stopped file is reported"
+    );
+
+    // The next publication records nothing.
+    let mut second = recorder(T0 + 60_000);
+    feed(&mut second, &stream_packets(0, 2000, 25));
+    second.finish().unwrap();
+    assert!(second.stopped_by_quota());
+    assert_eq!(files_in(&dir), files, "nothing new, the first intact");
+    assert_eq!(std::fs::read(&files[0]).unwrap(), bytes);
+    assert_eq!(host.0.lock().unwrap().len(), 1);
+
+    // Room made by hand: the next one records.
+    std::fs::remove_file(&files[0]).unwrap();
+    let mut third = recorder(T0 + 120_000);
+    feed(&mut third, &stream_packets(0, 2000, 25));
+    third.finish().unwrap();
+    assert!(!third.stopped_by_quota());
+    assert_eq!(files_in(&dir).len(), 1);
+    assert_eq!(host.0.lock().unwrap().len(), 2);
+}
+
+/// With room for less than a file's head, no file is left behind.
+#[test]
+fn no_room_for_a_head_leaves_no_file() {
+    use crate::quota::{OnFull, Quota};
+    let tmp = Tmp::new("quota-head");
+    let root = tmp.0.join("recordings");
+    let dir = root.join("fier");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("notes.txt"), vec![0u8; 19_990]).unwrap();
+    let host = NoticeHost::default();
+    let quota = Arc::new(Quota::new(root, 20_000, OnFull::DeleteOldest));
+    let mut r = Recorder::new(
+        dir.clone(),
+        "cam",
+        "fier/cam",
+        Mode::NewFiles,
+        T0,
+        no_limits(),
+    )
+    .with_quota(quota)
+    .with_notifier(notifier(&tmp.0, &host));
+    feed(&mut r, &stream_packets(0, 1000, 25));
+    r.finish().unwrap();
+    assert!(r.stopped_by_quota());
+    assert_eq!(files_in(&dir), [dir.join("notes.txt")]);
+    assert!(host.0.lock().unwrap().is_empty(), "nothing to report");
 }

@@ -26,7 +26,7 @@ struct Factory(Settings);
 
 impl MakeSink for Factory {
     fn open(&self, start: &StreamStart) -> Result<Option<SinkBox>, PluginError> {
-        tracing::info!(stream = %start.stream, "test-sink opened");
+        tracing::info!(stream = %start.stream, query = %start.query, "test-sink opened");
         Ok(Some(sink_box(Counter {
             settings: self.0,
             seen: 0,
