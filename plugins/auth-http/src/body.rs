@@ -37,15 +37,7 @@ pub fn json(q: &Question) -> Vec<u8> {
 /// The nginx-rtmp form: `call`, `app`, `name`, `addr`, `clientid`, then the client's own query
 /// arguments (as nginx-rtmp appends them), then `user` and `password` when there are some.
 pub fn nginx(q: &Question) -> Vec<u8> {
-    let mut form = Form::default();
-    form.field("call", q.action);
-    form.field("app", &q.app);
-    form.field("name", &q.stream);
-    form.field("addr", &q.ip);
-    form.field("clientid", &q.conn_id);
-    // Already encoded by the client: decoded, then encoded again, so that what the backend
-    // parses is exactly what the client meant, and nothing can break out of its field.
-    query_fields(&mut form, &q.query);
+    let mut form = Form::nginx_head(q.action, &q.app, &q.stream, &q.ip, &q.conn_id, &q.query);
     if !q.user.is_empty() {
         form.field("user", &q.user);
     }
@@ -85,6 +77,28 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
 pub(crate) struct Form(pub(crate) String);
 
 impl Form {
+    /// What every nginx-rtmp call starts with: `call`, `app`, `name`, `addr`, `clientid`, then
+    /// the client's own query arguments. Those were encoded by the client: they are decoded,
+    /// then encoded again, so that what the backend parses is exactly what the client meant,
+    /// and nothing can break out of its field.
+    pub(crate) fn nginx_head(
+        call: &str,
+        app: &str,
+        name: &str,
+        addr: &str,
+        clientid: &str,
+        query: &str,
+    ) -> Form {
+        let mut form = Form::default();
+        form.field("call", call);
+        form.field("app", app);
+        form.field("name", name);
+        form.field("addr", addr);
+        form.field("clientid", clientid);
+        query_fields(&mut form, query);
+        form
+    }
+
     pub(crate) fn field(&mut self, key: &str, value: &str) {
         if !self.0.is_empty() {
             self.0.push('&');

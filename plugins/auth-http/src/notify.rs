@@ -249,13 +249,7 @@ pub fn json(f: &Fields) -> Vec<u8> {
 /// arguments, then `user` when known, `bytes`, `duration_ms`, `path` (the file, for
 /// `record_done`, as nginx-rtmp's `on_record_done` sends it) and `unix_ms`.
 pub fn form(f: &Fields) -> Vec<u8> {
-    let mut form = Form::default();
-    form.field("call", f.action);
-    form.field("app", &f.app);
-    form.field("name", &f.stream);
-    form.field("addr", &f.ip);
-    form.field("clientid", &f.conn_id);
-    body::query_fields(&mut form, &f.query);
+    let mut form = Form::nginx_head(f.action, &f.app, &f.stream, &f.ip, &f.conn_id, &f.query);
     if !f.user.is_empty() {
         form.field("user", &f.user);
     }

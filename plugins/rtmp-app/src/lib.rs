@@ -143,16 +143,14 @@ impl RtmpApp {
             }
         };
         let anonymous = credential == Credential::None;
-        let request = AuthRequest {
-            user: app.into(),
-            action: AuthAction_NE::new(AuthAction::Publish),
-            credential: Credential_NE::new(credential),
-            stream: stream.as_str().into(),
-            peer: call.caller.peer.clone(),
-            peer_addr: call.caller.peer_addr,
-            protocol: "rtmp".into(),
-            ext: client_vars(&call.query, call.caller.connection),
-        };
+        let request = auth_request(
+            AuthAction::Publish,
+            app,
+            &stream,
+            credential,
+            &call.caller,
+            &call.query,
+        );
         // Blocks on the authenticators; the host calls app handlers on blocking threads.
         let answer = self.host.authorize(&request);
         match allowed(&answer.outcome) {
@@ -227,16 +225,14 @@ impl RtmpApp {
             Ok(q) => q.credential(),
             Err(e) => return AppDecision::reject(format!("Invalid query string: {e}")),
         };
-        let request = AuthRequest {
-            user: app.into(),
-            action: AuthAction_NE::new(AuthAction::Play),
-            credential: Credential_NE::new(credential),
-            stream: stream.as_str().into(),
-            peer: call.caller.peer.clone(),
-            peer_addr: call.caller.peer_addr,
-            protocol: "rtmp".into(),
-            ext: client_vars(&call.query, call.caller.connection),
-        };
+        let request = auth_request(
+            AuthAction::Play,
+            app,
+            &stream,
+            credential,
+            &call.caller,
+            &call.query,
+        );
         let answer = self.host.authorize(&request);
         match allowed(&answer.outcome) {
             Ok(()) => match fstream_abi::rename(&answer.grants) {
@@ -284,6 +280,28 @@ fn allowed(outcome: &AuthOutcome_NE) -> Result<(), &str> {
         Ok(AuthOutcome::Allowed) => Ok(()),
         Ok(AuthOutcome::Denied(why)) => Err(why.as_str()),
         _ => Err("an authentication outcome this plugin does not know"),
+    }
+}
+
+/// What the authenticators are asked about an RTMP publish or play of `stream` in `app` (the
+/// user is the app, as nginx-rtmp's and the original server's URLs have it).
+fn auth_request(
+    action: AuthAction,
+    app: &str,
+    stream: &str,
+    credential: Credential,
+    caller: &fstream_abi::Caller,
+    query: &str,
+) -> AuthRequest {
+    AuthRequest {
+        user: app.into(),
+        action: AuthAction_NE::new(action),
+        credential: Credential_NE::new(credential),
+        stream: stream.into(),
+        peer: caller.peer.clone(),
+        peer_addr: caller.peer_addr,
+        protocol: "rtmp".into(),
+        ext: client_vars(query, caller.connection),
     }
 }
 
