@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod cdp;
+pub mod http_backend;
 pub mod rtmp_client;
 
 use std::{

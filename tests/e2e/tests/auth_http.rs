@@ -19,10 +19,10 @@ use std::{
 
 use fstream_e2e::{
     background, decoded_frames, ffmpeg_play, ffmpeg_publish, fstream_preamble,
-    rtmp_client::RtmpClient, Host, LiveFlow, Root,
+    http_backend::{form_fields, read_request, signature},
+    rtmp_client::RtmpClient,
+    Host, LiveFlow, Root,
 };
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
 const WAIT: Duration = Duration::from_secs(20);
 const SECRET: &str = "backend-shared-key";
@@ -123,50 +123,8 @@ fn serve(
     most_busy: Arc<AtomicUsize>,
 ) {
     let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        // One request: the head, then Content-Length bytes of body.
-        let (head_len, method, path, headers) = loop {
-            let mut hs = [httparse::EMPTY_HEADER; 32];
-            let mut req = httparse::Request::new(&mut hs);
-            match req.parse(&buf) {
-                Ok(httparse::Status::Complete(n)) => {
-                    let headers: BTreeMap<String, String> = req
-                        .headers
-                        .iter()
-                        .map(|h| {
-                            (
-                                h.name.to_ascii_lowercase(),
-                                String::from_utf8_lossy(h.value).into_owned(),
-                            )
-                        })
-                        .collect();
-                    break (
-                        n,
-                        req.method.unwrap_or("").to_string(),
-                        req.path.unwrap_or("").to_string(),
-                        headers,
-                    );
-                }
-                Ok(httparse::Status::Partial) => match conn.read(&mut chunk) {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                },
-                Err(e) => panic!("the host sent a bad request: {e}"),
-            }
-        };
-        let len: usize = headers
-            .get("content-length")
-            .map(|v| v.parse().expect("a Content-Length"))
-            .expect("the host sends a Content-Length");
-        while buf.len() < head_len + len {
-            match conn.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-        let body = buf[head_len..head_len + len].to_vec();
-        buf.drain(..head_len + len);
+    while let Some(req) = read_request(&mut conn, &mut buf) {
+        let (method, path, headers, body) = (req.method, req.path, req.headers, req.body);
         let fields = match headers.get("content-type").map(String::as_str) {
             Some("application/json") => {
                 let v: serde_json::Value = serde_json::from_slice(&body).expect("a JSON body");
@@ -214,47 +172,8 @@ fn serve(
     }
 }
 
-/// `k=v&...` decoded as a form (`+` is a space).
-fn form_fields(body: &[u8]) -> BTreeMap<String, String> {
-    let text = std::str::from_utf8(body).expect("an ASCII form");
-    assert!(
-        text.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"*-._+%&=".contains(&b)),
-        "not properly encoded: {text}"
-    );
-    let mut out = BTreeMap::new();
-    for item in text.split('&') {
-        let (k, v) = item.split_once('=').expect("key=value");
-        out.insert(decode_form(k), decode_form(v));
-    }
-    out
-}
-
-fn decode_form(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap();
-                out.push(u8::from_str_radix(hex, 16).expect("a %XX escape"));
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).unwrap()
-}
-
 fn signed(body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(body);
-    let tag = mac.finalize().into_bytes();
-    let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
+    signature(SECRET, body)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 
 use std::{
     collections::BTreeMap,
-    io::{Read, Write},
+    io::Write,
     net::{SocketAddr, TcpListener, TcpStream},
     sync::{Arc, Mutex},
     thread,
@@ -15,10 +15,10 @@ use std::{
 
 use fstream_e2e::{
     background, ffmpeg_publish, ffmpeg_video_frames, ffprobe_codecs, fstream_preamble,
-    generated_flv, Host, Root,
+    generated_flv,
+    http_backend::{self, form_fields, read_request},
+    Host, Root,
 };
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
 const WAIT: Duration = Duration::from_secs(30);
 const SECRET: &str = "shared-with-the-backend";
@@ -148,42 +148,9 @@ impl Backend {
 
 fn serve(mut conn: TcpStream, got: Arc<Mutex<Vec<Got>>>, rule: Rule) {
     let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let (head_len, path, headers) = loop {
-            let mut hs = [httparse::EMPTY_HEADER; 32];
-            let mut req = httparse::Request::new(&mut hs);
-            match req.parse(&buf) {
-                Ok(httparse::Status::Complete(n)) => {
-                    let headers: BTreeMap<String, String> = req
-                        .headers
-                        .iter()
-                        .map(|h| {
-                            (
-                                h.name.to_ascii_lowercase(),
-                                String::from_utf8_lossy(h.value).into_owned(),
-                            )
-                        })
-                        .collect();
-                    assert_eq!(req.method, Some("POST"));
-                    break (n, req.path.unwrap_or("").to_string(), headers);
-                }
-                Ok(httparse::Status::Partial) => match conn.read(&mut chunk) {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                },
-                Err(e) => panic!("the host sent a bad request: {e}"),
-            }
-        };
-        let len: usize = headers["content-length"].parse().unwrap();
-        while buf.len() < head_len + len {
-            match conn.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-        let body = buf[head_len..head_len + len].to_vec();
-        buf.drain(..head_len + len);
+    while let Some(req) = read_request(&mut conn, &mut buf) {
+        assert_eq!(req.method, "POST");
+        let (path, headers, body) = (req.path, req.headers, req.body);
         let (fields, numbers) = match headers["content-type"].as_str() {
             "application/json" => {
                 let v: serde_json::Value = serde_json::from_slice(&body).expect("a JSON body");
@@ -230,47 +197,8 @@ fn serve(mut conn: TcpStream, got: Arc<Mutex<Vec<Got>>>, rule: Rule) {
     }
 }
 
-fn form_fields(body: &[u8]) -> BTreeMap<String, String> {
-    let text = std::str::from_utf8(body).expect("an ASCII form");
-    text.split('&')
-        .map(|item| {
-            let (k, v) = item.split_once('=').expect("key=value");
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                out.push(
-                    u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap(), 16).unwrap(),
-                );
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).unwrap()
-}
-
-/// The signature the backend expects for `body`.
 fn signature(body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
+    http_backend::signature(SECRET, body)
 }
 
 // ---------------------------------------------------------------------------------------------
