@@ -359,6 +359,9 @@ fn plays_from_fstream_host_while_ffmpeg_publishes() {
 fn refusals_from_fstream_host_are_typed() {
     let root = fstream_root("client-refused");
     root.write("mods/test-app.toml", "apps = [\"fier\"]\n");
+    // A player gives up on a stream nobody publishes after 300 ms (the default waits forever,
+    // as nginx-rtmp does).
+    root.write("mods/rtmp.toml", "play_wait_ms = 300\n");
     let host = Host::start(&root, &["rtmp"], &[]);
     let addr = host.addr("rtmp");
     let mut d = Driver::publish(addr, fier(addr, "cam?user_password=wrong"));
@@ -377,6 +380,18 @@ fn refusals_from_fstream_host_are_typed() {
             assert_eq!(code, "NetConnection.Connect.Rejected");
             eprintln!("fstream-host: connect rejected: {description}");
         }
+        other => panic!("{other:?}"),
+    }
+    // fstream-host says Play.Start to a player that waits, then StreamNotFound when the wait
+    // is over.
+    let mut d = Driver::play(addr, fier(addr, "nosuch"));
+    let t = Instant::now();
+    d.until(&ClientEvent::Playing).expect("waiting");
+    match d.next_event(Duration::from_secs(5)) {
+        Some(ClientEvent::Failed(ClientError::StreamNotFound { description })) => eprintln!(
+            "fstream-host: StreamNotFound ({description}) {} ms after connecting",
+            t.elapsed().as_millis()
+        ),
         other => panic!("{other:?}"),
     }
 }
