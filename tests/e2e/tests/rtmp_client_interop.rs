@@ -145,7 +145,9 @@ impl Driver {
             match self.next_event(WAIT) {
                 Some(ClientEvent::Failed(e)) => return Err(e),
                 Some(e) if &e == want => return Ok(t.elapsed()),
-                Some(ClientEvent::Connected) => {}
+                Some(ClientEvent::Connected) => {
+                    eprintln!("  (connected after {} ms)", t.elapsed().as_millis())
+                }
                 Some(other) => panic!("{other:?} before {want:?}"),
                 None => panic!("no {want:?} within {WAIT:?}"),
             }

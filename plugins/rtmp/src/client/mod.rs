@@ -605,9 +605,16 @@ impl RtmpClient {
         if self.is_done() {
             return;
         }
-        if let Some(msid) = self.stream_id() {
+        // FCPublish went out with createStream: take it back, and the stream if we have one.
+        let announced = matches!(
+            self.state,
+            State::CreatingStream | State::Starting { .. } | State::Streaming { .. }
+        );
+        if self.role == Role::Publish && announced {
             let name = Amf0Value::from(self.target.stream.as_str());
             self.command(CSID_COMMAND, 0, "FCUnpublish", vec![name], None);
+        }
+        if let Some(msid) = self.stream_id() {
             self.delete_stream(msid);
         }
         self.finish(EndReason::Unpublished);

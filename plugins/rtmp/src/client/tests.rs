@@ -907,3 +907,32 @@ fn urls_split_into_address_and_target() {
         assert!(Target::parse_url(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn timestamps_past_24_bits_go_out_and_come_back() {
+    // Publishing: the extended timestamp field.
+    let mut s = Scripted::new(Role::Publish, ClientConfig::default());
+    s.sent();
+    s.accept_connect();
+    let txn = Scripted::commands(&s.sent()).last().unwrap().transaction_id;
+    s.answer_create_stream(txn);
+    s.sent();
+    s.status("NetStream.Publish.Start", "status");
+    s.events();
+    let late = 0x0100_0000 + 40;
+    let frame = Bytes::from(vec![0x27; 9000]);
+    s.client
+        .send_media(TagType::Video, late, frame.clone())
+        .unwrap();
+    let msgs = s.sent();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!((msgs[0].timestamp, &msgs[0].payload), (late, &frame));
+
+    // Playing: the server's extended timestamps.
+    let mut s = Scripted::playing(ClientConfig::default());
+    s.send(&RtmpMessage::new(6, 0xFFFF_FF00, 9, 1, vec![0x17; 5000]));
+    match s.events().as_slice() {
+        [ClientEvent::Media(t)] => assert_eq!((t.timestamp, t.data.len()), (0xFFFF_FF00, 5000)),
+        other => panic!("{other:?}"),
+    }
+}
