@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-TARGETS=(fstream_preamble rtmp_handshake rtmp_chunk amf0 amf3 flv_tag rtmp_session fstream_session http_session control_api ts_mux fmp4_mux
+TARGETS=(fstream_preamble rtmp_handshake rtmp_chunk amf0 amf3 flv_tag rtmp_session rtmp_client_session fstream_session http_session control_api ts_mux fmp4_mux
     mods_file host_toml)
 
 usage() {

@@ -533,7 +533,7 @@ pub fn require(programs: &[&str]) {
     let missing: Vec<&str> = programs.iter().copied().filter(|p| !have(p)).collect();
     assert!(
         missing.is_empty(),
-        "{missing:?} not installed: run scripts/test once (it installs them), or apt-get install -y ffmpeg rtmpdump gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav chromium nginx"
+        "{missing:?} not installed: run scripts/test once (it installs them), or apt-get install -y ffmpeg rtmpdump gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav chromium nginx libnginx-mod-rtmp"
     );
 }
 

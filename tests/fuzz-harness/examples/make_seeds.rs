@@ -148,6 +148,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (name, bytes) in fuzz_harness::session::rtmp::seeds() {
         seeds.push(("rtmp_session", name, bytes));
     }
+    for (name, bytes) in fuzz_harness::session::rtmp_client::seeds() {
+        seeds.push(("rtmp_client_session", name, bytes));
+    }
     for (name, bytes) in fuzz_harness::session::fstream::seeds() {
         seeds.push(("fstream_session", name, bytes));
     }

@@ -1,10 +1,10 @@
 //! Runs inputs through a fuzz target's body, to reproduce a finding with a readable panic (and
 //! a backtrace with RUST_BACKTRACE=1) outside libFuzzer. `--trace` prints what a session did
-//! (rtmp_session and fstream_session only).
+//! (rtmp_session, fstream_session: their actions; rtmp_client_session: the client's events).
 //!
 //! `cargo run -p fuzz-harness --example run_input -- [--trace] TARGET FILE...`
 
-use fuzz_harness::session::{fstream, rtmp};
+use fuzz_harness::session::{fstream, rtmp, rtmp_client};
 use fuzz_harness::TARGETS;
 
 fn main() {
@@ -28,6 +28,11 @@ fn main() {
         match (trace, name.as_str()) {
             (true, "rtmp_session") => drop(rtmp::rtmp_session_trace(&data)),
             (true, "fstream_session") => drop(fstream::fstream_session_trace(&data)),
+            (true, "rtmp_client_session") => {
+                for line in rtmp_client::run(&data) {
+                    eprintln!("{line}");
+                }
+            }
             _ => target(&data),
         }
     }

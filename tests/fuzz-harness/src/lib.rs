@@ -35,6 +35,10 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("amf3", media::amf3),
     ("flv_tag", flv::flv_tag),
     ("rtmp_session", session::rtmp::rtmp_session),
+    (
+        "rtmp_client_session",
+        session::rtmp_client::rtmp_client_session,
+    ),
     ("fstream_session", session::fstream::fstream_session),
     ("http_session", http::http_session),
     ("control_api", control::control_api),

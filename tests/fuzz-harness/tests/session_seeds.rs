@@ -2,7 +2,7 @@
 //! that stops at the handshake because the session changed would still pass the replay test,
 //! and the fuzzer would quietly lose its way into the deep states.
 
-use fuzz_harness::session::{fstream, rtmp};
+use fuzz_harness::session::{fstream, rtmp, rtmp_client};
 
 fn trace_of(
     seeds: Vec<(&'static str, Vec<u8>)>,
@@ -98,4 +98,44 @@ fn control_api_seeds_allow_refuse_and_kick() {
     assert_eq!(run("dashboard-remote"), (200, false));
     assert_eq!(run("odd-method").0, 405);
     assert_eq!(run("stream-percent"), (404, false));
+}
+
+#[test]
+fn rtmp_client_seeds_publish_play_and_fail_as_named() {
+    let t = |name| trace_of(rtmp_client::seeds(), name, rtmp_client::run);
+    let publish = t("publish");
+    assert_eq!(
+        publish,
+        ["Connected", "Publishing", "Ended(Unpublished)"],
+        "{publish:#?}"
+    );
+    let play = t("play");
+    assert_eq!(
+        play.first().map(String::as_str),
+        Some("Connected"),
+        "{play:#?}"
+    );
+    assert_eq!(count(&play, "Media("), 5, "{play:#?}");
+    assert_eq!(count(&play, "Unpublished"), 1, "{play:#?}");
+    assert!(
+        play.last().unwrap().starts_with("Ended(PlayStopped"),
+        "{play:#?}"
+    );
+    for (name, failure) in [
+        ("connect-rejected", "Failed(ConnectRejected"),
+        ("stream-not-found", "Failed(StreamNotFound"),
+        ("bad-name", "Failed(PublishRejected"),
+        ("timeout", "Failed(Timeout"),
+        ("output-full", "Failed(Closed"),
+    ] {
+        let trace = t(name);
+        assert!(
+            trace.last().is_some_and(|l| l.starts_with(failure)),
+            "{name}: {trace:#?}"
+        );
+    }
+    assert_eq!(
+        t("play-stop").last().map(String::as_str),
+        Some("Ended(Stopped)")
+    );
 }

@@ -1,4 +1,5 @@
-//! `rtmp_session`, `fstream_session`: the protocol frontends' sessions as state machines.
+//! `rtmp_session`, `fstream_session`: the protocol frontends' sessions as state machines;
+//! `rtmp_client_session`: the RTMP client session (relays), the server's side played instead.
 //!
 //! A session is sans-IO: the host calls `start`, then `bytes`, `event`, `timer` and `closed` in
 //! whatever order the network, the hub, the authenticators and the clock dictate, and carries
@@ -17,6 +18,7 @@
 
 pub mod fstream;
 pub mod rtmp;
+pub mod rtmp_client;
 
 use fstream_abi::abi_stable::std_types::{RResult, RString};
 use fstream_abi::{
