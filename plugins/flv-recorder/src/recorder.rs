@@ -36,6 +36,7 @@ use std::{
     fs::{File, OpenOptions},
     io::{self, Seek, SeekFrom, Write},
     os::unix::fs::FileExt,
+    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, Instant},
@@ -642,11 +643,14 @@ impl Recorder {
             path: path.clone(),
             source,
         };
+        // The file is named after the stream; a link put in its place (by whoever can write
+        // the directory) is not followed, so appending never writes outside the directory.
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(|source| RecordError::Create {
                 path: path.clone(),

@@ -630,3 +630,23 @@ fn no_room_for_a_head_leaves_no_file() {
     assert_eq!(files_in(&dir), [dir.join("notes.txt")]);
     assert!(host.0.lock().unwrap().is_empty(), "nothing to report");
 }
+
+/// An append publish whose file is a link to somewhere else does not write there: the
+/// recording fails, the link's target is untouched.
+#[test]
+fn append_does_not_follow_a_link_in_the_files_place() {
+    let tmp = Tmp::new("append-link");
+    // Empty, so that a followed link would have it start as a new recording.
+    let outside = tmp.0.join("outside.flv");
+    std::fs::write(&outside, b"").unwrap();
+    let dir = tmp.0.join("rec");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("s.flv")).unwrap();
+    let mut r = Recorder::new(dir.clone(), "s", "a/s", Mode::Append, T0, no_limits());
+    let failed = stream_packets(1000, 1000, 25)
+        .iter()
+        .any(|p| r.packet(p).is_err());
+    assert!(failed, "the recording went on through the link");
+    let _ = r.finish();
+    assert_eq!(std::fs::read(&outside).unwrap(), b"");
+}
