@@ -154,6 +154,7 @@ async fn run(
         entry,
         since: HashMap::new(),
         renames: Arc::default(),
+        not_recorded: Arc::default(),
     };
     ctx.services
         .clients
@@ -203,6 +204,50 @@ struct Conn {
     /// Stream names the authenticators renamed, used by this connection's publishes and
     /// subscriptions of those names.
     renames: Arc<Renames>,
+    /// Publishes an app handler accepted without the recording they asked for
+    /// (`MayRecord(false)`), by the names they may go live under: the host publishes them
+    /// live whatever the frontend says (a frontend built before v2.3 does not read the grant).
+    not_recorded: Arc<NotRecorded>,
+}
+
+/// The stream names of [`Conn::not_recorded`], a few at most (a connection publishes one or
+/// two streams; past the bound the oldest is forgotten).
+#[derive(Default)]
+struct NotRecorded(std::sync::Mutex<std::collections::VecDeque<String>>);
+
+impl NotRecorded {
+    const MAX: usize = 8;
+
+    /// A publish of `app`/`stream` was decided by `decision`.
+    fn decided(&self, app: &str, stream: &str, decision: &AppDecision) {
+        if fstream_abi::may_record(&decision.ext) != Some(false) {
+            return;
+        }
+        let name = match decision.verdict() {
+            Some(AppVerdict::Accept) => format!("{app}/{stream}"),
+            // The frontend resolves a redirect's target (a name in the app, or APP/NAME).
+            Some(AppVerdict::Redirect(to)) if to.contains('/') => to.to_string(),
+            Some(AppVerdict::Redirect(to)) => format!("{app}/{to}"),
+            _ => return,
+        };
+        let mut names = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if names.len() >= Self::MAX {
+            names.pop_front();
+        }
+        names.push_back(name);
+    }
+
+    /// Whether the publish of `stream` was refused its recording (and forgets it).
+    fn take(&self, stream: &str) -> bool {
+        let mut names = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match names.iter().position(|n| n == stream) {
+            Some(i) => {
+                names.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -703,8 +748,15 @@ impl Conn {
         &mut self,
         publication: u32,
         stream: &str,
-        options: fstream_abi::PublishOptions,
+        mut options: fstream_abi::PublishOptions,
     ) -> PublishOutcome {
+        if options.record != fstream_abi::RecordMode::Live && self.not_recorded.take(stream) {
+            tracing::info!(
+                stream,
+                "the app handler refused the recording; publishing live"
+            );
+            options.record = fstream_abi::RecordMode::Live;
+        }
         let renamed = self.renames.get(renames::For::Publish, stream);
         if let Some(to) = &renamed {
             tracing::info!(from = stream, to = %to, "publishing under the name the authenticator gave");
@@ -755,6 +807,10 @@ impl Conn {
     fn call_app(&mut self, request: u64, mut call: AppCall_NE) {
         let caller = self.caller();
         let clients = self.ctx.services.clients.clone();
+        let publish = match call.as_enum() {
+            Ok(AppCall::Publish(p)) => Some((p.app.to_string(), p.stream.to_string())),
+            _ => None,
+        };
         let (app, ticket) = match call.as_enum_mut() {
             Ok(c) => {
                 set_caller(c, caller);
@@ -777,8 +833,12 @@ impl Conn {
         // Whoever answers first takes the ticket; without one (close) the answer is ours.
         let answer = {
             let clients = clients.clone();
+            let not_recorded = self.not_recorded.clone();
             move |decision: AppDecision| {
                 let ours = ticket.is_none_or(|t| clients.take(t));
+                if let (true, Some((app, stream))) = (ours, &publish) {
+                    not_recorded.decided(app, stream, &decision);
+                }
                 ours.then_some(Event::AppResult { request, decision })
             }
         };

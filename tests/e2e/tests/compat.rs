@@ -363,3 +363,81 @@ fn check_table(root: &Root, plugin_dir: &str) -> (String, bool) {
         status.is_some_and(|s| s.success()),
     )
 }
+
+/// Who may record, with a frontend older than the rule: v2.2's RTMP frontend does not read the
+/// `MayRecord(false)` that today's rtmp-app puts in its decision, so the host itself publishes
+/// such a `record` publish live. A user who may record still records through the old frontend.
+#[test]
+fn a_v2_2_rtmp_frontend_cannot_record_for_a_user_who_may_not() {
+    use fstream_e2e::{
+        generated_flv,
+        rtmp_client::{send_flv_tags_paced, RtmpClient},
+        video_frames_in,
+    };
+    let old = old_plugins("a1e6d79");
+    let new = bin("fstream-host").parent().unwrap().to_path_buf();
+    let dir = mixed_plugins(
+        "compat-record",
+        &[
+            ("auth-ini", &new),
+            ("rtmp", &old),
+            ("rtmp-app", &new),
+            ("flv-recorder", &new),
+        ],
+    );
+    let root = Root::new(
+        "compat-record",
+        &["auth-ini", "rtmp", "rtmp-app", "flv-recorder"],
+    );
+    root.user("fier", "123");
+    root.write("users/ann.ini", "[DEFAULT]\npassword=456\nrecord = yes\n");
+    let plugin_dir = dir.path().to_string_lossy().to_string();
+    let host = Host::start(&root, &["rtmp"], &["--plugin-dir", &plugin_dir]);
+    let (check, ok) = check_table(&root, &plugin_dir);
+    assert!(ok, "{check}");
+    assert!(
+        check
+            .lines()
+            .any(|l| l.contains("rtmp ") && l.contains("v2.2")),
+        "{check}"
+    );
+    let flv = generated_flv(root.path(), 2);
+    let addr = host.addr("rtmp");
+    for (app, password) in [("fier", "123"), ("ann", "456")] {
+        let mut c = RtmpClient::new(addr);
+        assert_eq!(c.connect(app).name, "_result");
+        let msid = c.create_stream(2.0);
+        let statuses = c.publish_typed(
+            msid,
+            &format!("cam?user_password={password}"),
+            "record",
+            Duration::from_millis(300),
+        );
+        assert_eq!(statuses[0].1, "NetStream.Publish.Start", "{statuses:?}");
+        assert_eq!(send_flv_tags_paced(&mut c, msid, &flv), 50);
+        drop(c);
+        thread::sleep(Duration::from_millis(300));
+    }
+    let deadline = Instant::now() + WAIT;
+    while !host.log().contains("recording finished") {
+        assert!(Instant::now() < deadline, "{}", host.log());
+        thread::sleep(Duration::from_millis(50));
+    }
+    let files = |app: &str| -> Vec<PathBuf> {
+        std::fs::read_dir(root.path().join("recordings").join(app))
+            .map(|r| r.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    assert!(
+        files("fier").is_empty(),
+        "recorded for a user who may not: {:?}\n{}",
+        files("fier"),
+        host.log()
+    );
+    assert!(host
+        .log()
+        .contains("the app handler refused the recording; publishing live"));
+    let ann = files("ann");
+    assert_eq!(ann.len(), 1, "{ann:?}");
+    assert!(video_frames_in(&ann[0]) >= 45, "{ann:?}");
+}
