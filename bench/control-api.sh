@@ -69,7 +69,7 @@ def col(p):
     if not v:
         return "-"
     med = v[len(v) // 2]
-    return f"{med[0]:.1f} ms / {max(x[0] for x in v):.1f} ms / {med[1] // 1024} KiB"
+    return f"{med[0]:.1f} ms / {max(x[0] for x in v):.1f} ms / {med[1] / 1024:.1f} KiB"
 f = lambda v, d=2: "-" if v is None else f"{v:.{d}f}"
 print(f"| {r['viewers']} | {sys.argv[3]} | {r['connected']} | {f(r['delivered_mbps'],0)} | {r['stalled']} | "
       f"{r['corrupt']} | {f(r['server_cpu_s_per_gb'])} | {col('/api/v1/streams')} | "
