@@ -73,8 +73,11 @@ impl HostServices {
     }
 
     /// The stats document (see [`crate::stats::render`]).
-    pub fn stats_json(&self) -> String {
-        let streams = self.hub.get().map(|h| h.snapshot()).unwrap_or_default();
+    pub fn stats_json(&self, parts: crate::stats::Parts) -> String {
+        let streams = match parts.streams {
+            true => self.hub.get().map(|h| h.snapshot()).unwrap_or_default(),
+            false => Vec::new(),
+        };
         let a = &self.auth.counters;
         let extra = Extra {
             uptime_ms: self.started.elapsed().as_millis() as u64,
@@ -91,7 +94,7 @@ impl HostServices {
                 .map(|h| h.frontend_plugins().to_vec())
                 .unwrap_or_default(),
         };
-        crate::stats::render(&streams, &self.sessions, &extra)
+        crate::stats::render(&streams, &self.sessions, &extra, parts)
     }
 
     pub fn set_http_prefixes(&self, prefixes: Vec<String>) {
@@ -209,7 +212,11 @@ impl HostApi for HostServices {
         self.notices.send(notice.clone());
     }
     fn stats(&self) -> RString {
-        self.stats_json().into()
+        self.stats_json(crate::stats::Parts::ALL).into()
+    }
+    fn stats_of(&self, parts: RStr<'_>) -> RString {
+        self.stats_json(crate::stats::Parts::parse(parts.as_str()))
+            .into()
     }
     fn kick(&self, connection: u64, reason: RStr<'_>) -> bool {
         self.sessions.kick(connection, reason.as_str())

@@ -315,46 +315,102 @@ pub struct Extra {
     pub frontend_plugins: Vec<String>,
 }
 
-/// The document `HostApi::stats` returns (the README's control API section describes it).
-pub fn render(streams: &[StreamSnapshot], sessions: &Sessions, extra: &Extra) -> String {
-    let live = sessions.all();
-    let by_protocol: BTreeMap<String, Value> = sessions
-        .bytes_by_protocol(&live)
-        .into_iter()
-        .map(|(p, (i, o))| (p, json!({"bytes_in": i, "bytes_out": o})))
-        .collect();
-    let mut connections: BTreeMap<&str, u64> = BTreeMap::new();
-    for e in &live {
-        *connections.entry(e.protocol.as_str()).or_default() += 1;
+/// Which parts of the document to render (`HostApi::stats_of`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    pub server: bool,
+    pub streams: bool,
+    pub sessions: bool,
+    pub counters: bool,
+}
+
+impl Parts {
+    pub const ALL: Parts = Parts {
+        server: true,
+        streams: true,
+        sessions: true,
+        counters: true,
+    };
+
+    /// `server,streams,...`; unknown names are ignored.
+    pub fn parse(list: &str) -> Parts {
+        let has = |name: &str| list.split(',').any(|p| p.trim() == name);
+        Parts {
+            server: has("server"),
+            streams: has("streams"),
+            sessions: has("sessions"),
+            counters: has("counters"),
+        }
     }
-    let c = &COUNTERS;
-    let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let doc = json!({
-        "server": {
-            "version": env!("CARGO_PKG_VERSION"),
-            "uptime_ms": extra.uptime_ms,
-            "unix_ms": crate::hub::unix_ms(),
-        },
-        "streams": streams.iter().map(|s| stream_json(s, sessions, &extra.frontend_plugins)).collect::<Vec<_>>(),
-        "sessions": live.iter().map(|e| session_json(e)).collect::<Vec<_>>(),
-        "counters": {
-            "connections_total": r(&c.connections),
-            "connections_open": connections,
-            "protocols": by_protocol,
-            "auth_allowed": extra.auth[0],
-            "auth_denied": extra.auth[1],
-            "auth_errors": extra.auth[2],
-            "queue_overflows": r(&c.queue_overflows),
-            "dropped_viewers": r(&c.dropped_viewers),
-            "recordings_started": r(&c.recordings),
-            "recordings_done": r(&c.recordings_done),
-            "plugin_panics": r(&c.plugin_panics),
-            "kicks": r(&c.kicks),
-            "notices_sent": extra.notices_sent,
-            "notices_dropped": extra.notices_dropped,
-        },
-    });
-    doc.to_string()
+}
+
+/// The document `HostApi::stats` returns (the README's control API section describes it),
+/// with only `parts` in it.
+pub fn render(
+    streams: &[StreamSnapshot],
+    sessions: &Sessions,
+    extra: &Extra,
+    parts: Parts,
+) -> String {
+    let mut doc = serde_json::Map::new();
+    if parts.server {
+        doc.insert(
+            "server".into(),
+            json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "uptime_ms": extra.uptime_ms,
+                "unix_ms": crate::hub::unix_ms(),
+            }),
+        );
+    }
+    if parts.streams {
+        let list: Vec<Value> = streams
+            .iter()
+            .map(|s| stream_json(s, sessions, &extra.frontend_plugins))
+            .collect();
+        doc.insert("streams".into(), list.into());
+    }
+    if !(parts.sessions || parts.counters) {
+        return Value::Object(doc).to_string();
+    }
+    let live = sessions.all();
+    if parts.sessions {
+        let list: Vec<Value> = live.iter().map(|e| session_json(e)).collect();
+        doc.insert("sessions".into(), list.into());
+    }
+    if parts.counters {
+        let by_protocol: BTreeMap<String, Value> = sessions
+            .bytes_by_protocol(&live)
+            .into_iter()
+            .map(|(p, (i, o))| (p, json!({"bytes_in": i, "bytes_out": o})))
+            .collect();
+        let mut connections: BTreeMap<&str, u64> = BTreeMap::new();
+        for e in &live {
+            *connections.entry(e.protocol.as_str()).or_default() += 1;
+        }
+        let c = &COUNTERS;
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        doc.insert(
+            "counters".into(),
+            json!({
+                "connections_total": r(&c.connections),
+                "connections_open": connections,
+                "protocols": by_protocol,
+                "auth_allowed": extra.auth[0],
+                "auth_denied": extra.auth[1],
+                "auth_errors": extra.auth[2],
+                "queue_overflows": r(&c.queue_overflows),
+                "dropped_viewers": r(&c.dropped_viewers),
+                "recordings_started": r(&c.recordings),
+                "recordings_done": r(&c.recordings_done),
+                "plugin_panics": r(&c.plugin_panics),
+                "kicks": r(&c.kicks),
+                "notices_sent": extra.notices_sent,
+                "notices_dropped": extra.notices_dropped,
+            }),
+        );
+    }
+    Value::Object(doc).to_string()
 }
 
 #[cfg(test)]

@@ -54,8 +54,8 @@ pub struct ControlApi {
 }
 
 impl Control for ControlApi {
-    fn stats(&self) -> String {
-        self.host.stats().into()
+    fn stats(&self, parts: &str) -> String {
+        self.host.stats_of(parts.into()).into()
     }
 
     fn kick(&self, id: u64, reason: &str) -> bool {

@@ -15,8 +15,9 @@ use serde_json::{json, Value};
 
 /// What the control plane needs of the host.
 pub trait Control {
-    /// The stats document (JSON), as `HostApi::stats` gives it.
-    fn stats(&self) -> String;
+    /// The stats document (JSON) with only `parts` (`server,streams,sessions,counters`), as
+    /// `HostApi::stats_of` gives it.
+    fn stats(&self, parts: &str) -> String;
     /// Closes connection `id`; false when there is none.
     fn kick(&self, id: u64, reason: &str) -> bool;
 }
@@ -41,7 +42,7 @@ pub fn answer(control: &dyn Control, call: &HttpCall) -> HttpReply {
         ["metrics"] if get => HttpReply::new(
             200,
             crate::metrics::CONTENT_TYPE,
-            crate::metrics::render(&doc(control)).as_bytes(),
+            crate::metrics::render(&doc(control, "server,streams,counters")).as_bytes(),
         ),
         ["dashboard"] if get => HttpReply::new(
             200,
@@ -50,28 +51,31 @@ pub fn answer(control: &dyn Control, call: &HttpCall) -> HttpReply {
         ),
         ["api", "v1"] if get => json_reply(200, &index()),
         ["api", "v1", "server"] if get => {
-            let d = doc(control);
+            let d = doc(control, "server,counters");
             json_reply(
                 200,
                 &json!({"server": d["server"], "counters": d["counters"]}),
             )
         }
         ["api", "v1", "streams"] if get => {
-            json_reply(200, &json!({"streams": doc(control)["streams"]}))
+            json_reply(200, &json!({"streams": doc(control, "streams")["streams"]}))
         }
         ["api", "v1", "streams", rest @ ..] if get && matches!(rest.len(), 1 | 2) => {
             // APP/NAME; an fstream channel's name alone.
             let wanted = rest.join("/");
-            match find(&doc(control), "streams", |s| s["path"] == wanted.as_str()) {
+            match find(&doc(control, "streams"), "streams", |s| {
+                s["path"] == wanted.as_str()
+            }) {
                 Some(s) => json_reply(200, &s),
                 None => error(404, &format!("no stream {wanted}")),
             }
         }
-        ["api", "v1", "sessions"] if get => {
-            json_reply(200, &json!({"sessions": doc(control)["sessions"]}))
-        }
+        ["api", "v1", "sessions"] if get => json_reply(
+            200,
+            &json!({"sessions": doc(control, "sessions")["sessions"]}),
+        ),
         ["api", "v1", "sessions", id] if get => match id.parse::<u64>() {
-            Ok(n) => match find(&doc(control), "sessions", |s| s["id"] == n) {
+            Ok(n) => match find(&doc(control, "sessions"), "sessions", |s| s["id"] == n) {
                 Some(s) => json_reply(200, &s),
                 None => error(404, &format!("no session {n}")),
             },
@@ -103,9 +107,10 @@ fn kick(control: &dyn Control, id: &str) -> HttpReply {
     }
 }
 
-/// The host's document; an unreadable one (never expected) reads as empty lists.
-fn doc(control: &dyn Control) -> Value {
-    serde_json::from_str(&control.stats())
+/// The `parts` of the host's document; an unreadable one (never expected) reads as empty
+/// lists.
+fn doc(control: &dyn Control, parts: &str) -> Value {
+    serde_json::from_str(&control.stats(parts))
         .unwrap_or_else(|_| json!({"server": {}, "streams": [], "sessions": [], "counters": {}}))
 }
 

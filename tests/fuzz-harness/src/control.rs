@@ -24,7 +24,7 @@ struct Fake {
 }
 
 impl Control for Fake {
-    fn stats(&self) -> String {
+    fn stats(&self, _parts: &str) -> String {
         self.doc.clone()
     }
     fn kick(&self, id: u64, _reason: &str) -> bool {

@@ -69,6 +69,13 @@ pub trait HostApi: Send + Sync + Clone {
     fn kick(&self, _connection: u64, _reason: RStr<'_>) -> bool {
         false
     }
+    /// Since v2.3: [`Self::stats`] with only the parts named in `parts`, a comma-separated
+    /// list of `server`, `streams`, `sessions`, `counters` (unknown names are ignored). The
+    /// sessions are the large part (one entry per connection): a caller that does not show
+    /// them spares the host rendering them.
+    fn stats_of(&self, _parts: RStr<'_>) -> RString {
+        self.stats()
+    }
 }
 
 pub type HostApiBox = HostApi_TO<'static, RArc<()>>;
