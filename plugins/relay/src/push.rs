@@ -56,6 +56,9 @@ pub struct PushConfig {
     pub max_retry_ms: u64,
     /// Bytes of media that may wait (handed to the host and not written, or in the client).
     pub queue_bytes: usize,
+    /// A connection whose socket takes nothing of what waits for this long is given up (a
+    /// destination that stopped reading, a path that went black).
+    pub stall_ms: u64,
     /// The RTMP client session's own settings; its `max_output_bytes` is set to
     /// `queue_bytes` by [`Push::new`].
     pub client: ClientConfig,
@@ -67,6 +70,7 @@ impl PushConfig {
             retry_ms: s.retry_ms,
             max_retry_ms: s.max_retry_ms.max(s.retry_ms),
             queue_bytes: s.queue_bytes,
+            stall_ms: s.stall_ms,
             client: ClientConfig {
                 phase_timeout_ms: PHASE_TIMEOUT_MS,
                 ..ClientConfig::default()
@@ -149,6 +153,12 @@ pub enum PushError {
     /// The RTMP session failed: refused, broke the protocol, timed out, or the socket closed.
     #[error("{0}")]
     Client(#[from] ClientError),
+    /// The socket took none of the `queued` bytes waiting for `after_ms`.
+    #[error("the destination took nothing of {queued} bytes for {after_ms} ms")]
+    Stalled { queued: usize, after_ms: u64 },
+    /// What must go out (headers, protocol replies) would pass the bound of what may wait.
+    #[error("{queued} bytes waiting; the limit is {limit}")]
+    Overflow { queued: usize, limit: usize },
 }
 
 impl PushError {
@@ -160,6 +170,8 @@ impl PushError {
         match self {
             PushError::ConnectFailed => "connect_failed",
             PushError::Client(e) => e.kind(),
+            PushError::Stalled { .. } => "stalled",
+            PushError::Overflow { .. } => "overflow",
         }
     }
 }
@@ -346,6 +358,10 @@ pub struct Push {
     in_flight: usize,
     /// The connection closing after the stream's end: its writes still count as written.
     flushing: Option<ConnId>,
+    /// The latest time any input brought.
+    now_ms: u64,
+    /// Since when the socket has taken nothing of what waits (while anything waits).
+    stalled_since: u64,
     next_conn: ConnId,
     rng: StdRng,
     actions: VecDeque<Action>,
@@ -374,6 +390,8 @@ impl Push {
             attempts: 0,
             in_flight: 0,
             flushing: None,
+            now_ms: 0,
+            stalled_since: 0,
             next_conn: 1,
             rng: StdRng::seed_from_u64(seed),
             actions: VecDeque::new(),
@@ -414,6 +432,11 @@ impl Push {
         self.headers.bytes() + 8 * 1024
     }
 
+    /// The most bytes ever waiting for the host on a connection: past it the connection fails.
+    pub fn hard_limit(&self) -> usize {
+        self.config.queue_bytes + self.essentials_bound()
+    }
+
     /// The next action for the host. Drain after every call.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
@@ -426,13 +449,25 @@ impl Push {
 
     /// When [`Push::tick`] has something to do.
     pub fn next_timeout(&self) -> Option<u64> {
-        match &self.state {
-            State::Idle => None,
-            State::Backoff { until } => Some(*until),
+        let client = match &self.state {
+            State::Idle => return None,
+            State::Backoff { until } => return Some(*until),
             State::Connecting { client, .. } | State::Publishing { client, .. } => {
                 client.next_timeout()
             }
+        };
+        let stall =
+            (self.in_flight > 0).then(|| self.stalled_since.saturating_add(self.config.stall_ms));
+        match (client, stall) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
+    }
+
+    /// Time as the inputs bring it, never going back.
+    fn clock(&mut self, now_ms: u64) -> u64 {
+        self.now_ms = self.now_ms.max(now_ms);
+        self.now_ms
     }
 
     // ------------------------------------------------------------------------------------
@@ -443,6 +478,7 @@ impl Push {
     /// publisher of the same stream: its headers replace the old and, while publishing, go
     /// out at once, then the next keyframe.
     pub fn stream_started(&mut self, headers: impl IntoIterator<Item = Tag>, now_ms: u64) {
+        let now_ms = self.clock(now_ms);
         self.headers = Headers::default();
         self.has_video = false;
         for h in headers {
@@ -469,7 +505,8 @@ impl Push {
     }
 
     /// A tag of the live stream. Never blocks: it is sent, or dropped and counted.
-    pub fn media(&mut self, tag: Tag, _now_ms: u64) {
+    pub fn media(&mut self, tag: Tag, now_ms: u64) {
+        self.clock(now_ms);
         if !self.live {
             return;
         }
@@ -539,7 +576,8 @@ impl Push {
     }
 
     /// The stream ended: unpublish and close (flushing), or stop trying.
-    pub fn stream_ended(&mut self, _now_ms: u64) {
+    pub fn stream_ended(&mut self, now_ms: u64) {
+        self.clock(now_ms);
         if !std::mem::replace(&mut self.live, false) {
             return;
         }
@@ -556,7 +594,8 @@ impl Push {
             } => {
                 client.unpublish();
                 while client.poll_event().is_some() {}
-                self.write(conn, client.take_output());
+                // A few hundred bytes: past the limit or not, they go.
+                self.write_unchecked(conn, client.take_output());
                 self.actions.push_back(Action::Close { conn, flush: true });
                 self.flushing = Some(conn);
                 self.events.push_back(PushEvent {
@@ -576,7 +615,8 @@ impl Push {
     // The socket
 
     /// The socket of `conn` is connected: the handshake goes out.
-    pub fn connected(&mut self, conn: ConnId, _now_ms: u64) {
+    pub fn connected(&mut self, conn: ConnId, now_ms: u64) {
+        self.clock(now_ms);
         if let State::Connecting { conn: c, up, .. } = &mut self.state {
             if *c == conn && !*up {
                 *up = true;
@@ -587,6 +627,7 @@ impl Push {
 
     /// Bytes the server sent on `conn`.
     pub fn bytes_in(&mut self, conn: ConnId, data: &[u8], now_ms: u64) {
+        let now_ms = self.clock(now_ms);
         if let Some(client) = self.client_of(conn, true) {
             client.bytes(data, now_ms);
             self.after_client(now_ms);
@@ -594,11 +635,15 @@ impl Push {
     }
 
     /// The host wrote `n` more bytes of `conn`'s writes to the socket.
-    pub fn written(&mut self, conn: ConnId, n: usize) {
+    pub fn written(&mut self, conn: ConnId, n: usize, now_ms: u64) {
+        let now_ms = self.clock(now_ms);
         if self.current_conn() == Some(conn) {
             let n = n.min(self.in_flight);
             self.in_flight -= n;
             self.stats.bytes_written += n as u64;
+            if n > 0 {
+                self.stalled_since = now_ms;
+            }
         } else if self.flushing == Some(conn) {
             self.stats.bytes_written += n as u64;
         }
@@ -606,6 +651,7 @@ impl Push {
 
     /// The socket of `conn` closed, failed, or could not be opened.
     pub fn closed(&mut self, conn: ConnId, now_ms: u64) {
+        let now_ms = self.clock(now_ms);
         if self.current_conn() != Some(conn) {
             return;
         }
@@ -620,6 +666,16 @@ impl Push {
 
     /// Time passed: reconnects after a backoff, fails an attempt past its deadline.
     pub fn tick(&mut self, now_ms: u64) {
+        let now_ms = self.clock(now_ms);
+        let stalled =
+            self.in_flight > 0 && now_ms >= self.stalled_since.saturating_add(self.config.stall_ms);
+        if stalled && self.current_conn().is_some() {
+            let error = PushError::Stalled {
+                queued: self.in_flight,
+                after_ms: now_ms - self.stalled_since,
+            };
+            return self.fail(error, true, now_ms);
+        }
         match &mut self.state {
             State::Idle => {}
             State::Backoff { until } => {
@@ -845,9 +901,24 @@ impl Push {
         self.write(conn, out);
     }
 
+    /// Hands bytes of the current connection to the host, unless that would pass the hard
+    /// limit: then the connection fails (the destination stopped reading long ago).
     fn write(&mut self, conn: ConnId, bytes: Vec<u8>) {
+        let queued = self.in_flight + bytes.len();
+        let limit = self.hard_limit();
+        if queued > limit {
+            let now_ms = self.now_ms;
+            return self.fail(PushError::Overflow { queued, limit }, true, now_ms);
+        }
+        self.write_unchecked(conn, bytes);
+    }
+
+    fn write_unchecked(&mut self, conn: ConnId, bytes: Vec<u8>) {
         if bytes.is_empty() {
             return;
+        }
+        if self.in_flight == 0 {
+            self.stalled_since = self.now_ms;
         }
         self.in_flight += bytes.len();
         self.stats.bytes_out += bytes.len() as u64;

@@ -6,6 +6,7 @@
 //! retry_ms = 1000          # first reconnect delay; doubles per failure...
 //! max_retry_ms = 30000     # ...up to this (also the delay after a refusal)
 //! queue_bytes = 4194304    # bytes a destination may have waiting before frames are dropped
+//! stall_ms = 15000         # a destination that takes nothing for this long is reconnected
 //!
 //! [[push]]
 //! streams = ["live/*", "fier/cam"]
@@ -42,6 +43,10 @@ pub const MAX_RETRY_MS_LIMIT: u64 = 600_000;
 /// least a keyframe of a small stream; at most what a host can afford per destination).
 pub const DEFAULT_QUEUE_BYTES: usize = 4 * 1024 * 1024;
 pub const QUEUE_BYTES_RANGE: (usize, usize) = (64 * 1024, 256 * 1024 * 1024);
+/// `stall_ms`: the default and the range accepted. TCP alone takes minutes to notice a
+/// destination gone silent; a live stream cannot wait that long.
+pub const DEFAULT_STALL_MS: u64 = 15_000;
+pub const STALL_MS_RANGE: (u64, u64) = (1_000, 300_000);
 
 /// The settings, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +55,7 @@ pub struct Settings {
     pub retry_ms: u64,
     pub max_retry_ms: u64,
     pub queue_bytes: usize,
+    pub stall_ms: u64,
 }
 
 impl Default for Settings {
@@ -59,6 +65,7 @@ impl Default for Settings {
             retry_ms: DEFAULT_RETRY_MS,
             max_retry_ms: DEFAULT_MAX_RETRY_MS,
             queue_bytes: DEFAULT_QUEUE_BYTES,
+            stall_ms: DEFAULT_STALL_MS,
         }
     }
 }
@@ -108,6 +115,7 @@ struct RawSettings {
     retry_ms: Option<u64>,
     max_retry_ms: Option<u64>,
     queue_bytes: Option<usize>,
+    stall_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -152,6 +160,16 @@ impl Settings {
             return Err(SettingsError::invalid(
                 "queue_bytes",
                 queue_bytes.to_string(),
+                why,
+            ));
+        }
+        let stall_ms = raw.stall_ms.unwrap_or(DEFAULT_STALL_MS);
+        let (lo, hi) = STALL_MS_RANGE;
+        if !(lo..=hi).contains(&stall_ms) {
+            let why = format!("must be from {lo} to {hi}");
+            return Err(SettingsError::invalid(
+                "stall_ms",
+                stall_ms.to_string(),
                 why,
             ));
         }
@@ -224,6 +242,7 @@ impl Settings {
             retry_ms,
             max_retry_ms,
             queue_bytes,
+            stall_ms,
         })
     }
 }

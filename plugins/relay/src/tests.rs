@@ -222,7 +222,7 @@ impl Host {
                     }
                 }
             }
-            let bound = self.push.config().queue_bytes + self.push.essentials_bound();
+            let bound = self.push.hard_limit();
             if self.push.in_flight() > bound {
                 let n = self.push.in_flight();
                 self.bad
@@ -282,7 +282,7 @@ impl Host {
         }
         let n = bytes.len();
         self.deliver(conn, bytes);
-        self.push.written(conn, n);
+        self.push.written(conn, n, self.now);
     }
 
     /// The socket takes everything waiting again.
@@ -293,7 +293,7 @@ impl Host {
         if let Some(conn) = conn {
             let n = rest.len();
             self.deliver(conn, rest);
-            self.push.written(conn, n);
+            self.push.written(conn, n, self.now);
         }
         self.run();
     }
@@ -629,6 +629,43 @@ fn a_slow_destination_drops_up_to_the_next_keyframe_within_the_bound() {
         .events
         .iter()
         .any(|e| matches!(e.kind, PushEventKind::Resumed { dropped } if dropped > 0)));
+    assert!(h.bad.0.is_empty(), "{:?}", h.bad);
+}
+
+#[test]
+fn a_destination_that_stops_reading_is_given_up_and_reconnected() {
+    let mut h = Host::new(&settings());
+    h.start();
+    h.media(video(0, 0, 0, 4_000));
+    h.stalled = true;
+    h.media(video(0, 1, 40, 4_000));
+    let stuck_at = h.now;
+    assert_eq!(h.push.next_timeout(), Some(stuck_at + 15_000));
+    h.tick(stuck_at + 14_999);
+    assert_eq!(h.push.state(), PushState::Publishing);
+    h.tick(stuck_at + 15_000);
+    assert_eq!(h.failures(), [("stalled", 1000)]);
+    assert!(h.open.is_empty(), "closed at once");
+    let line = h.events.last().unwrap().to_string();
+    assert!(line.contains("took nothing"), "{line}");
+
+    // Headers that keep coming (publisher after publisher) while nothing is read: past the
+    // hard limit the connection fails rather than queue without end.
+    let mut h = Host::new(&Settings {
+        queue_bytes: 64 * 1024,
+        ..settings()
+    });
+    h.start();
+    h.stalled = true;
+    let big = Tag::new(TagType::Script, 0, vec![2; 20_000]);
+    for _ in 0..20 {
+        h.push.stream_started([big.clone(), avc_header()], h.now);
+        h.run();
+        if h.push.state() != PushState::Publishing {
+            break;
+        }
+    }
+    assert_eq!(h.failures().first().map(|f| f.0), Some("overflow"));
     assert!(h.bad.0.is_empty(), "{:?}", h.bad);
 }
 
