@@ -15,13 +15,15 @@
 //!   `rtmp::client` (Idle → Connecting → Publishing → Backoff → ...): sequence headers first,
 //!   keyframe-first (re)starts, a bounded queue that drops up to the next keyframe, the
 //!   unpublish at the stream's end, exponential backoff.
+//! - [`relay`]: every push of every live stream behind one object: streams in by name,
+//!   actions and events out tagged with a push id, socket input back to that push.
 //! - [`redact`]: destination URLs without their credentials, for logs and stats.
 //!
 //! # Not a plugin yet
 //! The library does not export a plugin (no `export_plugin!`), and is not in `mods/main.mods`:
 //! the interface has no way yet for a plugin to ask the host for an outbound connection, nor
 //! to receive a stream's packets outside a sink. Until then the host (or a test) links this
-//! crate and drives [`push::Push`] itself.
+//! crate and drives [`relay::Relay`] (or a single [`push::Push`]) itself.
 //!
 //! Note for that step: this crate links the `rtmp` plugin's rlib for its client session, and
 //! `rtmp` exports its plugin root module; a `librelay.so` built from this crate carries that
@@ -41,6 +43,7 @@
 pub mod matching;
 pub mod push;
 pub mod redact;
+pub mod relay;
 pub mod settings;
 
 #[cfg(test)]

@@ -442,6 +442,11 @@ impl Push {
         self.actions.pop_front()
     }
 
+    /// Whether actions wait to be polled.
+    pub fn has_actions(&self) -> bool {
+        !self.actions.is_empty()
+    }
+
     /// The next event worth logging. Drain after every call.
     pub fn poll_event(&mut self) -> Option<PushEvent> {
         self.events.pop_front()

@@ -22,6 +22,7 @@ use rtmp::session::RtmpSession;
 
 use crate::{
     push::{backoff, Action, ConnId, Push, PushConfig, PushEvent, PushEventKind, PushState, Tag},
+    relay::{Relay, MAX_PUSHES},
     settings::{Destination, Settings, SettingsError},
 };
 
@@ -1005,4 +1006,130 @@ proptest! {
             prop_assert!(decodable(s).is_ok(), "{:?}", decodable(s));
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The relay: many streams, many destinations
+
+fn two_destinations() -> Settings {
+    Settings::parse(
+        r#"
+[[push]]
+streams = ["live/*"]
+to = ["rtmp://a.example/app/{name}", "rtmp://b.example/live/{name}?key=K"]
+"#,
+    )
+    .unwrap()
+}
+
+fn actions(r: &mut Relay) -> Vec<(u64, Action)> {
+    std::iter::from_fn(|| r.poll_action()).collect()
+}
+
+#[test]
+fn the_relay_fans_a_stream_out_and_retires_its_pushes_with_it() {
+    let mut r = Relay::new(two_destinations(), 3);
+    let started = r.stream_started("other/cam", headers(), 0).unwrap();
+    assert!(started.pushes.is_empty());
+    assert!(r.stream_started("bad/na me", headers(), 0).is_err());
+
+    let started = r.stream_started("live/cam", headers(), 0).unwrap();
+    assert_eq!(started.pushes, [1, 2]);
+    let got = actions(&mut r);
+    let connects: Vec<_> = got
+        .iter()
+        .map(|(id, a)| match a {
+            Action::Connect { addr, tls, .. } => (*id, addr.as_str(), *tls),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        connects,
+        [(1, "a.example:1935", false), (2, "b.example:1935", false)]
+    );
+    // Push 1 connects (its C0 C1 go out); push 2 cannot.
+    r.connected(1, 1, 0);
+    r.closed(2, 1, 0);
+    let got = actions(&mut r);
+    assert!(
+        matches!(got.as_slice(), [(1, Action::Write { conn: 1, bytes })] if bytes.len() == 1537)
+    );
+    let events: Vec<_> = std::iter::from_fn(|| r.poll_event()).collect();
+    assert!(events
+        .iter()
+        .any(|(id, e)| *id == 2 && matches!(e.kind, PushEventKind::Failed { .. })));
+    assert!(events.iter().all(|(_, e)| !e.to_string().contains("key=K")));
+    let states: Vec<_> = r.pushes().map(|p| (p.id, p.stream, p.state)).collect();
+    assert_eq!(
+        states,
+        [
+            (1, "live/cam", PushState::Connecting),
+            (2, "live/cam", PushState::Backoff)
+        ]
+    );
+    assert_eq!(r.next_timeout(), Some(1000));
+    r.tick(1000);
+    assert!(matches!(
+        actions(&mut r).as_slice(),
+        [(2, Action::Connect { conn: 2, .. })]
+    ));
+
+    // A new publisher: the same pushes.
+    assert_eq!(
+        r.stream_started("live/cam", headers(), 1500)
+            .unwrap()
+            .pushes,
+        [1, 2]
+    );
+
+    // The end: both close, then both are gone; input for them is dropped.
+    r.stream_ended("live/cam", 2000);
+    let got = actions(&mut r);
+    assert!(
+        got.contains(&(
+            1,
+            Action::Close {
+                conn: 1,
+                flush: true
+            }
+        )),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&(
+            2,
+            Action::Close {
+                conn: 2,
+                flush: false
+            }
+        )),
+        "{got:?}"
+    );
+    assert!(r.is_empty());
+    r.bytes_in(1, 1, &[0; 10], 2000);
+    assert_eq!(r.poll_action(), None);
+    assert_eq!(r.next_timeout(), None);
+}
+
+#[test]
+fn the_relay_holds_at_most_max_pushes() {
+    let to: Vec<String> = (0..64)
+        .map(|i| format!("\"rtmp://h{i}/app/{{name}}\""))
+        .collect();
+    let s = Settings::parse(&format!(
+        "[[push]]\nstreams = [\"*/*\"]\nto = [{}]",
+        to.join(",")
+    ))
+    .unwrap();
+    let mut r = Relay::new(s, 0);
+    let mut skipped = 0;
+    for i in 0..17 {
+        skipped += r
+            .stream_started(&format!("live/s{i}"), Vec::new(), 0)
+            .unwrap()
+            .skipped
+            .len();
+    }
+    assert_eq!(r.len(), MAX_PUSHES);
+    assert_eq!(skipped, 17 * 64 - MAX_PUSHES);
 }
