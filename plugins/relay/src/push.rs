@@ -255,13 +255,15 @@ pub struct Tag {
 }
 
 impl Tag {
+    /// A tag that is neither a keyframe nor a header, except `onMetaData`, which is a header.
     pub fn new(kind: TagType, timestamp: u32, data: impl Into<Bytes>) -> Tag {
+        let data = data.into();
         Tag {
+            header: kind == TagType::Script && is_metadata(&data),
             kind,
             timestamp,
-            data: data.into(),
+            data,
             keyframe: false,
-            header: kind == TagType::Script,
         }
     }
 
@@ -274,6 +276,19 @@ impl Tag {
         self.header = true;
         self
     }
+}
+
+/// Whether a script tag's body is `onMetaData` (possibly behind `@setDataFrame`), the one
+/// script tag kept for later connections; others (`onCuePoint`, ...) are passed on as they come.
+fn is_metadata(body: &[u8]) -> bool {
+    fn amf0_string(s: &str) -> Vec<u8> {
+        let mut v = vec![2, 0, s.len() as u8];
+        v.extend_from_slice(s.as_bytes());
+        v
+    }
+    let set = amf0_string("@setDataFrame");
+    let body = body.strip_prefix(set.as_slice()).unwrap_or(body);
+    body.starts_with(&amf0_string("onMetaData"))
 }
 
 /// The stream's current metadata and sequence headers: one of each kind, the latest.

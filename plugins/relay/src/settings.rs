@@ -1,4 +1,5 @@
-//! The relay's settings (`mods/relay.toml` once the host loads the plugin): push rules as
+//! The relay's settings (`mods/relay.toml` once the host loads the plugin; documented in
+//! `plugins/relay/relay.example.toml`, which a test keeps valid): push rules as
 //! nginx-rtmp's `push` and SRS's forward users write them, plus reconnect timing and the
 //! per-destination queue bound.
 //!

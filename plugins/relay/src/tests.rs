@@ -797,6 +797,35 @@ fn a_new_publisher_while_live_sends_its_headers_and_waits_for_a_keyframe() {
 }
 
 #[test]
+fn script_tags_other_than_metadata_pass_as_frames() {
+    let mut cue = Vec::new();
+    amf0::encode_all(
+        &[Amf0Value::from("onCuePoint"), Amf0Value::Number(1.0)],
+        &mut cue,
+    )
+    .unwrap();
+    let cue = Tag::new(TagType::Script, 50, cue);
+    assert!(!cue.header);
+    assert!(metadata().header);
+    let mut h = Host::new(&settings());
+    h.start();
+    h.media(video(0, 0, 0, 100));
+    h.media(cue);
+    h.drop_connection();
+    h.tick(h.now + 1000);
+    let kinds: Vec<_> = summary(h.last()).into_iter().map(|g| g.0).collect();
+    assert_eq!(
+        kinds,
+        [MediaKind::Script, MediaKind::Video, MediaKind::Audio]
+    );
+    assert_eq!(
+        h.servers[0].packets.len(),
+        5,
+        "headers, the keyframe, the cue point"
+    );
+}
+
+#[test]
 fn an_audio_only_stream_starts_at_once() {
     let mut h = Host::new(&settings());
     h.push.stream_started([metadata(), aac_header()], h.now);
@@ -1132,4 +1161,34 @@ fn the_relay_holds_at_most_max_pushes() {
     }
     assert_eq!(r.len(), MAX_PUSHES);
     assert_eq!(skipped, 17 * 64 - MAX_PUSHES);
+}
+
+#[test]
+fn the_example_settings_are_the_defaults_and_their_rule_works() {
+    let text = include_str!("../relay.example.toml");
+    assert_eq!(Settings::parse(text).unwrap(), Settings::default());
+    let uncommented: String = text
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest)
+                if rest.starts_with("[[push]]")
+                    || rest.starts_with("streams =")
+                    || rest.starts_with("to =") =>
+            {
+                rest
+            }
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let s = Settings::parse(&uncommented).unwrap();
+    let (d, _) = s.destinations("fier/cam").unwrap();
+    let shown: Vec<String> = d.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "rtmp://backup.example/live/cam",
+            "rtmps://b.example/live/fier-cam?key=***"
+        ]
+    );
 }
