@@ -85,12 +85,14 @@ pub type ConnId = u64;
 /// What the host is asked to do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Open a TCP connection to `addr` (`HOST:PORT`), wrapped in TLS when `tls` (server name:
-    /// the host part). Report [`Push::connected`] or [`Push::closed`].
+    /// Open a TCP connection to `addr` (`HOST:PORT`), wrapped in TLS when `tls`, with
+    /// `server_name` (the host part) for SNI and the certificate check. Report
+    /// [`Push::connected`] or [`Push::closed`].
     Connect {
         conn: ConnId,
         addr: String,
         tls: bool,
+        server_name: String,
     },
     /// Write these bytes after those of earlier writes; report [`Push::written`] as the
     /// socket takes them.
@@ -194,9 +196,12 @@ pub enum PushEventKind {
     Publishing {
         conn: ConnId,
     },
-    /// The connection failed; the next attempt is in `retry_in_ms`.
+    /// The connection failed; the next attempt is in `retry_in_ms`. `error` carries the
+    /// server's words as they came; `reason` is its text with the destination's secrets
+    /// hidden (a server may quote the stream name it refused, key and all): log that.
     Failed {
         error: PushError,
+        reason: String,
         retry_in_ms: u64,
     },
     /// The destination fell behind: frames are dropped up to the next keyframe.
@@ -219,9 +224,13 @@ impl std::fmt::Display for PushEvent {
                 write!(f, "push to {d}: connecting (attempt {attempt})")
             }
             PushEventKind::Publishing { .. } => write!(f, "push to {d}: publishing"),
-            PushEventKind::Failed { error, retry_in_ms } => write!(
+            PushEventKind::Failed {
+                error,
+                reason,
+                retry_in_ms,
+            } => write!(
                 f,
-                "push to {d}: {error} ({}); retrying in {retry_in_ms} ms",
+                "push to {d}: {reason} ({}); retrying in {retry_in_ms} ms",
                 error.kind()
             ),
             PushEventKind::Dropping { queued } => write!(
@@ -762,6 +771,7 @@ impl Push {
             conn,
             addr: self.dest.addr.clone(),
             tls: self.dest.tls,
+            server_name: self.dest.server_name().to_string(),
         });
         self.events.push_back(PushEvent {
             dest: self.dest.to_string(),
@@ -860,6 +870,7 @@ impl Push {
         self.events.push_back(PushEvent {
             dest: self.dest.to_string(),
             kind: PushEventKind::Failed {
+                reason: self.dest.scrub(&error.to_string()),
                 error,
                 retry_in_ms: delay,
             },

@@ -366,6 +366,7 @@ impl UrlTemplate {
         let mut d = Destination::from_url(&self.render(app, name))?;
         if self.literal_name {
             d.shown = redact::url_hiding_name(&d.url);
+            d.name_is_secret = true;
         }
         Ok(d)
     }
@@ -401,6 +402,8 @@ pub struct Destination {
     pub target: rtmp::client::Target,
     url: String,
     shown: String,
+    /// The stream name is hidden in logs too (a literal name in the settings).
+    name_is_secret: bool,
 }
 
 impl std::fmt::Display for Destination {
@@ -453,7 +456,36 @@ impl Destination {
             target,
             url: url.to_string(),
             shown: redact::url(url),
+            name_is_secret: false,
         })
+    }
+
+    /// The host part of `addr` (no port, no brackets): the TLS server name.
+    pub fn server_name(&self) -> &str {
+        let host = match self.addr.rsplit_once(':') {
+            Some((h, port)) if !port.contains(']') => h,
+            _ => self.addr.as_str(),
+        };
+        host.strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host)
+    }
+
+    /// `text` (a server's words, an error) with this destination's secrets hidden: its
+    /// query, and its stream name when that is hidden too. A server may quote the name it
+    /// refused, query and all.
+    pub fn scrub(&self, text: &str) -> String {
+        let stream = self.target.stream.as_str();
+        let (name, query) = stream.split_once('?').unwrap_or((stream, ""));
+        let mut out = text.to_string();
+        let mut secrets = vec![query];
+        if self.name_is_secret {
+            secrets.push(name);
+        }
+        for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
+            out = out.replace(secret, redact::HIDDEN);
+        }
+        out
     }
 
     /// The full URL, credentials included: for the connection, never for a log.

@@ -420,7 +420,9 @@ impl Host {
         self.events
             .iter()
             .filter_map(|e| match &e.kind {
-                PushEventKind::Failed { error, retry_in_ms } => Some((error.kind(), *retry_in_ms)),
+                PushEventKind::Failed {
+                    error, retry_in_ms, ..
+                } => Some((error.kind(), *retry_in_ms)),
                 _ => None,
             })
             .collect()
@@ -695,6 +697,20 @@ fn a_refusal_waits_the_longest_backoff() {
         "{line}"
     );
     assert!(!line.contains("123"), "{line}");
+
+    // A server quoting the refused name, key and all: the log line does not.
+    let d = Destination::from_url("rtmps://[::1]:4443/live/cam?key=S3CRET").unwrap();
+    assert_eq!(d.server_name(), "::1");
+    assert_eq!(
+        d.scrub("NetStream.Publish.BadName: cam?key=S3CRET is taken"),
+        "NetStream.Publish.BadName: cam?*** is taken"
+    );
+    let s =
+        Settings::parse("[[push]]\nstreams = [\"*/*\"]\nto = [\"rtmp://yt.example/live2/KEY-1\"]")
+            .unwrap();
+    let (d, _) = s.destinations("a/b").unwrap();
+    assert_eq!(d[0].scrub("no stream KEY-1 here"), "no stream *** here");
+    assert_eq!(d[0].server_name(), "yt.example");
 }
 
 #[test]
