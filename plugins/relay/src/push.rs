@@ -371,6 +371,9 @@ pub struct Push {
     headers_pending: bool,
     /// Frames dropped since the last keyframe sent.
     dropping: u64,
+    /// Those drops began because the destination fell behind (a `Dropping` event went out),
+    /// not because a new connection waits for its first keyframe.
+    slow: bool,
     /// The latest timestamp of the stream: resent headers carry it, so the far side's
     /// timeline never goes back.
     last_ts: u32,
@@ -409,6 +412,7 @@ impl Push {
             wait_key: true,
             headers_pending: false,
             dropping: 0,
+            slow: false,
             last_ts: 0,
             failures: 0,
             attempts: 0,
@@ -572,6 +576,7 @@ impl Push {
         }
         if queued + room > self.config.queue_bytes {
             if !self.wait_key {
+                self.slow = true;
                 self.events.push_back(PushEvent {
                     dest: self.dest.to_string(),
                     kind: PushEventKind::Dropping { queued },
@@ -586,7 +591,7 @@ impl Push {
             self.send_headers();
         }
         if self.send(&tag) {
-            if self.wait_key && self.dropping > 0 {
+            if self.wait_key && self.slow {
                 self.events.push_back(PushEvent {
                     dest: self.dest.to_string(),
                     kind: PushEventKind::Resumed {
@@ -596,6 +601,7 @@ impl Push {
             }
             self.wait_key = false;
             self.dropping = 0;
+            self.slow = false;
             self.stats.frames_sent += 1;
         } else {
             self.wait_key = true;
@@ -762,6 +768,7 @@ impl Push {
         self.flushing = None;
         self.wait_key = true;
         self.dropping = 0;
+        self.slow = false;
         self.state = State::Connecting {
             conn,
             client: Box::new(client),

@@ -299,6 +299,18 @@ impl Host {
         self.run();
     }
 
+    /// A stalled socket takes `n` bytes of what waits.
+    fn drain(&mut self, n: usize) {
+        let Some(conn) = self.open.iter().next().copied() else {
+            return;
+        };
+        let n = n.min(self.unwritten.len());
+        let part: Vec<u8> = self.unwritten.drain(..n).collect();
+        self.deliver(conn, part);
+        self.push.written(conn, n, self.now);
+        self.run();
+    }
+
     fn deliver(&mut self, conn: ConnId, bytes: Vec<u8>) {
         let Some(i) = self.server_of(conn) else {
             return;
@@ -965,6 +977,8 @@ enum Op {
     Tick(u64),
     Drop,
     Stall(bool),
+    /// A stalled socket takes this many bytes.
+    Drain(usize),
     Reachable(bool),
     Refuse(bool),
 }
@@ -977,6 +991,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0u64..40_000).prop_map(Op::Tick),
         1 => Just(Op::Drop),
         2 => any::<bool>().prop_map(Op::Stall),
+        2 => (1usize..50_000).prop_map(Op::Drain),
         1 => any::<bool>().prop_map(Op::Reachable),
         1 => any::<bool>().prop_map(Op::Refuse),
     ]
@@ -1029,6 +1044,7 @@ proptest! {
                 Op::Drop => h.drop_connection(),
                 Op::Stall(true) => h.stalled = true,
                 Op::Stall(false) => h.unstall(),
+                Op::Drain(n) => h.drain(n),
                 Op::Reachable(r) => h.reachable = r,
                 Op::Refuse(r) => {
                     h.publish = if r { AppDecision::reject("no") } else { AppDecision::accept() };
