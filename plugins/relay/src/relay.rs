@@ -139,11 +139,20 @@ impl Relay {
     /// A tag of stream `stream`, to each of its pushes (a reference count per push: the
     /// payload is `Bytes`).
     pub fn media(&mut self, stream: &str, tag: &Tag, now_ms: u64) {
-        let Some(ids) = self.streams.get(stream).cloned() else {
+        // The packet path: no allocation, one look-up per push.
+        let Some(ids) = self.streams.get(stream) else {
             return;
         };
-        for id in ids {
-            self.with(id, |p| p.media(tag.clone(), now_ms));
+        for &id in ids {
+            if let Some(e) = self.entries.get_mut(&id) {
+                e.push.media(tag.clone(), now_ms);
+                while let Some(ev) = e.push.poll_event() {
+                    self.events.push_back((id, ev));
+                }
+                if e.push.has_actions() {
+                    self.ready.insert(id);
+                }
+            }
         }
     }
 
