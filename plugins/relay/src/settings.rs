@@ -450,6 +450,11 @@ impl Destination {
         if addr.contains(['?', '#', ' ']) {
             return Err("the host part is not HOST[:PORT]".into());
         }
+        // parse_url added the default port if there was none: there is one now.
+        let port = addr.rsplit_once(':').map(|(_, p)| p).unwrap_or_default();
+        if !matches!(port.parse::<u16>(), Ok(p) if p > 0) {
+            return Err("the port is not a number from 1 to 65535".into());
+        }
         Ok(Destination {
             addr,
             tls,

@@ -711,6 +711,10 @@ fn a_refusal_waits_the_longest_backoff() {
     assert!(!line.contains("123"), "{line}");
 
     // A server quoting the refused name, key and all: the log line does not.
+    assert_eq!(
+        Destination::from_url("rtmps://[::1]/a/b").unwrap().addr,
+        "[::1]:443"
+    );
     let d = Destination::from_url("rtmps://[::1]:4443/live/cam?key=S3CRET").unwrap();
     assert_eq!(d.server_name(), "::1");
     assert_eq!(
@@ -950,6 +954,8 @@ fn bad_settings_name_their_key_and_hide_credentials() {
         ("rtmp://{app}.h/a/{name}", "placeholders"),
         ("rtmp://u:S3CRET@h/a/{name}", "credentials"),
         ("rtmp:///a/{name}", "host"),
+        ("rtmp://h:19x5/a/{name}", "port"),
+        ("rtmp://h:0/a/{name}", "port"),
     ] {
         let e = err(&rule(to));
         assert!(e.starts_with("push[0].to[0] = "), "{e}");
