@@ -26,9 +26,9 @@
 //! crate and drives [`relay::Relay`] (or a single [`push::Push`]) itself.
 //!
 //! Note for that step: this crate links the `rtmp` plugin's rlib for its client session, and
-//! `rtmp` exports its plugin root module; a `librelay.so` built from this crate carries that
-//! symbol too. Before the relay exports its own plugin, the client session should move to a
-//! crate of its own (or `rtmp`'s export go behind a feature).
+//! `rtmp` exports its plugin root module, so a cdylib of this crate would carry that symbol
+//! too; it is built as an rlib only for now. Before the relay exports its own plugin, the
+//! client session moves to a crate of its own.
 
 #![cfg_attr(
     not(test),
