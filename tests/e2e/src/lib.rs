@@ -244,6 +244,20 @@ impl Host {
         false
     }
 
+    /// Waits until the log holds `needle` at least `n` times; fails the test (showing the
+    /// log) after `timeout`.
+    pub fn expect_log_count(&self, needle: &str, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.log().matches(needle).count() < n {
+            assert!(
+                Instant::now() < deadline,
+                "waited for {n}x {needle:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn signal(&self, sig: i32) {
         unsafe {
             libc::kill(self.child.id() as i32, sig);
@@ -628,4 +642,18 @@ pub fn decoded_frames(stdout: &[u8]) -> usize {
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .count()
+}
+
+/// Waits for `child` to exit and says whether it succeeded; kills it after `timeout` (false).
+pub fn wait_success(child: &mut std::process::Child, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(s)) = child.try_wait() {
+            return s.success();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
 }

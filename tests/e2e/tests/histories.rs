@@ -11,7 +11,7 @@ use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use fstream_e2e::{background, bin, ffmpeg_publish, run_with_timeout, video_frames_in, Host, Root};
@@ -39,18 +39,6 @@ fn publish(host: &Host, secs: u32) -> thread::JoinHandle<fstream_e2e::Outcome> {
         ffmpeg_publish(&url, secs),
         Duration::from_secs(secs as u64 + 30),
     )
-}
-
-fn wait_count(host: &Host, needle: &str, n: usize) {
-    let deadline = Instant::now() + WAIT;
-    while host.log().matches(needle).count() < n {
-        assert!(
-            Instant::now() < deadline,
-            "waited for {n}x {needle:?}; log:\n{}",
-            host.log()
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// One player, run for about `secs` seconds: how many video frames it decoded.
@@ -254,7 +242,7 @@ fn players_join_during_a_publisher_switch_and_after_it_returns() {
     };
     let (status, _, err) = first.join().expect("first publisher");
     assert!(status.map(|s| s.success()).unwrap_or(false), "{err}");
-    wait_count(&h, "publisher left", 1);
+    h.expect_log_count("publisher left", 1, WAIT);
     // No publisher now: these players wait (grace period) and get the next one.
     let during: Vec<_> = [Player::Ffmpeg, Player::Rtmp2src, Player::FstreamWatch]
         .into_iter()
@@ -265,7 +253,7 @@ fn players_join_during_a_publisher_switch_and_after_it_returns() {
         .collect();
     thread::sleep(Duration::from_millis(500));
     let second = publish(&h, 7);
-    wait_count(&h, "publishing stream=fier/cam", 2);
+    h.expect_log_count("publishing stream=fier/cam", 2, WAIT);
     thread::sleep(Duration::from_millis(1500));
     let after: Vec<_> = [Player::Ffmpeg, Player::Rtmpdump, Player::Rtmpsrc]
         .into_iter()
@@ -313,7 +301,7 @@ fn players_continue_across_a_replaced_publisher() {
         .collect();
     thread::sleep(Duration::from_millis(2500));
     let second = publish(&h, 8);
-    wait_count(&h, "a new publisher replaces the current one", 1);
+    h.expect_log_count("a new publisher replaces the current one", 1, WAIT);
     thread::sleep(Duration::from_millis(1000));
     let after: Vec<_> = [Player::Ffmpeg, Player::Rtmpsrc, Player::FstreamWatch]
         .into_iter()

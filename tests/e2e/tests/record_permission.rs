@@ -71,18 +71,6 @@ fn flv_files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-fn wait_count(host: &Host, needle: &str, n: usize) {
-    let deadline = Instant::now() + WAIT;
-    while host.log().matches(needle).count() < n {
-        assert!(
-            Instant::now() < deadline,
-            "waited for {n}x {needle:?}; log:\n{}",
-            host.log()
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
 struct History {
     root: Root,
     host: Host,
@@ -126,7 +114,8 @@ impl History {
     /// After a round that was to be recorded: its file, checked with ffprobe.
     fn recorded(&mut self, app: &str, file: impl Fn(&Path) -> bool) -> PathBuf {
         self.finished += 1;
-        wait_count(&self.host, "recording finished", self.finished);
+        self.host
+            .expect_log_count("recording finished", self.finished, WAIT);
         let files: Vec<PathBuf> = flv_files(&self.root.path().join("recordings").join(app))
             .into_iter()
             .filter(|p| file(p))

@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use fstream_e2e::{bin, have, run_with_timeout, target_dir, Host, Root, TempDir};
+use fstream_e2e::{bin, have, run_with_timeout, target_dir, wait_success, Host, Root, TempDir};
 
 const WAIT: Duration = Duration::from_secs(20);
 const FPS: u32 = 25;
@@ -134,19 +134,6 @@ fn publish_fstream(addr: SocketAddr, action: &str, secs: u32) -> (Child, Child) 
         .spawn()
         .expect("spawn fstream");
     (ff, client)
-}
-
-fn wait_child(c: &mut Child, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if let Ok(Some(s)) = c.try_wait() {
-            return s.success();
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    let _ = c.kill();
-    let _ = c.wait();
-    false
 }
 
 /// Generates a fixture file of `secs` seconds.
@@ -370,7 +357,7 @@ fn records_rtmp_and_fstream_publications() {
             8,
         );
         assert!(
-            wait_child(&mut ff, Duration::from_secs(40)),
+            wait_success(&mut ff, Duration::from_secs(40)),
             "ffmpeg publish failed"
         );
         finished += 1;
@@ -385,10 +372,10 @@ fn records_rtmp_and_fstream_publications() {
         8,
     );
     assert!(
-        wait_child(&mut ff, Duration::from_secs(40)),
+        wait_success(&mut ff, Duration::from_secs(40)),
         "ffmpeg failed"
     );
-    assert!(wait_child(&mut client, WAIT), "fstream broadcast failed");
+    assert!(wait_success(&mut client, WAIT), "fstream broadcast failed");
     finished += 1;
     wait_log_count(&host, "recording finished", finished, WAIT);
     let files = recordings(&root, "fier", "cam2-");
@@ -551,9 +538,12 @@ fn unwritable_recording_dir_keeps_watchers_going() {
         vec![a, b]
     };
     for p in publisher.iter_mut() {
-        assert!(wait_child(p, Duration::from_secs(40)), "publisher failed");
+        assert!(wait_success(p, Duration::from_secs(40)), "publisher failed");
     }
-    assert!(wait_child(&mut watch, WAIT), "watcher did not end cleanly");
+    assert!(
+        wait_success(&mut watch, WAIT),
+        "watcher did not end cleanly"
+    );
     let log = host.log();
     assert!(
         log.contains("sink failed") && log.contains("blocker") && log.contains("Not a directory"),

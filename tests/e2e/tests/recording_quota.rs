@@ -11,12 +11,12 @@ use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpStream},
     path::{Path, PathBuf},
-    process::{Child, Stdio},
+    process::Stdio,
     thread,
     time::{Duration, Instant, SystemTime},
 };
 
-use fstream_e2e::{ffmpeg_publish, ffmpeg_video_frames, video_frames_in, Host, Root};
+use fstream_e2e::{ffmpeg_publish, ffmpeg_video_frames, video_frames_in, wait_success, Host, Root};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -39,31 +39,6 @@ fn root(tag: &str) -> Root {
     r
 }
 
-fn wait_count(host: &Host, needle: &str, n: usize) {
-    let deadline = Instant::now() + WAIT;
-    while host.log().matches(needle).count() < n {
-        assert!(
-            Instant::now() < deadline,
-            "waited for {n}x {needle:?}; log:\n{}",
-            host.log()
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn wait_exit(mut c: Child) -> bool {
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        if let Ok(Some(s)) = c.try_wait() {
-            return s.success();
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    let _ = c.kill();
-    let _ = c.wait();
-    false
-}
-
 /// ffmpeg publishes `fier/NAME` for `secs` s while another ffmpeg watches it live for 2 s;
 /// both must succeed whatever the recorder does.
 fn round(host: &Host, name: &str, secs: u32) {
@@ -72,7 +47,7 @@ fn round(host: &Host, name: &str, secs: u32) {
         .log()
         .matches(&format!("publishing stream=fier/{name}"))
         .count();
-    let publisher = ffmpeg_publish(
+    let mut publisher = ffmpeg_publish(
         &format!("rtmp://{rtmp}/fier/{name}?user_password=123"),
         secs,
     )
@@ -81,13 +56,16 @@ fn round(host: &Host, name: &str, secs: u32) {
     .stderr(Stdio::null())
     .spawn()
     .expect("ffmpeg");
-    wait_count(host, &format!("publishing stream=fier/{name}"), started + 1);
+    host.expect_log_count(&format!("publishing stream=fier/{name}"), started + 1, WAIT);
     let (frames, err) = ffmpeg_video_frames(&format!("rtmp://{rtmp}/fier/{name}"), &[], 2.0);
     assert!(
         frames >= 40,
         "the live viewer of {name} got {frames}: {err}"
     );
-    assert!(wait_exit(publisher), "the publisher of {name} failed");
+    assert!(
+        wait_success(&mut publisher, WAIT),
+        "the publisher of {name} failed"
+    );
     eprintln!("{name}: published {secs} s, the live viewer decoded {frames} frames");
 }
 
@@ -147,7 +125,7 @@ fn reload(host: &Host, root: &Root, recorder_toml: &str) {
     let before = host.log().matches("configuration reloaded").count();
     root.write("mods/flv-recorder.toml", recorder_toml);
     host.signal(libc::SIGHUP);
-    wait_count(host, "configuration reloaded", before + 1);
+    host.expect_log_count("configuration reloaded", before + 1, WAIT);
 }
 
 /// A first recording; the quota is set to 1.5 of it. The second recording reaches the quota
@@ -161,7 +139,7 @@ fn refuse_stops_and_refuses_recordings_and_leaves_the_live_stream_alone() {
     let api = host.addr("api");
 
     round(&host, "r1", 4);
-    wait_count(&host, "recording finished", 1);
+    host.expect_log_count("recording finished", 1, WAIT);
     let first = only_file(&root, "r1");
     let first_bytes = std::fs::read(&first).unwrap();
     let s1 = first_bytes.len() as u64;
@@ -177,11 +155,11 @@ fn refuse_stops_and_refuses_recordings_and_leaves_the_live_stream_alone() {
 
     // Admitted (s1 < quota), finished at the quota.
     round(&host, "r2", 4);
-    wait_count(&host, "recording finished", 2);
-    wait_count(
-        &host,
+    host.expect_log_count("recording finished", 2, WAIT);
+    host.expect_log_count(
         "recordings quota reached; finishing the recording here",
         1,
+        WAIT,
     );
     let second = only_file(&root, "r2");
     let frames = video_frames_in(&second);
@@ -199,7 +177,7 @@ fn refuse_stops_and_refuses_recordings_and_leaves_the_live_stream_alone() {
 
     // Refused at its start.
     round(&host, "r3", 3);
-    wait_count(&host, "recording refused: recordings quota", 1);
+    host.expect_log_count("recording refused: recordings quota", 1, WAIT);
     assert!(files_of(&root, "r3").is_empty());
     assert_eq!(
         std::fs::read(&first).unwrap(),
@@ -216,7 +194,7 @@ fn refuse_stops_and_refuses_recordings_and_leaves_the_live_stream_alone() {
     // Room made by hand: the refused publisher comes back, and is recorded.
     std::fs::remove_file(&first).unwrap();
     round(&host, "r3", 2);
-    wait_count(&host, "recording finished", 3);
+    host.expect_log_count("recording finished", 3, WAIT);
     assert_eq!(video_frames_in(&only_file(&root, "r3")), 50);
     assert_eq!(
         video_frames_in(&second),
@@ -255,7 +233,7 @@ fn delete_oldest_makes_room_and_keeps_the_newest_and_what_is_not_ours() {
     let host = Host::start(&root, &["rtmp", "http", "api"], &[]);
 
     round(&host, "r1", 4);
-    wait_count(&host, "recording finished", 1);
+    host.expect_log_count("recording finished", 1, WAIT);
     let s1 = size(&only_file(&root, "r1"));
 
     // Decoys: an operator's note, an appended recording, and a link to a file outside.
@@ -275,7 +253,7 @@ fn delete_oldest_makes_room_and_keeps_the_newest_and_what_is_not_ours() {
         &format!("record = [\"fier/*\"]\nmax_total_bytes = {quota}\non_full = \"delete_oldest\"\n"),
     );
     round(&host, "r2", 4);
-    wait_count(&host, "recording finished", 2);
+    host.expect_log_count("recording finished", 2, WAIT);
     assert_eq!(
         files_of(&root, "r1").len(),
         1,
@@ -285,11 +263,11 @@ fn delete_oldest_makes_room_and_keeps_the_newest_and_what_is_not_ours() {
     // Each of these reaches the quota half way and deletes the oldest.
     for (n, name, gone) in [(3, "r3", "r1"), (4, "r4", "r2")] {
         round(&host, name, 4);
-        wait_count(&host, "recording finished", n);
-        wait_count(
-            &host,
+        host.expect_log_count("recording finished", n, WAIT);
+        host.expect_log_count(
             "recordings quota: deleted the oldest recording",
             n - 2,
+            WAIT,
         );
         assert!(files_of(&root, gone).is_empty(), "{gone} should be gone");
         let last = only_file(&root, name);
