@@ -12,7 +12,7 @@
 //! - [`matching`]: stream patterns (`APP/NAME`, `*` within a part) and
 //!   [`settings::Settings::destinations`], the destinations of a live stream, each once.
 //! - [`push`]: one destination's state machine over the RTMP client session of
-//!   `rtmp::client` (Idle → Connecting → Publishing → Backoff → ...): sequence headers first,
+//!   `fstream_rtmp_client` (Idle → Connecting → Publishing → Backoff → ...): sequence headers first,
 //!   keyframe-first (re)starts, a bounded queue that drops up to the next keyframe, the
 //!   unpublish at the stream's end, exponential backoff.
 //! - [`relay`]: every push of every live stream behind one object: streams in by name,
@@ -25,10 +25,8 @@
 //! to receive a stream's packets outside a sink. Until then the host (or a test) links this
 //! crate and drives [`relay::Relay`] (or a single [`push::Push`]) itself.
 //!
-//! Note for that step: this crate links the `rtmp` plugin's rlib for its client session, and
-//! `rtmp` exports its plugin root module, so a cdylib of this crate would carry that symbol
-//! too; it is built as an rlib only for now. Before the relay exports its own plugin, the
-//! client session moves to a crate of its own.
+//! The RTMP client session it drives is the crate `fstream-rtmp-client` (core/rtmp-client),
+//! which exports no plugin, so a cdylib of this crate will carry only its own.
 
 #![cfg_attr(
     not(test),

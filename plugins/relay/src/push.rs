@@ -36,8 +36,8 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 use fstream_media::flv::TagType;
+use fstream_rtmp_client::{ClientConfig, ClientError, ClientEvent, RtmpClient, SendError};
 use rand::{rngs::StdRng, SeedableRng};
-use rtmp::client::{ClientConfig, ClientError, ClientEvent, RtmpClient, SendError};
 
 use crate::settings::{Destination, Settings};
 

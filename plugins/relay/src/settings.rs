@@ -350,7 +350,7 @@ impl UrlTemplate {
         Destination::from_url(&t.render("app", "name"))?;
         // Where do placeholders end up? Render them as a marker and look.
         let marked = t.render("\u{1}", "\u{1}");
-        t.literal_name = match rtmp::client::Target::parse_url(&marked) {
+        t.literal_name = match fstream_rtmp_client::Target::parse_url(&marked) {
             Ok((_, target)) => !target
                 .stream
                 .split('?')
@@ -399,7 +399,7 @@ pub struct Destination {
     /// `rtmps://`: the host wraps the connection in TLS (server name: the host part of `addr`).
     pub tls: bool,
     /// The app, tcUrl and stream name (query included) the RTMP client publishes.
-    pub target: rtmp::client::Target,
+    pub target: fstream_rtmp_client::Target,
     url: String,
     shown: String,
     /// The stream name is hidden in logs too (a literal name in the settings).
@@ -446,7 +446,8 @@ impl Destination {
                 "credentials before the host are not supported: put them in the query".into(),
             );
         }
-        let (addr, target) = rtmp::client::Target::parse_url(url).map_err(|e| e.to_string())?;
+        let (addr, target) =
+            fstream_rtmp_client::Target::parse_url(url).map_err(|e| e.to_string())?;
         if addr.contains(['?', '#', ' ']) {
             return Err("the host part is not HOST[:PORT]".into());
         }

@@ -18,9 +18,9 @@
 //!   packet for every player of that format; and the byte-less `rtmp-probe` format of a play's
 //!   first subscription.
 //! - [`names`], [`amf_json`]: names and queries; AMF0 ⇄ JSON for the app handler interface.
-//! - [`client`]: the other side: a sans-IO RTMP *client* session that publishes to or plays
-//!   from another server (for relays; the host will drive it over sockets it opens). Not used
-//!   by the frontend itself.
+//!
+//! The other side, a sans-IO RTMP *client* session (for relays), is the crate
+//! `fstream-rtmp-client` in core/rtmp-client; its tests drive it against this crate's session.
 //!
 //! Every connect, publish and play goes to the app handler serving the app (`AppCall`), which
 //! accepts (and for publishing checks the credentials in the query), rejects or redirects.
@@ -38,7 +38,6 @@
 
 pub mod amf_json;
 pub mod chunkio;
-pub mod client;
 pub mod commands;
 pub mod custom_commands;
 pub mod encoder;

@@ -1,4 +1,4 @@
-//! The sans-IO RTMP client of plugins/rtmp (`rtmp::client::RtmpClient`, the building block of
+//! The sans-IO RTMP client of plugins/rtmp (`fstream_rtmp_client::RtmpClient`, the building block of
 //! relays) against real servers: our own fstream-host and nginx-rtmp (Debian's
 //! libnginx-mod-rtmp), both ways, with ffmpeg on the far side.
 //!
@@ -23,7 +23,7 @@ use fstream_e2e::{
 use fstream_media::flv::{
     classify_audio, classify_video, FlvDemuxer, FlvMuxer, FlvTag, TagType, VideoPacket,
 };
-use rtmp::client::{ClientConfig, ClientError, ClientEvent, EndReason, RtmpClient, Target};
+use fstream_rtmp_client::{ClientConfig, ClientError, ClientEvent, EndReason, RtmpClient, Target};
 
 const WAIT: Duration = Duration::from_secs(20);
 /// The generated test stream: 25 frames per second, a keyframe every second.

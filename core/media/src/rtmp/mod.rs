@@ -42,6 +42,7 @@
 //! ```
 
 pub mod chunk;
+pub mod chunk_in;
 pub mod handshake;
 pub mod message;
 

@@ -45,9 +45,11 @@ use fstream_media::rtmp::message::{
 };
 use fstream_media::rtmp::RtmpMessage;
 use fstream_media::AmfLimits;
+use fstream_rtmp_client::{
+    ClientConfig, ClientEvent, EndReason, Phase, RtmpClient, SendError, Target,
+};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use rtmp::client::{ClientConfig, ClientEvent, EndReason, Phase, RtmpClient, SendError, Target};
 
 use super::{Reader, STEPS};
 

@@ -21,7 +21,7 @@ use fstream_media::{
 use rand::{rngs::StdRng, SeedableRng};
 
 use super::*;
-use crate::{encoder::RtmpEncoder, session::RtmpSession, settings::Settings};
+use rtmp::{encoder::RtmpEncoder, session::RtmpSession, settings::Settings};
 
 fn target(stream: &str) -> Target {
     Target::new("fier", "rtmp://127.0.0.1/fier", stream)
@@ -146,7 +146,7 @@ impl Pair {
                     options,
                     ..
                 } => {
-                    if options.format.as_str() == crate::encoder::PROBE_FORMAT {
+                    if options.format.as_str() == rtmp::encoder::PROBE_FORMAT {
                         let status = SubscriptionStatus_NE::new(self.rules.probe.clone());
                         events.push(Event::Subscription {
                             subscription,

@@ -42,6 +42,7 @@ use fstream_media::{
         chunk::{
             ChunkEncoder, ChunkLimits, RtmpMessage, MAX_EFFECTIVE_CHUNK_SIZE, MAX_MESSAGE_LEN,
         },
+        chunk_in::ChunkIn,
         handshake::{ClientHandshake, HandshakeStatus, HANDSHAKE_SIZE},
         message::{
             msg_type, split_aggregate, Command, CommandEncoding, ControlMessage, UserControlEvent,
@@ -52,8 +53,6 @@ use fstream_media::{
 use rand::RngCore;
 
 pub use error::{ClientError, SendError};
-
-use crate::chunkio::ChunkIn;
 
 /// Chunk streams we send on (those ffmpeg uses, so servers tuned to it see the familiar
 /// layout): connection commands, audio, data, video, stream commands.

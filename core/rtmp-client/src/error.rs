@@ -3,7 +3,7 @@
 use fstream_media::rtmp::{chunk::ChunkError, handshake::HandshakeError, message::MessageError};
 use thiserror::Error;
 
-use super::Phase;
+use crate::Phase;
 
 /// The end of a client session that did not go as asked. Each variant says whose doing it was
 /// (the server refused, the server broke the protocol, time ran out, a bound was reached) and
