@@ -32,6 +32,7 @@ use crate::{
     call_gate::{CallGate, GateError},
     frontends::Frontend,
     hub::{bounded_events, EventRx, EventTx, Peer, Stream},
+    not_recorded::NotRecorded,
     outq::{self, Outq},
     renames::{self, Renames},
     server::{ConnSlot, HostCtx},
@@ -208,46 +209,6 @@ struct Conn {
     /// (`MayRecord(false)`), by the names they may go live under: the host publishes them
     /// live whatever the frontend says (a frontend built before v2.3 does not read the grant).
     not_recorded: Arc<NotRecorded>,
-}
-
-/// The stream names of [`Conn::not_recorded`], a few at most (a connection publishes one or
-/// two streams; past the bound the oldest is forgotten).
-#[derive(Default)]
-struct NotRecorded(std::sync::Mutex<std::collections::VecDeque<String>>);
-
-impl NotRecorded {
-    const MAX: usize = 8;
-
-    /// A publish of `app`/`stream` was decided by `decision`.
-    fn decided(&self, app: &str, stream: &str, decision: &AppDecision) {
-        if fstream_abi::may_record(&decision.ext) != Some(false) {
-            return;
-        }
-        let name = match decision.verdict() {
-            Some(AppVerdict::Accept) => format!("{app}/{stream}"),
-            // The frontend resolves a redirect's target (a name in the app, or APP/NAME).
-            Some(AppVerdict::Redirect(to)) if to.contains('/') => to.to_string(),
-            Some(AppVerdict::Redirect(to)) => format!("{app}/{to}"),
-            _ => return,
-        };
-        let mut names = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if names.len() >= Self::MAX {
-            names.pop_front();
-        }
-        names.push_back(name);
-    }
-
-    /// Whether the publish of `stream` was refused its recording (and forgets it).
-    fn take(&self, stream: &str) -> bool {
-        let mut names = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        match names.iter().position(|n| n == stream) {
-            Some(i) => {
-                names.remove(i);
-                true
-            }
-            None => false,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

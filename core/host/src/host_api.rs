@@ -91,7 +91,7 @@ impl HostServices {
             frontend_plugins: self
                 .hub
                 .get()
-                .map(|h| h.frontend_plugins().to_vec())
+                .map(|h| h.frontend_plugins())
                 .unwrap_or_default(),
         };
         crate::stats::render(&streams, &self.sessions, &extra, parts)

@@ -13,6 +13,7 @@ pub mod host_api;
 pub mod hub;
 pub mod loader;
 pub mod mods;
+pub mod not_recorded;
 pub mod notices;
 pub mod outq;
 pub mod read_pool;

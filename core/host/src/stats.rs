@@ -312,7 +312,7 @@ pub struct Extra {
     pub notices_sent: u64,
     pub notices_dropped: u64,
     /// Plugins that are protocol frontends (their sinks, such as HLS, are not recordings).
-    pub frontend_plugins: Vec<String>,
+    pub frontend_plugins: std::sync::Arc<Vec<String>>,
 }
 
 /// Which parts of the document to render (`HostApi::stats_of`).
