@@ -16,6 +16,7 @@
 //! owns sockets, timers and threads.
 #![allow(non_local_definitions, non_camel_case_types)]
 
+pub mod glob;
 pub mod log_bridge;
 pub mod names;
 pub mod query;

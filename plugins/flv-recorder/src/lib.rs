@@ -17,7 +17,6 @@
 //! record mode says.
 
 mod date;
-mod glob;
 pub mod quota;
 pub mod recorder;
 
@@ -35,7 +34,7 @@ use fstream_abi::{
 use serde::Deserialize;
 
 pub use date::utc_stamp;
-pub use glob::{check_pattern, matches as glob_matches};
+pub use fstream_abi::glob::{check_pattern, matches as glob_matches};
 pub use quota::{OnFull, Quota};
 pub use recorder::{Limits, Mode, Notifier, Recorder};
 

@@ -8,62 +8,29 @@ use fstream_abi::names::{split_stream, validate_part, NameError};
 
 use crate::settings::{Destination, Settings};
 
-/// One part of a pattern: the text between `*`s.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Glob {
-    /// Literal pieces; a `*` stands between each two.
-    pieces: Vec<String>,
-}
-
-impl Glob {
-    fn parse(part: &str) -> Result<Glob, String> {
-        if part.is_empty() {
-            return Err("an empty part (patterns are APP/NAME)".into());
-        }
-        if part.contains("**") {
-            return Err("'**': one '*' already matches any run within a part".into());
-        }
-        let pieces: Vec<String> = part.split('*').map(str::to_string).collect();
-        if pieces.len() == 1 {
-            validate_part(part).map_err(|e| e.to_string())?;
-        } else {
-            for piece in pieces.iter().filter(|p| !p.is_empty()) {
-                if let Some(c) = piece
-                    .chars()
-                    .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-                {
-                    return Err(format!("character {c:?} not allowed in a name"));
-                }
-            }
-        }
-        Ok(Glob { pieces })
+/// Checks one part of a pattern (`live`, `cam-*`): a name, or name characters around `*`s.
+fn check_part(part: &str) -> Result<(), String> {
+    if part.is_empty() {
+        return Err("an empty part (patterns are APP/NAME)".into());
     }
-
-    fn matches(&self, s: &str) -> bool {
-        let [first, middle @ .., last] = self.pieces.as_slice() else {
-            // One piece: an exact name.
-            return self.pieces.first().is_some_and(|p| p == s);
-        };
-        let Some(mut rest) = s.strip_prefix(first.as_str()) else {
-            return false;
-        };
-        // Each middle piece at its first place: leftmost matching leaves the most room for
-        // what follows, so this never needs to backtrack.
-        for piece in middle {
-            match rest.find(piece.as_str()) {
-                Some(i) => rest = rest.get(i + piece.len()..).unwrap_or_default(),
-                None => return false,
-            }
-        }
-        rest.len() >= last.len() && rest.ends_with(last.as_str())
+    if part.contains("**") {
+        return Err("'**': one '*' already matches any run within a part".into());
+    }
+    if !part.contains('*') {
+        return validate_part(part).map_err(|e| e.to_string());
+    }
+    match part
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '*')))
+    {
+        Some(c) => Err(format!("character {c:?} not allowed in a name")),
+        None => Ok(()),
     }
 }
 
 /// A stream pattern of a push rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pattern {
-    app: Glob,
-    name: Glob,
     text: String,
 }
 
@@ -81,16 +48,16 @@ impl Pattern {
         if name.contains('/') {
             return Err("more than one '/' (patterns are APP/NAME)".into());
         }
+        check_part(app).map_err(|e| format!("the app: {e}"))?;
+        check_part(name).map_err(|e| format!("the name: {e}"))?;
         Ok(Pattern {
-            app: Glob::parse(app).map_err(|e| format!("the app: {e}"))?,
-            name: Glob::parse(name).map_err(|e| format!("the name: {e}"))?,
             text: text.to_string(),
         })
     }
 
     /// Whether stream `app/name` (already validated) is one of this pattern's.
     pub fn matches(&self, app: &str, name: &str) -> bool {
-        self.app.matches(app) && self.name.matches(name)
+        fstream_abi::glob::matches(&self.text, &format!("{app}/{name}"))
     }
 }
 

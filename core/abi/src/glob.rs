@@ -1,4 +1,5 @@
-//! A tiny glob matcher for stream names: `*` matches any run of characters within one part of
+//! A tiny glob matcher for stream names, shared by plugins (flv-recorder's `record` patterns,
+//! the relay's `streams`): `*` matches any run of characters within one part of
 //! `APP/STREAM` (never the `/`), `?` matches exactly one character (never the `/`), anything
 //! else matches itself.
 
