@@ -1,6 +1,7 @@
 //! What the backend is sent: the request as a JSON object (MediaMTX's `authHTTPAddress`, SRS's
 //! `http_hooks`) or as nginx-rtmp's `on_publish` form, and the body's signature.
 
+use fstream_abi::query::percent_decode;
 use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
@@ -125,38 +126,6 @@ fn encode_into(out: &mut String, s: &str) {
 
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// `%XX` decoded; a malformed escape stays as it is, `+` stays `+` (as `rtmp-app` reads the
-/// query, so a password-like value means the same to both).
-pub(crate) fn percent_decode(s: &str) -> Vec<u8> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            if let (Some(hi), Some(lo)) = (
-                bytes.get(i + 1).copied().and_then(hex),
-                bytes.get(i + 2).copied().and_then(hex),
-            ) {
-                out.push(hi << 4 | lo);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b);
-        i += 1;
-    }
-    out
 }
 
 #[cfg(test)]

@@ -63,7 +63,7 @@ fstream_abi::export_plugin! {
 
 /// Query keys that carry credentials; they are dropped from the query the backend sees (the
 /// password has a field of its own).
-pub const SECRET_KEYS: [&str; 4] = ["user_password", "password", "token", "channel_password"];
+pub use fstream_abi::query::SECRET_KEYS;
 
 fn init(_host: &HostApiBox, ctx: &InitContext) -> Result<PluginInstance, PluginError> {
     let settings = Settings::parse(&ctx.settings).map_err(|e| PluginError::new(e.to_string()))?;
@@ -131,7 +131,7 @@ pub fn renamed_to(location: &str) -> Option<String> {
         None => path,
     };
     let last = path.trim_end_matches('/').rsplit('/').next()?;
-    let name = String::from_utf8(body::percent_decode(last)).ok()?;
+    let name = String::from_utf8(fstream_abi::query::percent_decode(last)).ok()?;
     validate_part(&name).ok()?;
     Some(name)
 }
@@ -289,17 +289,7 @@ pub fn question(request: &AuthRequest, action: ActionName) -> Question {
 /// The query's items but those whose key names a credential (decoded, `-` read as `_`, as the
 /// RTMP app handler reads keys), as they were written.
 pub fn without_secrets(query: &str) -> String {
-    query
-        .split('&')
-        .filter(|item| {
-            let raw = item.split_once('=').map_or(*item, |(k, _)| k);
-            let key = String::from_utf8_lossy(&body::percent_decode(raw))
-                .replace('-', "_")
-                .to_ascii_lowercase();
-            !item.is_empty() && !SECRET_KEYS.iter().any(|s| key == *s)
-        })
-        .collect::<Vec<_>>()
-        .join("&")
+    fstream_abi::query::redacted(query)
 }
 
 #[cfg(test)]
